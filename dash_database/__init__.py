@@ -1,0 +1,55 @@
+"""Server-side, per-session state for Plotly Dash apps.
+
+>>> from dash_database import DashDatabase
+>>> db = DashDatabase(":memory:")
+>>> db.store_user_value("session-1", "answer", 42)
+>>> db.get_user_value("session-1", "answer")
+42
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._database import DEFAULT_PATH, ENV_URL, DashDatabase, Session
+from .backends import Backend, MemoryBackend, SqliteBackend
+from .exceptions import (
+    BackendError,
+    DashDatabaseError,
+    DeserializationError,
+    InvalidArgumentError,
+    InvalidIdError,
+    InvalidIdTypeError,
+    MissingKeyError,
+    SerializationError,
+    ValueTooLargeError,
+)
+from .serializers import JsonSerializer, PickleSerializer, Serializer
+
+try:
+    __version__ = version("dash-database")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree, not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_URL",
+    "Backend",
+    "BackendError",
+    "DashDatabase",
+    "DashDatabaseError",
+    "DeserializationError",
+    "InvalidArgumentError",
+    "InvalidIdError",
+    "InvalidIdTypeError",
+    "JsonSerializer",
+    "MemoryBackend",
+    "MissingKeyError",
+    "PickleSerializer",
+    "SerializationError",
+    "Serializer",
+    "Session",
+    "SqliteBackend",
+    "ValueTooLargeError",
+    "__version__",
+]

@@ -1,0 +1,370 @@
+"""The embedded default: one SQLite file, written through sqlitedict.
+
+Layout of the file:
+
+- ``"dash_database"``: sqlitedict's own table (``key TEXT PRIMARY KEY, value BLOB``). The key
+  is the prefix-free encoding of (session, key) from :mod:`dash_database._keys`; the value is
+  the serialized bytes (sqlitedict is given identity encoders, so it never pickles or unpickles
+  anything itself).
+- ``"dash_database_sessions"``: one row per session that has a deadline.
+
+How it is used, and why:
+
+- Writes go through sqlitedict's writer thread (one per process) in autocommit mode, and every
+  write is exactly one SQL statement, so it is atomic on its own and one queue round trip
+  completes it (each extra request through sqlitedict's queue costs a thread hand-off, about as
+  much as the commit). A write that touches both tables inserts rows into a TEMP view whose
+  ``INSTEAD OF`` trigger does the work: the trigger runs inside the statement, so the whole
+  write commits or fails as one. Errors come back through the same round trip and are raised.
+- A process-wide lock keeps one request at a time on the writer connection: sqlitedict has one
+  error slot per connection, and with one request in flight an error belongs to its caller.
+- Reads go through one plain ``sqlite3`` connection per thread, which skips the queue. In WAL
+  mode readers never block the writer or each other, and each read is its own transaction, so
+  it sees every committed write.
+- WAL with ``synchronous=NORMAL``: a committed write survives the process being killed; the
+  file stays consistent on power loss.
+- Connections belong to the process that opened them. After ``fork()`` the child opens its
+  own on first use and never touches the parent's.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from .. import _keys
+from ..exceptions import BackendError, InvalidArgumentError
+
+__all__ = ["SqliteBackend"]
+
+_TABLE = "dash_database"
+_SESSIONS = "dash_database_sessions"
+_BUSY_TIMEOUT_MS = 15_000
+
+# The data table is created with sqlitedict's own DDL so that sqlitedict finds it as its own.
+_SCHEMA = (
+    f'CREATE TABLE IF NOT EXISTS "{_TABLE}" (key TEXT PRIMARY KEY, value BLOB)',
+    f'CREATE TABLE IF NOT EXISTS "{_SESSIONS}" '
+    "(session TEXT PRIMARY KEY, deadline REAL NOT NULL) WITHOUT ROWID",
+    f'CREATE INDEX IF NOT EXISTS "{_SESSIONS}_deadline" ON "{_SESSIONS}" (deadline)',
+)
+
+_EXPIRED = f'EXISTS (SELECT 1 FROM "{_SESSIONS}" WHERE session = ? AND deadline <= ?)'
+_GET = f'SELECT value FROM "{_TABLE}" WHERE key = ? AND NOT {_EXPIRED}'
+_KEYS = f'SELECT key FROM "{_TABLE}" WHERE key >= ? AND key < ? AND NOT {_EXPIRED}'
+_DELETE = f'DELETE FROM "{_TABLE}" WHERE key = ? AND NOT {_EXPIRED} RETURNING 1'
+_DELETE_RANGE = (
+    f'DELETE FROM "{_TABLE}" WHERE key >= ? AND key < ? '
+    f'RETURNING (SELECT deadline FROM "{_SESSIONS}" WHERE session = ?)'
+)
+_DROP_DEADLINE_IF_EMPTY = (
+    f'DELETE FROM "{_SESSIONS}" WHERE session = ? '
+    f'AND NOT EXISTS (SELECT 1 FROM "{_TABLE}" WHERE key >= ? AND key < ?)'
+)
+_TOUCH = f'UPDATE "{_SESSIONS}" SET deadline = max(deadline, ?) WHERE session = ? AND deadline > ?'
+_EXPIRED_SESSIONS = f'SELECT session FROM "{_SESSIONS}" WHERE deadline <= ?'
+
+# TEMP objects live in the writer connection only. Table names inside a trigger cannot be
+# schema-qualified; they resolve to the main database since the temp schema has no such tables.
+_PUT_VIEW = "dash_database_put"
+_PURGE_VIEW = "dash_database_purge"
+_STAGING = "dash_database_staging"
+_WRITER_SETUP = (
+    f"CREATE TEMP TABLE {_STAGING} (session, low, high, key, value, deadline, now)",
+    f"CREATE TEMP VIEW {_PUT_VIEW} (session, low, high, key, value, deadline, now) "
+    "AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+    f"""CREATE TEMP TRIGGER {_PUT_VIEW} INSTEAD OF INSERT ON {_PUT_VIEW} BEGIN
+        DELETE FROM "{_TABLE}" WHERE key >= NEW.low AND key < NEW.high AND EXISTS (
+            SELECT 1 FROM "{_SESSIONS}" WHERE session = NEW.session AND deadline <= NEW.now);
+        DELETE FROM "{_SESSIONS}" WHERE session = NEW.session
+            AND (deadline <= NEW.now OR NEW.deadline IS NULL);
+        INSERT INTO "{_SESSIONS}" (session, deadline)
+            SELECT NEW.session, NEW.deadline WHERE NEW.deadline IS NOT NULL
+            ON CONFLICT (session) DO UPDATE SET deadline = max(deadline, excluded.deadline);
+        INSERT OR REPLACE INTO "{_TABLE}" (key, value) VALUES (NEW.key, NEW.value);
+    END""",
+    f"CREATE TEMP VIEW {_PURGE_VIEW} (session, low, high, now) "
+    "AS SELECT NULL, NULL, NULL, NULL WHERE 0",
+    # Both deletes re-check the deadline: another process may have renewed the session.
+    f"""CREATE TEMP TRIGGER {_PURGE_VIEW} INSTEAD OF INSERT ON {_PURGE_VIEW} BEGIN
+        DELETE FROM "{_TABLE}" WHERE key >= NEW.low AND key < NEW.high AND EXISTS (
+            SELECT 1 FROM "{_SESSIONS}" WHERE session = NEW.session AND deadline <= NEW.now);
+        DELETE FROM "{_SESSIONS}" WHERE session = NEW.session AND deadline <= NEW.now;
+    END""",
+)
+# Rows per multi-row INSERT: 7 bound values a row stays far below SQLite's 32766 limit.
+_ROWS_PER_STATEMENT = 1000
+
+# Connections inherited from a parent process are kept referenced, never closed or used: closing
+# them in the child could release locks or unmap shared memory the parent still relies on.
+_inherited: list[object] = []
+
+
+class SqliteBackend:
+    """Store sessions in one SQLite file through sqlitedict.
+
+    Args:
+        path: the database file. It is created when missing; its directory must exist.
+        remove_on_close: delete the file (and its ``-wal``/``-shm`` companions) on
+            :meth:`close`. Used for ``DashDatabase(None)``; only the creating process removes it.
+
+    Raises:
+        InvalidArgumentError: the directory does not exist, or the path is a directory.
+        BackendError: the file exists but is not a SQLite database.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, remove_on_close: bool = False) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self._remove_on_close = remove_on_close
+        self._owner_pid = os.getpid()
+        self._check_path()
+        self._init_process_state()
+        self._prepare_file()
+
+    @classmethod
+    def temporary(cls) -> SqliteBackend:
+        """Return a backend on a new temporary file that :meth:`close` removes."""
+        fd, path = tempfile.mkstemp(prefix="dash_database-", suffix=".sqlite")
+        os.close(fd)
+        return cls(path, remove_on_close=True)
+
+    # -- process-local state ------------------------------------------------------------
+
+    def _init_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._writer: Any = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+
+    def _ensure_process(self) -> None:
+        if self._pid != os.getpid():
+            _inherited.append((self._writer, self._readers))
+            self._init_process_state()
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
+
+    def _check_path(self) -> None:
+        if os.path.isdir(self.path):
+            raise InvalidArgumentError(
+                f"{self.path!r} is a directory; pass the path of a database file inside it, "
+                f"for example {os.path.join(self.path, 'dash_database.sqlite')!r}."
+            )
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise InvalidArgumentError(
+                f"The directory {directory!r} of the database file {self.path!r} does not "
+                "exist; create it first or choose another path."
+            )
+
+    def _prepare_file(self) -> None:
+        with self._errors("open"):
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
+            try:
+                _enable_wal(conn)
+                for ddl in _SCHEMA:
+                    conn.execute(ddl)
+                conn.commit()
+            finally:
+                conn.close()
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            hint = (
+                "It is not a SQLite database (or it is corrupted): move it away or choose "
+                "another path."
+                if "not a database" in str(exc) or "malformed" in str(exc)
+                else "Check that the file and its directory are writable and the disk has room."
+            )
+            raise BackendError(
+                f"Could not {action} the SQLite database {self.path!r}: {exc}. {hint}"
+            ) from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        self._ensure_process()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._errors("open"):
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=_BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def _writer_conn(self) -> Any:
+        # Called with self._lock held.
+        if self._writer is None:
+            from sqlitedict import SqliteDict
+
+            with self._errors("open"):
+                writer = SqliteDict(
+                    self.path,
+                    tablename=_TABLE,
+                    journal_mode="WAL",
+                    encode=_identity,
+                    decode=_identity,
+                    autocommit=True,
+                    outer_stack=False,
+                )
+                # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on power loss
+                # and costs nothing per commit in WAL mode.
+                writer.conn.execute("PRAGMA synchronous=NORMAL")
+                writer.conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                for ddl in _WRITER_SETUP:
+                    writer.conn.execute(ddl)
+                writer.conn.select_one("SELECT 1")
+            self._writer = writer
+        return self._writer.conn
+
+    # -- statements ------------------------------------------------------------------------
+
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one writing statement through sqlitedict (atomic: autocommit); return its rows."""
+        self._ensure_process()
+        with self._lock, self._errors("write to"):
+            return list(self._writer_conn().select(sql, args))
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        conn = self._reader()
+        with self._errors("read from"):
+            return conn.execute(sql, args).fetchall()
+
+    # -- the backend protocol -------------------------------------------------------------
+
+    def get(self, session: str, key: str, now: float) -> bytes | None:
+        rows = self._read(_GET, (_keys.encode(session, key), session, now))
+        return bytes(rows[0][0]) if rows else None
+
+    def set_many(
+        self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
+    ) -> None:
+        low, high = _keys.session_range(session)
+        rows = [
+            (session, low, high, _keys.encode(session, k), v, deadline, now)
+            for k, v in items.items()
+        ]
+        if len(rows) <= _ROWS_PER_STATEMENT:
+            self._write(*_insert(_PUT_VIEW, rows))
+            return
+        # Too many rows for one statement: stage them in a TEMP table (private to the writer
+        # connection, held under the lock), then apply them in one atomic statement.
+        self._ensure_process()
+        with self._lock, self._errors("write to"):
+            conn = self._writer_conn()
+            try:
+                for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                    # select_one waits, so a failed chunk raises before anything is applied.
+                    conn.select_one(*_insert(_STAGING, rows[start : start + _ROWS_PER_STATEMENT]))
+                conn.select_one(f"INSERT INTO {_PUT_VIEW} SELECT * FROM {_STAGING} ORDER BY rowid")
+            finally:
+                conn.select_one(f"DELETE FROM {_STAGING}")
+
+    def delete(self, session: str, key: str, now: float) -> bool:
+        return bool(self._write(_DELETE, (_keys.encode(session, key), session, now)))
+
+    def keys(self, session: str, now: float) -> list[str]:
+        low, high = _keys.session_range(session)
+        cut = len(low)
+        return [row[0][cut:] for row in self._read(_KEYS, (low, high, session, now))]
+
+    def clear(self, session: str, now: float) -> int:
+        low, high = _keys.session_range(session)
+        deleted = self._write(_DELETE_RANGE, (low, high, session))
+        # A concurrent write may have refilled the session since; its deadline then stays.
+        self._write(_DROP_DEADLINE_IF_EMPTY, (session, low, high))
+        deadline = deleted[0][0] if deleted else None
+        return 0 if deadline is not None and deadline <= now else len(deleted)
+
+    def touch(self, session: str, deadline: float, now: float) -> None:
+        self._write(_TOUCH, (deadline, session, now))
+
+    def purge_expired(self, now: float) -> int:
+        expired = [row[0] for row in self._read(_EXPIRED_SESSIONS, (now,))]
+        for start in range(0, len(expired), _ROWS_PER_STATEMENT):
+            rows = [
+                (session, *_keys.session_range(session), now)
+                for session in expired[start : start + _ROWS_PER_STATEMENT]
+            ]
+            self._write(*_insert(_PURGE_VIEW, rows))
+        return len(expired)
+
+    def close(self) -> None:
+        if self._pid != os.getpid():
+            _inherited.append((self._writer, self._readers))
+            self._init_process_state()
+            self._closed = True
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            writer, self._writer = self._writer, None
+            readers, self._readers = self._readers, []
+        if writer is not None:
+            writer.close()
+        for conn in readers:
+            conn.close()
+        if self._remove_on_close and os.getpid() == self._owner_pid:
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.remove(self.path + suffix)
+
+    # -- pickling: a handle that reopens the same file in another process -----------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy is another handle on the same file; only the original removes a temporary one.
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self._remove_on_close = False
+        self._owner_pid = os.getpid()
+        self._init_process_state()
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend({self.path!r})"
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite reports a conflict with
+    # another process doing the same at once as "database is locked" without waiting for the
+    # busy timeout: retry until the timeout ourselves.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _insert(table: str, rows: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+    """Return one multi-row ``INSERT`` of ``rows`` into ``table`` and its arguments."""
+    row = "(" + ", ".join("?" * len(rows[0])) + ")"
+    return (
+        f"INSERT INTO {table} VALUES {', '.join([row] * len(rows))}",
+        tuple(value for values in rows for value in values),
+    )
+
+
+def _identity(value: Any) -> Any:
+    return value
