@@ -40,6 +40,7 @@ from typing import Any
 
 from .. import _keys
 from ..exceptions import BackendError, InvalidArgumentError
+from ._blobs import BlobFiles, DamagedBlobError
 
 __all__ = ["SqliteBackend"]
 
@@ -58,11 +59,18 @@ _SCHEMA = (
 _EXPIRED = f'EXISTS (SELECT 1 FROM "{_SESSIONS}" WHERE session = ? AND deadline <= ?)'
 _GET = f'SELECT value FROM "{_TABLE}" WHERE key = ? AND NOT {_EXPIRED}'
 _KEYS = f'SELECT key FROM "{_TABLE}" WHERE key >= ? AND key < ? AND NOT {_EXPIRED}'
-_DELETE = f'DELETE FROM "{_TABLE}" WHERE key = ? AND NOT {_EXPIRED} RETURNING 1'
+_DELETE = f'DELETE FROM "{_TABLE}" WHERE key = ? AND NOT {_EXPIRED} RETURNING value'
 _DELETE_RANGE = (
     f'DELETE FROM "{_TABLE}" WHERE key >= ? AND key < ? '
-    f'RETURNING (SELECT deadline FROM "{_SESSIONS}" WHERE session = ?)'
+    f'RETURNING value, (SELECT deadline FROM "{_SESSIONS}" WHERE session = ?)'
 )
+# Values are BLOBs; a TEXT value is a reference to a file (see _blobs.py).
+_FILE_REFS_OF_KEYS = f"SELECT value FROM \"{_TABLE}\" WHERE typeof(value) = 'text' AND key IN "
+_FILE_REFS_IN_RANGE = (
+    f"SELECT value FROM \"{_TABLE}\" WHERE key >= ? AND key < ? AND typeof(value) = 'text'"
+)
+_ALL_FILE_REFS = f"SELECT value FROM \"{_TABLE}\" WHERE typeof(value) = 'text'"
+
 _DROP_DEADLINE_IF_EMPTY = (
     f'DELETE FROM "{_SESSIONS}" WHERE session = ? '
     f'AND NOT EXISTS (SELECT 1 FROM "{_TABLE}" WHERE key >= ? AND key < ?)'
@@ -98,6 +106,13 @@ _WRITER_SETUP = (
         DELETE FROM "{_SESSIONS}" WHERE session = NEW.session AND deadline <= NEW.now;
     END""",
 )
+#: Values of this many bytes or more are kept in files beside the database (see _blobs.py).
+BLOB_THRESHOLD = 32 * 1024
+# A value file no row references is removed by purge_expired once it is this old (seconds).
+_ORPHAN_AGE = 3600.0
+# How often a read retries when a concurrent writer replaced the row and removed its file.
+_READ_RETRIES = 5
+
 # Rows per multi-row INSERT: 7 bound values a row stays far below SQLite's 32766 limit.
 _ROWS_PER_STATEMENT = 1000
 
@@ -113,14 +128,24 @@ class SqliteBackend:
         path: the database file. It is created when missing; its directory must exist.
         remove_on_close: delete the file (and its ``-wal``/``-shm`` companions) on
             :meth:`close`. Used for ``DashDatabase(None)``; only the creating process removes it.
+        blob_threshold: values of this many bytes or more are kept as files in the folder
+            ``<path>-blobs`` beside the database, which is faster and copies less memory.
 
     Raises:
         InvalidArgumentError: the directory does not exist, or the path is a directory.
         BackendError: the file exists but is not a SQLite database.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, remove_on_close: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        remove_on_close: bool = False,
+        blob_threshold: int = BLOB_THRESHOLD,
+    ) -> None:
         self.path = os.path.abspath(os.fspath(path))
+        self.blob_threshold = blob_threshold
+        self._blobs = BlobFiles(self.path + "-blobs")
         self._remove_on_close = remove_on_close
         self._owner_pid = os.getpid()
         self._check_path()
@@ -248,17 +273,60 @@ class SqliteBackend:
     # -- the backend protocol -------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        rows = self._read(_GET, (_keys.encode(session, key), session, now))
-        return bytes(rows[0][0]) if rows else None
+        args = (_keys.encode(session, key), session, now)
+        for _ in range(_READ_RETRIES):
+            rows = self._read(_GET, args)
+            if not rows:
+                return None
+            value = rows[0][0]
+            if not isinstance(value, str):
+                return bytes(value)
+            try:
+                return self._read_file(value)
+            except FileNotFoundError:
+                continue  # a writer replaced the row and removed the file: read the row again
+        raise BackendError(
+            f"Could not read key {key!r} of session {session!r} from {self.path!r}: its value "
+            "was replaced at every one of several attempts. Try again."
+        )
+
+    def _read_file(self, reference: str) -> bytes:
+        try:
+            return self._blobs.read(reference)
+        except DamagedBlobError as exc:
+            raise BackendError(f"{exc} Delete the key or store it again.") from exc
 
     def set_many(
         self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
     ) -> None:
         low, high = _keys.session_range(session)
-        rows = [
-            (session, low, high, _keys.encode(session, k), v, deadline, now)
-            for k, v in items.items()
-        ]
+        encoded = [_keys.encode(session, k) for k in items]
+        replaced = self._file_refs_of(encoded)
+        written: list[str] = []
+        try:
+            values: list[bytes | str] = []
+            for value in items.values():
+                if len(value) >= self.blob_threshold:
+                    written.append(self._blobs.write(value))
+                    values.append(written[-1])
+                else:
+                    values.append(value)
+            rows = [(session, low, high, k, v, deadline, now) for k, v in zip(encoded, values)]
+            self._put(rows)
+        except BaseException:
+            self._blobs.remove(written)
+            raise
+        self._blobs.remove(replaced)
+
+    def _file_refs_of(self, encoded_keys: list[str]) -> list[str]:
+        refs: list[str] = []
+        for start in range(0, len(encoded_keys), _ROWS_PER_STATEMENT):
+            chunk = encoded_keys[start : start + _ROWS_PER_STATEMENT]
+            sql = _FILE_REFS_OF_KEYS + "(" + ", ".join("?" * len(chunk)) + ")"
+            refs += [row[0] for row in self._read(sql, tuple(chunk))]
+        return refs
+
+    def _put(self, rows: list[tuple[Any, ...]]) -> None:
         if len(rows) <= _ROWS_PER_STATEMENT:
             self._write(*_insert(_PUT_VIEW, rows))
             return
@@ -276,7 +344,9 @@ class SqliteBackend:
                 conn.select_one(f"DELETE FROM {_STAGING}")
 
     def delete(self, session: str, key: str, now: float) -> bool:
-        return bool(self._write(_DELETE, (_keys.encode(session, key), session, now)))
+        deleted = self._write(_DELETE, (_keys.encode(session, key), session, now))
+        self._blobs.remove(row[0] for row in deleted if isinstance(row[0], str))
+        return bool(deleted)
 
     def keys(self, session: str, now: float) -> list[str]:
         low, high = _keys.session_range(session)
@@ -286,9 +356,10 @@ class SqliteBackend:
     def clear(self, session: str, now: float) -> int:
         low, high = _keys.session_range(session)
         deleted = self._write(_DELETE_RANGE, (low, high, session))
+        self._blobs.remove(row[0] for row in deleted if isinstance(row[0], str))
         # A concurrent write may have refilled the session since; its deadline then stays.
         self._write(_DROP_DEADLINE_IF_EMPTY, (session, low, high))
-        deadline = deleted[0][0] if deleted else None
+        deadline = deleted[0][1] if deleted else None
         return 0 if deadline is not None and deadline <= now else len(deleted)
 
     def touch(self, session: str, deadline: float, now: float) -> None:
@@ -296,12 +367,23 @@ class SqliteBackend:
 
     def purge_expired(self, now: float) -> int:
         expired = [row[0] for row in self._read(_EXPIRED_SESSIONS, (now,))]
+        has_files = os.path.isdir(self._blobs.directory)
+        candidates: set[str] = set()
         for start in range(0, len(expired), _ROWS_PER_STATEMENT):
-            rows = [
-                (session, *_keys.session_range(session), now)
-                for session in expired[start : start + _ROWS_PER_STATEMENT]
-            ]
+            chunk = expired[start : start + _ROWS_PER_STATEMENT]
+            if has_files:
+                for session in chunk:
+                    rows = self._read(_FILE_REFS_IN_RANGE, _keys.session_range(session))
+                    candidates.update(row[0] for row in rows)
+            rows = [(session, *_keys.session_range(session), now) for session in chunk]
             self._write(*_insert(_PURGE_VIEW, rows))
+        if has_files:
+            # A renewed session kept its rows, and so its files: remove only what no row names.
+            referenced = {row[0] for row in self._read(_ALL_FILE_REFS, ())}
+            self._blobs.remove(candidates - referenced)
+            # Files of values dropped by a write to an expired session, or of a writer that died
+            # before committing. The age guard spares files whose rows are being committed now.
+            self._blobs.sweep(referenced, older_than=_ORPHAN_AGE)
         return len(expired)
 
     def close(self) -> None:
@@ -324,15 +406,18 @@ class SqliteBackend:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
+            self._blobs.remove_all()
 
     # -- pickling: a handle that reopens the same file in another process -----------------
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy is another handle on the same file; only the original removes a temporary one.
-        return {"path": self.path}
+        return {"path": self.path, "blob_threshold": self.blob_threshold}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
+        self.blob_threshold = state["blob_threshold"]
+        self._blobs = BlobFiles(self.path + "-blobs")
         self._remove_on_close = False
         self._owner_pid = os.getpid()
         self._init_process_state()

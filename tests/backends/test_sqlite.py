@@ -212,7 +212,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
 
     with pytest.raises(ddb.BackendError):
         # The second value cannot be bound by SQLite: the whole statement fails.
-        backend.set_many("s", {"a": b"new", "b": object()}, None, 0.0)  # type: ignore[dict-item]
+        backend.set_many("s", {"a": b"new", "b": [1]}, None, 0.0)  # type: ignore[dict-item]
 
     assert backend.get("s", "a", 0.0) == b"old"
     assert backend.keys("s", 0.0) == ["a"]
@@ -358,3 +358,140 @@ def _hammer(path: str, worker: int) -> None:
             db.purge_expired()
             db.delete_all_user_values(f"w{worker}")
     db.close()
+
+
+# -- large values kept as files -----------------------------------------------------------------
+
+BIG = b"x" * (64 * 1024)
+
+
+def blob_files(backend: SqliteBackend) -> list[str]:
+    directory = backend.path + "-blobs"
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def test_large_values_live_in_files_and_small_ones_in_the_row(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"big": BIG, "small": b"tiny"}, None, 0.0)
+
+    assert 1 == len(blob_files(backend))
+    assert BIG == backend.get("s", "big", 0.0)
+    assert b"tiny" == backend.get("s", "small", 0.0)
+    backend.close()
+
+
+@pytest.mark.parametrize("how", ["overwrite big", "overwrite small", "delete", "clear"])
+def test_replaced_or_deleted_large_values_leave_no_file(tmp_path: Path, how: str) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": BIG}, None, 0.0)
+    first = blob_files(backend)
+
+    if how == "overwrite big":
+        backend.set_many("s", {"k": BIG + b"!"}, None, 0.0)
+        assert BIG + b"!" == backend.get("s", "k", 0.0)
+        assert 1 == len(blob_files(backend))
+        assert first != blob_files(backend)
+    elif how == "overwrite small":
+        backend.set_many("s", {"k": b"small"}, None, 0.0)
+        assert [] == blob_files(backend)
+    elif how == "delete":
+        assert backend.delete("s", "k", 0.0)
+        assert [] == blob_files(backend)
+    else:
+        assert 1 == backend.clear("s", 0.0)
+        assert [] == blob_files(backend)
+    backend.close()
+
+
+def test_purge_removes_the_files_of_expired_sessions(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("gone", {"k": BIG}, 10.0, 0.0)
+    backend.set_many("kept", {"k": BIG}, 100.0, 0.0)
+
+    assert 1 == backend.purge_expired(50.0)
+
+    assert 1 == len(blob_files(backend))
+    assert BIG == backend.get("kept", "k", 50.0)
+    backend.close()
+
+
+def test_purge_sweeps_old_files_no_row_references(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": BIG}, None, 0.0)
+    directory = backend.path + "-blobs"
+    old_orphan, new_orphan = os.path.join(directory, "old"), os.path.join(directory, "new")
+    for orphan in (old_orphan, new_orphan):
+        Path(orphan).write_bytes(b"left by a crashed writer")
+    os.utime(old_orphan, (0, 0))
+
+    backend.purge_expired(0.0)
+
+    assert not os.path.exists(old_orphan)
+    assert os.path.exists(new_orphan)  # may belong to a write being committed right now
+    assert BIG == backend.get("s", "k", 0.0)
+    backend.close()
+
+
+def test_damaged_value_file_raises_naming_it(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": BIG}, None, 0.0)
+    (name,) = blob_files(backend)
+    Path(backend.path + "-blobs", name).write_bytes(b"truncated")
+
+    with pytest.raises(ddb.BackendError, match=name):
+        backend.get("s", "k", 0.0)
+    backend.set_many("s", {"k": b"fixed"}, None, 0.0)
+    assert b"fixed" == backend.get("s", "k", 0.0)
+    backend.close()
+
+
+def test_failed_write_of_a_large_value_leaves_no_file(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+
+    with pytest.raises(ddb.BackendError):
+        backend.set_many("s", {"big": BIG, "bad": [1]}, None, 0.0)  # type: ignore[dict-item]
+
+    assert [] == blob_files(backend)
+    assert [] == backend.keys("s", 0.0)
+    backend.close()
+
+
+def test_readers_never_see_a_missing_file_while_writers_replace_it(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    values = [bytes([i]) * len(BIG) for i in range(20)]
+    backend.set_many("s", {"k": values[0]}, None, 0.0)
+
+    def write() -> None:
+        for value in values:
+            backend.set_many("s", {"k": value}, None, 0.0)
+
+    def read() -> set[bytes]:
+        seen = set()
+        for _ in range(200):
+            value = backend.get("s", "k", 0.0)
+            assert value is not None
+            seen.add(value)
+        return seen
+
+    with ThreadPoolExecutor(3) as pool:
+        writer = pool.submit(write)
+        readers = [pool.submit(read) for _ in range(2)]
+        writer.result()
+        seen = set().union(*(r.result() for r in readers))
+
+    assert seen <= set(values)
+    assert 1 == len(blob_files(backend))
+    backend.close()
+
+
+def test_temporary_database_removes_its_value_files() -> None:
+    db = DashDatabase(None)
+    db.store_user_value("u", "k", BIG)
+    directory = db.backend.path + "-blobs"  # type: ignore[attr-defined]
+    assert os.path.isdir(directory)
+
+    db.close()
+
+    assert not os.path.exists(directory)
