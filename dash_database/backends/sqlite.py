@@ -301,7 +301,8 @@ class SqliteBackend:
     ) -> None:
         low, high = _keys.session_range(session)
         encoded = [_keys.encode(session, k) for k in items]
-        replaced = self._file_refs_of(encoded)
+        # Without the folder no value file existed when we looked: skip the lookup.
+        replaced = self._file_refs_of(encoded) if os.path.isdir(self._blobs.directory) else []
         written: list[str] = []
         try:
             values: list[bytes | str] = []
