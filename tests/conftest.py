@@ -12,10 +12,19 @@ from dash_database import DashDatabase, MemoryBackend, SqliteBackend
 from dash_database.backends import Backend
 from tests.support import FakeClock
 
+# The session fixtures that start Redis and PostgreSQL for the tests.
+pytest_plugins = ["tests.servers"]
+
 #: Every backend the contract suite runs against. A backend named ``x`` needs a fixture
 #: ``x_backend_factory`` returning a callable that opens a new handle on one store private to
 #: the test (several calls: several handles on the same data, as separate processes would have).
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis", "postgres"]
+
+#: The backends whose tests start a server (or use the one named by TEST_*_URL).
+SERVER_BACKENDS = {"redis", "postgres"}
+
+#: The table the PostgreSQL tests use; each test works in its own namespace of it.
+POSTGRES_TEST_TABLE = "dash_database_tests"
 
 
 @pytest.fixture
@@ -35,7 +44,42 @@ def sqlite_backend_factory(tmp_path: Path) -> Callable[[], Backend]:
     return lambda: SqliteBackend(path)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
+def redis_backend_factory(redis_url: str) -> Iterator[Callable[[], Backend]]:
+    from dash_database.backends.redis import RedisBackend
+    from tests.servers import unique_name
+
+    prefix = unique_name("dash_database_test")
+    yield lambda: RedisBackend(redis_url, prefix=prefix)
+    # Remove only this test's keys; other data on the server is never touched.
+    cleaner = RedisBackend(redis_url, prefix=prefix)
+    keys = list(cleaner.client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        cleaner.client.delete(*keys)
+    cleaner.close()
+
+
+@pytest.fixture
+def postgres_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
+    from dash_database.backends.postgres import PostgresBackend
+    from tests.servers import unique_name
+
+    namespace = unique_name("test")
+    yield lambda: PostgresBackend(postgres_url, table=POSTGRES_TEST_TABLE, namespace=namespace)
+    # Remove only this test's rows; the table may hold other tests' or a developer's data.
+    cleaner = PostgresBackend(postgres_url, table=POSTGRES_TEST_TABLE, namespace=namespace)
+    with cleaner.engine.begin() as conn:
+        conn.execute(cleaner.table.delete().where(cleaner.table.c.namespace == namespace))
+    cleaner.close()
+
+
+@pytest.fixture(
+    params=[
+        # Backends that need a server start one: deselect them with -m "not slow".
+        pytest.param(name, marks=pytest.mark.slow) if name in SERVER_BACKENDS else name
+        for name in BACKENDS
+    ]
+)
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

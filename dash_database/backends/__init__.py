@@ -3,6 +3,13 @@
 ``memory://``                    :class:`MemoryBackend` (this process only)
 ``sqlite:///relative/path``      :class:`SqliteBackend` (the embedded default)
 ``sqlite:////absolute/path``
+``redis://[[user]:password@]host:port/db``  :class:`.redis.RedisBackend`
+``rediss://...`` (TLS)                      (``pip install "dash-database[redis]"``)
+``postgresql://user:password@host:port/db`` :class:`.postgres.PostgresBackend`
+``postgres://...``, ``postgresql+psycopg://...`` (``pip install "dash-database[postgres]"``)
+
+The Redis and PostgreSQL modules are imported only when such a URL is opened, so
+``import dash_database`` works without their drivers.
 """
 
 from __future__ import annotations
@@ -34,9 +41,26 @@ def _sqlite(url: str, options: dict[str, Any]) -> Backend:
     return SqliteBackend(path[1:], **options)
 
 
+def _redis(url: str, options: dict[str, Any]) -> Backend:
+    from .redis import RedisBackend
+
+    return RedisBackend(url, **options)
+
+
+def _postgres(url: str, options: dict[str, Any]) -> Backend:
+    from .postgres import PostgresBackend
+
+    return PostgresBackend(url, **options)
+
+
 _SCHEMES: dict[str, Callable[[str, dict[str, Any]], Backend]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "redis": _redis,
+    "rediss": _redis,
+    "postgresql": _postgres,
+    "postgresql+psycopg": _postgres,
+    "postgres": _postgres,
 }
 
 

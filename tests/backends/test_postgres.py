@@ -1,0 +1,438 @@
+"""What only the PostgreSQL backend has: URLs, engines, the table, restarts, processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dash_database as ddb
+from dash_database import DashDatabase
+from dash_database.backends.postgres import PostgresBackend
+from tests.servers import PostgresServer, free_port, unique_name
+from tests.support import FakeClock, require
+
+pytestmark = pytest.mark.slow
+
+try:
+    import sqlalchemy
+except ImportError:  # pragma: no cover - the test extra installs it
+    sqlalchemy = None
+
+HOSTILE = [
+    "",
+    "\x00",
+    "a\x00b",
+    "\x00\x00",
+    "é",
+    "e\u0301",
+    "日本",
+    "🙂",
+    "'; DROP TABLE x; --",
+    '"',
+]
+
+
+@pytest.fixture(autouse=True)
+def _needs_sqlalchemy() -> None:
+    require(
+        sqlalchemy is not None, 'SQLAlchemy not installed: pip install "dash-database[postgres]"'
+    )
+
+
+@pytest.fixture
+def table(postgres_url: str) -> Iterator[str]:
+    """A table name private to the test; the table is dropped afterwards."""
+    name = unique_name("dash_database_test")
+    yield name
+    backend = PostgresBackend(postgres_url, create_table=False)
+    with backend.engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+    backend.close()
+
+
+def open_backend(url: str, table: str, **options: Any) -> PostgresBackend:
+    return PostgresBackend(url, table=table, **options)
+
+
+# -- URLs and engines ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_url_schemes_open_a_postgres_backend_on_psycopg_3(
+    postgres_url: str, table: str, scheme: str
+) -> None:
+    url = postgres_url.replace("postgresql://", f"{scheme}://", 1)
+    with DashDatabase.from_url(f"{url}?table={table}&namespace=app") as db:
+        db.store_user_value("user", "key", {"a": 1})
+
+        assert isinstance(db.backend, PostgresBackend)
+        assert db.backend.engine.url.drivername == "postgresql+psycopg"
+        assert (db.backend.table_name, db.backend.namespace) == (table, "app")
+        assert db.get_user_value("user", "key") == {"a": 1}
+
+
+def test_url_as_the_positional_location(postgres_url: str, table: str) -> None:
+    with DashDatabase(f"{postgres_url}?table={table}") as db:
+        db.store_user_value("user", "key", 1)
+
+    with DashDatabase(open_backend(postgres_url, table)) as db:
+        assert db.get_user_value("user", "key") == 1
+
+
+def test_environment_variable_chooses_postgres(
+    postgres_url: str, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ddb.ENV_URL, f"{postgres_url}?table={table}&namespace=env")
+
+    with DashDatabase() as db:
+        assert isinstance(db.backend, PostgresBackend)
+        assert (db.backend.table_name, db.backend.namespace) == (table, "env")
+
+
+def test_password_is_never_shown(postgres_url: str, table: str) -> None:
+    # The test server trusts every connection, so any password is accepted.
+    url = postgres_url.replace("postgres@", "postgres:s3cret@", 1)
+    backend = open_backend(url, table)
+
+    assert "s3cret" not in repr(backend)
+    assert "***" in repr(backend)
+    backend.close()
+
+
+def test_backend_from_a_ready_engine(postgres_url: str, table: str) -> None:
+    engine = sqlalchemy.create_engine(
+        PostgresBackend(postgres_url, create_table=False).engine.url, pool_pre_ping=True
+    )
+    db = DashDatabase(PostgresBackend(engine, table=table))
+    db.store_user_value("user", "key", "value")
+    db.close()
+
+    # The engine belongs to the caller: closing the backend leaves it usable.
+    with engine.connect() as conn:
+        count = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar()
+    assert count == 1
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(DashDatabase(PostgresBackend(engine, table=table)))
+    engine.dispose()
+
+
+def test_engine_of_another_database_is_refused() -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="'sqlite'"):
+        PostgresBackend(sqlalchemy.create_engine("sqlite://"))
+
+
+@pytest.mark.parametrize(
+    "options", [{"table": ""}, {"table": "a\x00b"}, {"namespace": "\x00"}, {"schema": ""}]
+)
+def test_bad_names_are_refused(postgres_url: str, options: dict[str, str]) -> None:
+    with pytest.raises(ddb.InvalidArgumentError):
+        PostgresBackend(postgres_url, create_table=False, **options)
+
+
+def test_closed_backend_raises(postgres_url: str, table: str) -> None:
+    backend = open_backend(postgres_url, table)
+    backend.close()
+    backend.close()
+
+    with pytest.raises(ddb.BackendError, match="closed"):
+        backend.get("user", "key", 0.0)
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def test_table_has_separate_key_columns_bytea_ids_and_a_deadline_index(
+    postgres_url: str, table: str
+) -> None:
+    backend = open_backend(postgres_url, table)
+    inspector = sqlalchemy.inspect(backend.engine)
+
+    assert ["namespace", "session_id", "key"] == inspector.get_pk_constraint(table)[
+        "constrained_columns"
+    ]
+    types = {c["name"]: type(c["type"]).__name__ for c in inspector.get_columns(table)}
+    assert {
+        "namespace": "TEXT",
+        "session_id": "BYTEA",
+        "key": "BYTEA",
+        "value": "BYTEA",
+        "deadline": "DOUBLE_PRECISION",
+    } == types
+    [index] = inspector.get_indexes(table)
+    assert (f"{table}_deadline", ["namespace", "deadline"]) == (
+        index["name"],
+        index["column_names"],
+    )
+    assert "deadline IS NOT NULL" in index["dialect_options"]["postgresql_where"]
+    backend.close()
+
+
+def test_purging_uses_the_deadline_index(postgres_url: str, table: str) -> None:
+    backend = open_backend(postgres_url, table)
+    with backend.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN DELETE FROM \"{table}\" WHERE namespace = 'x' "
+            "AND key = '\\xff'::bytea AND deadline <= 5"
+        ).all()
+
+    assert f"{table}_deadline" in " ".join(row[0] for row in plan)
+    backend.close()
+
+
+def test_rows_hold_the_utf8_of_the_ids_and_one_session_row(postgres_url: str, table: str) -> None:
+    db = DashDatabase(open_backend(postgres_url, table, namespace="app"), ttl=60, clock=FakeClock())
+    db.session("us\x00er").update({"k\x00": 1, "é": 2})
+
+    with db.backend.engine.connect() as conn:  # type: ignore[attr-defined]
+        rows = conn.exec_driver_sql(
+            f'SELECT namespace, session_id, key, deadline FROM "{table}" ORDER BY key'
+        ).all()
+    assert [
+        ("app", b"us\x00er", b"k\x00", None),
+        ("app", b"us\x00er", "é".encode(), None),
+        ("app", b"us\x00er", b"\xff", FakeClock().now + 60),
+    ] == [(ns, bytes(sid), bytes(key), deadline) for ns, sid, key, deadline in rows]
+    db.close()
+
+
+def test_hostile_ids_round_trip_and_list_as_the_original_strings(
+    postgres_url: str, table: str
+) -> None:
+    db = DashDatabase(open_backend(postgres_url, table))
+    for user in HOSTILE:
+        db.session(user).update({key: (user, key) for key in HOSTILE})
+
+    for user in HOSTILE:
+        assert sorted(HOSTILE) == db.list_stored_user_keys(user)
+        for key in HOSTILE:
+            assert (user, key) == db.get_user_value(user, key)
+    db.close()
+
+
+def test_table_in_another_schema(postgres_url: str, table: str) -> None:
+    schema = unique_name("schema")
+    backend = open_backend(postgres_url, table)
+    with backend.engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        with DashDatabase.from_url(f"{postgres_url}?table={table}&schema={schema}") as db:
+            db.store_user_value("user", "key", 1)
+            assert db.get_user_value("user", "key") == 1
+        assert sqlalchemy.inspect(backend.engine).has_table(table, schema=schema)
+        assert backend.keys("user", 0.0) == []
+    finally:
+        with backend.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        backend.close()
+
+
+def test_concurrent_creators_of_one_table_do_not_fail(postgres_url: str, table: str) -> None:
+    threads, barrier = 8, threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            barrier.wait()
+            open_backend(postgres_url, table).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=create) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+
+    assert errors == []
+
+
+def test_without_create_table_a_missing_table_raises_backend_error(
+    postgres_url: str, table: str
+) -> None:
+    backend = open_backend(postgres_url, table, create_table=False)
+
+    with pytest.raises(ddb.BackendError, match=table) as info:
+        backend.get("user", "key", 0.0)
+
+    assert isinstance(info.value.__cause__, sqlalchemy.exc.ProgrammingError)
+    backend.close()
+
+
+# -- namespaces -------------------------------------------------------------------------------
+
+
+def test_two_namespaces_in_one_table_do_not_see_each_other(postgres_url: str, table: str) -> None:
+    first = open_backend(postgres_url, table, namespace="first")
+    second = open_backend(postgres_url, table, namespace="second")
+    first.set_many("user", {"key": b"first"}, 10.0, 0.0)
+    second.set_many("user", {"key": b"second", "more": b"x"}, 10.0, 0.0)
+
+    assert first.get("user", "key", 0.0) == b"first"
+    assert sorted(second.keys("user", 0.0)) == ["key", "more"]
+    assert first.clear("user", 0.0) == 1
+    assert second.get("user", "key", 0.0) == b"second"
+    assert first.purge_expired(100.0) == 0
+    assert second.purge_expired(100.0) == 1
+    first.close()
+    second.close()
+
+
+def test_two_tables_on_one_server_do_not_see_each_other(postgres_url: str, table: str) -> None:
+    other = unique_name("dash_database_test")
+    first, second = open_backend(postgres_url, table), open_backend(postgres_url, other)
+    try:
+        first.set_many("user", {"key": b"first"}, None, 0.0)
+
+        assert second.keys("user", 0.0) == []
+    finally:
+        with second.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TABLE "{other}"')
+        first.close()
+        second.close()
+
+
+# -- failures and restarts --------------------------------------------------------------------
+
+
+def test_server_restart_raises_backend_error_then_recovers(
+    postgres_server: PostgresServer | None, table: str
+) -> None:
+    if postgres_server is None:
+        pytest.skip("TEST_POSTGRES_URL names a server these tests cannot restart")
+    url = postgres_server.url.replace("postgres@", "postgres:s3cret@", 1)
+    db = DashDatabase.from_url(f"{url}?table={table}")
+    db.store_user_value("user", "key", "before")
+    postgres_server.stop()
+    try:
+        with pytest.raises(ddb.BackendError) as info:
+            db.get_user_value("user", "key")
+
+        message = str(info.value)
+        assert f"127.0.0.1:{postgres_server.port}" in message
+        assert "s3cret" not in message
+        assert isinstance(info.value.__cause__, sqlalchemy.exc.OperationalError)
+    finally:
+        postgres_server.start()
+
+    assert db.get_user_value("user", "key") == "before"
+    db.store_user_value("user", "key", "after")
+    assert db.get_user_value("user", "key") == "after"
+    db.close()
+
+
+def test_unreachable_server_raises_backend_error_naming_it() -> None:
+    port = free_port()
+
+    with pytest.raises(ddb.BackendError, match=f"127.0.0.1:{port}") as info:
+        PostgresBackend(f"postgresql://user:pw@127.0.0.1:{port}/db")
+
+    assert ":pw@" not in str(info.value)
+
+
+# -- processes, fork and pickling -------------------------------------------------------------
+
+
+def _worker(url: str, worker: int, count: int) -> None:
+    db = DashDatabase.from_url(url)
+    for i in range(count):
+        db.store_user_value("shared", f"w{worker}-k{i}", i)
+        assert i == db.get_user_value("shared", f"w{worker}-k{i}")
+    db.close()
+
+
+def test_processes_on_one_server_see_each_others_writes(postgres_url: str, table: str) -> None:
+    url = f"{postgres_url}?table={table}"
+    DashDatabase.from_url(url).close()  # creates the table once
+    ctx = multiprocessing.get_context("spawn")
+    processes = [ctx.Process(target=_worker, args=(url, w, 30)) for w in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+
+    assert [0, 0, 0] == [p.exitcode for p in processes]
+    with DashDatabase.from_url(url) as db:
+        assert 90 == len(db.session("shared"))
+        assert 29 == db.get_user_value("shared", "w2-k29")
+
+
+def _write_from_pickled(blob: bytes) -> None:
+    db = pickle.loads(blob)
+    db.store_user_value("user", "from", "the other process")
+    db.close()
+
+
+def test_pickled_database_reopens_the_same_store_in_another_process(
+    postgres_url: str, table: str
+) -> None:
+    db = DashDatabase(open_backend(postgres_url, table, namespace="app"), ttl=3600)
+    blob = pickle.dumps(db)
+    process = multiprocessing.get_context("spawn").Process(target=_write_from_pickled, args=(blob,))
+    process.start()
+    process.join(120)
+
+    assert process.exitcode == 0
+    assert db.get_user_value("user", "from") == "the other process"
+    copy = pickle.loads(blob)
+    assert (copy.ttl, copy.backend.namespace, copy.backend.table_name) == (3600, "app", table)
+    copy.close()
+    db.close()
+
+
+def test_instance_created_before_fork_works_in_child_and_parent(
+    postgres_url: str, table: str
+) -> None:
+    db = DashDatabase(open_backend(postgres_url, table))
+    db.store_user_value("parent", "before", 1)  # the pool now holds a connection
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        ok = False
+        try:
+            ok = db.get_user_value("parent", "before") == 1
+            db.store_user_value("child", "k", "from child")
+            db.close()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's pooled connection survived the child: it still works.
+    assert db.get_user_value("child", "k") == "from child"
+    db.store_user_value("parent", "after", 2)
+    assert db.list_stored_user_keys("parent") == ["after", "before"]
+    db.close()
+
+
+# -- the optional dependency ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["sqlalchemy", "psycopg"])
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)
+
+    with pytest.raises(ImportError, match=r'pip install "dash-database\[postgres\]"'):
+        DashDatabase.from_url("postgresql://user@127.0.0.1:5432/db")
+
+
+def test_table_and_schema_names_are_quoted(postgres_url: str) -> None:
+    name = unique_name('Odd "Name"; SELECT 1; --')
+    backend = PostgresBackend(postgres_url, table=name, namespace="x")
+    try:
+        backend.set_many("user", {"key": b"v"}, 5.0, 0.0)
+
+        assert backend.keys("user", 0.0) == ["key"]
+        assert sqlalchemy.inspect(backend.engine).has_table(name)
+        assert backend.purge_expired(10.0) == 1
+    finally:
+        with backend.engine.begin() as conn:
+            backend.table.drop(conn)
+        backend.close()

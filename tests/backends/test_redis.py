@@ -1,0 +1,505 @@
+"""What only the Redis backend has: URLs, clients, key layout, native expiry, restarts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dash_database as ddb
+from dash_database import DashDatabase
+from dash_database.backends.redis import RedisBackend
+from tests.servers import RedisServer, free_port, unique_name
+from tests.support import FakeClock, require
+
+pytestmark = pytest.mark.slow
+
+try:
+    import redis
+except ImportError:  # pragma: no cover - the test extra installs it
+    redis = None
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis_py() -> None:
+    require(redis is not None, 'redis-py not installed: pip install "dash-database[redis]"')
+
+
+HOSTILE = ["", "{", "}", "{}", "a}b{c", ":", "a:b", "\x00", "a\x00b", "é", "日本", "🙂", "*", "["]
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix private to the test; its keys are removed afterwards."""
+    name = unique_name("dash_database_test")
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{name}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def own_keys(client: Any, prefix: str) -> list[bytes]:
+    return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+# -- URLs and clients ---------------------------------------------------------------------------
+
+
+def test_redis_url_opens_a_redis_backend(redis_url: str, prefix: str) -> None:
+    with DashDatabase.from_url(f"{redis_url}?prefix={prefix}") as db:
+        db.store_user_value("user", "key", [1, 2])
+
+        assert isinstance(db.backend, RedisBackend)
+        assert db.backend.prefix == prefix
+        assert db.get_user_value("user", "key") == [1, 2]
+
+
+def test_url_as_the_positional_location(redis_url: str, prefix: str) -> None:
+    with DashDatabase(f"{redis_url}?prefix={prefix}") as db:
+        db.store_user_value("user", "key", 1)
+
+    with DashDatabase(RedisBackend(redis_url, prefix=prefix)) as db:
+        assert db.get_user_value("user", "key") == 1
+
+
+def test_environment_variable_chooses_redis(
+    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ddb.ENV_URL, f"{redis_url}?prefix={prefix}")
+
+    with DashDatabase() as db:
+        assert isinstance(db.backend, RedisBackend)
+        assert db.backend.prefix == prefix
+
+
+def test_rediss_url_uses_tls_without_connecting_first() -> None:
+    backend = RedisBackend("rediss://:s3cret@example.invalid:6380/2")
+
+    pool = backend.client.connection_pool
+    assert pool.connection_class is redis.SSLConnection
+    assert pool.connection_kwargs["db"] == 2
+    assert "s3cret" not in repr(backend)
+    assert "rediss://:***@example.invalid:6380/2" in repr(backend)
+    backend.close()
+
+
+def test_default_prefix() -> None:
+    backend = RedisBackend("redis://127.0.0.1:1/0")
+
+    assert backend.prefix == "dash_database"
+    assert backend.key("u") == b"dash_database:{s75}"
+    backend.close()
+
+
+@pytest.mark.parametrize("bad", ["", "a{b", "a}b", "{x}"])
+def test_prefix_that_would_break_the_hash_tag_is_refused(bad: str) -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="prefix must be"):
+        RedisBackend("redis://127.0.0.1:1/0", prefix=bad)
+
+
+def test_backend_from_a_ready_client(client: Any, prefix: str) -> None:
+    db = DashDatabase(RedisBackend(client, prefix=prefix))
+    db.store_user_value("user", "key", "value")
+    db.close()
+
+    # The client belongs to the caller: closing the backend leaves it usable.
+    assert client.ping()
+    assert own_keys(client, prefix) == [RedisBackend(client, prefix=prefix).key("user")]
+
+
+def test_client_with_decoded_responses_is_refused(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    with pytest.raises(ddb.InvalidArgumentError, match="decode_responses"):
+        RedisBackend(client)
+    client.close()
+
+
+def test_options_go_to_the_client_built_from_a_url(redis_url: str) -> None:
+    backend = RedisBackend(redis_url, socket_timeout=7.5)
+
+    assert backend.client.connection_pool.connection_kwargs["socket_timeout"] == 7.5
+    backend.close()
+
+
+def test_unknown_client_type_is_refused() -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="client must be"):
+        RedisBackend(42)  # type: ignore[arg-type]
+
+
+def test_closed_backend_raises(redis_url: str, prefix: str) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.close()
+    backend.close()
+
+    with pytest.raises(ddb.BackendError, match="closed"):
+        backend.get("user", "key", 0.0)
+
+
+# -- key layout ---------------------------------------------------------------------------------
+
+
+def test_one_hash_per_session_with_a_hex_hash_tag(client: Any, redis_url: str, prefix: str) -> None:
+    db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=60, clock=FakeClock())
+    db.session("user:1").update(a=1, b=2)
+
+    key = f"{prefix}:{{s{b'user:1'.hex()}}}".encode()
+    assert own_keys(client, prefix) == [key]
+    assert client.type(key) == b"hash"
+    assert set(client.hkeys(key)) == {b"v:a", b"v:b", b"deadline"}
+    assert float(client.hget(key, "deadline")) == FakeClock().now + 60
+    db.close()
+
+
+def test_hostile_ids_get_distinct_keys_with_well_formed_hash_tags(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    from redis.crc import key_slot
+
+    backend = RedisBackend(redis_url, prefix=prefix)
+    for session in HOSTILE:
+        backend.set_many(session, {session: session.encode()}, None, 0.0)
+
+    keys = own_keys(client, prefix)
+    assert len(HOSTILE) == len(keys)
+    for session in HOSTILE:
+        key = backend.key(session)
+        tag = key[key.index(b"{") + 1 : key.index(b"}")]
+        assert b"s" + session.encode().hex().encode() == tag
+        assert key.endswith(b"}") and key.count(b"{") == 1 and key.count(b"}") == 1
+        # Cluster clients route by the tag alone: the whole session lives on one slot.
+        assert key_slot(tag) == key_slot(key)
+        assert [session] == backend.keys(session, 0.0)
+        assert session.encode() == backend.get(session, session, 0.0)
+    backend.close()
+
+
+def test_glob_characters_in_the_prefix_do_not_widen_the_purge(redis_url: str) -> None:
+    base = unique_name("dash_database_test")
+    star = RedisBackend(redis_url, prefix=f"{base}*")
+    other = RedisBackend(redis_url, prefix=f"{base}xyz")
+    try:
+        star.set_many("s", {"k": b"1"}, 10.0, 0.0)
+        other.set_many("s", {"k": b"2"}, 10.0, 0.0)
+
+        assert star.purge_expired(20.0) == 1
+        assert other.keys("s", 0.0) == ["k"]
+        assert other.purge_expired(20.0) == 1
+    finally:
+        star.close()
+        other.close()
+
+
+# -- namespaces -------------------------------------------------------------------------------
+
+
+def test_two_prefixes_on_one_server_do_not_see_each_other(redis_url: str) -> None:
+    first = RedisBackend(redis_url, prefix=unique_name("dash_database_test"))
+    second = RedisBackend(redis_url, prefix=first.prefix + "_2")
+    try:
+        first.set_many("user", {"key": b"first"}, 10.0, 0.0)
+        second.set_many("user", {"key": b"second", "more": b"x"}, 10.0, 0.0)
+
+        assert first.get("user", "key", 0.0) == b"first"
+        assert sorted(second.keys("user", 0.0)) == ["key", "more"]
+        assert first.clear("user", 0.0) == 1
+        assert second.get("user", "key", 0.0) == b"second"
+        assert first.purge_expired(100.0) == 0
+        assert second.purge_expired(100.0) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+# -- expiry ---------------------------------------------------------------------------------------
+
+
+def test_native_ttl_is_the_remaining_duration_whatever_the_clock(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    # A clock decades away from the wall clock: the native TTL is still deadline - now.
+    clock = FakeClock(start=1_000_000_000.0)
+    db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=100, clock=clock)
+    db.store_user_value("user", "key", 1)
+    key = db.backend.key("user")  # type: ignore[attr-defined]
+
+    assert 99_000 < client.pttl(key) <= 100_000
+    clock.advance(50)
+    db.get_user_value("user", "key")  # renews to clock + 100
+    assert 99_000 < client.pttl(key) <= 100_000
+    assert float(client.hget(key, "deadline")) == clock.now + 100
+    db.close()
+
+
+def test_session_without_ttl_has_no_native_expiry(client: Any, redis_url: str, prefix: str) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
+    backend.set_many("user", {"b": b"2"}, None, 0.0)
+
+    assert client.pttl(backend.key("user")) == -1
+    assert client.hget(backend.key("user"), "deadline") is None
+    assert sorted(backend.keys("user", 1e12)) == ["a", "b"]
+    backend.close()
+
+
+def test_redis_reclaims_an_abandoned_session_by_itself(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1"}, 1000.05, 1000.0)
+
+    deadline = time.monotonic() + 5
+    while client.exists(backend.key("user")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not client.exists(backend.key("user"))
+    backend.close()
+
+
+def test_deleting_the_last_key_removes_the_hash(client: Any, redis_url: str, prefix: str) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1", "b": b"2"}, 100.0, 0.0)
+
+    assert backend.delete("user", "a", 0.0)
+    assert not backend.delete("user", "a", 0.0)
+    assert backend.delete("user", "b", 0.0)
+    assert own_keys(client, prefix) == []
+    assert backend.purge_expired(1000.0) == 0
+    backend.close()
+
+
+# -- a one-node Redis Cluster -------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster_server() -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    require(binary is not None, "redis-server not found: apt-get install redis-server")
+    assert binary is not None
+    server = RedisServer(binary)
+    try:
+        server.start(
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", os.path.join(server.dir, "nodes.conf"),
+            # The default bus port, port + 10000, may be taken or above 65535.
+            "--cluster-port", str(free_port()),
+        )  # fmt: skip
+        admin = redis.Redis(host="127.0.0.1", port=server.port)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 20
+        while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the one-node cluster did not become ready"
+            time.sleep(0.05)
+        admin.close()
+        yield server
+    finally:
+        server.remove()
+
+
+def test_backend_on_a_redis_cluster_client(cluster_server: RedisServer) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster(host="127.0.0.1", port=cluster_server.port)
+    clock = FakeClock()
+    db = DashDatabase(RedisBackend(client, prefix="app"), ttl=100, clock=clock)
+    for user in HOSTILE:
+        db.session(user).update({"a": user, "b": 2})
+    db.delete_user_value("{", "a")
+
+    assert db.list_stored_user_keys("{") == ["b"]
+    assert db.get_user_value("a}b{c", "a") == "a}b{c"
+    assert db.delete_all_user_values("") == 2
+    clock.advance(100)
+    assert db.purge_expired() == len(HOSTILE) - 1
+    assert "127.0.0.1" in repr(db.backend)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(db)
+    db.close()
+    client.close()
+
+
+# -- failures and restarts --------------------------------------------------------------------
+
+
+def test_server_restart_raises_backend_error_then_recovers() -> None:
+    binary = shutil.which("redis-server")
+    require(binary is not None, "redis-server not found: apt-get install redis-server")
+    assert binary is not None
+    server = RedisServer(binary)
+    try:
+        server.start("--requirepass", "s3cret")
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
+        db = DashDatabase.from_url(url)
+        db.store_user_value("user", "key", "before")
+        server.stop()
+
+        with pytest.raises(ddb.BackendError) as info:
+            db.get_user_value("user", "key")
+
+        message = str(info.value)
+        assert f"127.0.0.1:{server.port}" in message
+        assert "s3cret" not in message
+        assert isinstance(info.value.__cause__, redis.ConnectionError)
+
+        server.start("--requirepass", "s3cret")
+        db.store_user_value("user", "key", "after")
+        assert db.get_user_value("user", "key") == "after"
+        db.close()
+    finally:
+        server.remove()
+
+
+def test_unreachable_server_raises_backend_error_naming_it() -> None:
+    port = free_port()
+    db = DashDatabase.from_url(f"redis://:pw@127.0.0.1:{port}/0")
+
+    with pytest.raises(ddb.BackendError, match=f"127.0.0.1:{port}") as info:
+        db.store_user_value("user", "key", 1)
+
+    assert "pw@" not in str(info.value)
+    db.close()
+
+
+def test_wrong_type_under_a_session_key_raises_backend_error(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    client.set(backend.key("user"), b"not a hash")
+
+    with pytest.raises(ddb.BackendError, match="WRONGTYPE") as info:
+        backend.keys("user", 0.0)
+
+    assert isinstance(info.value.__cause__, redis.ResponseError)
+    backend.set_many("other", {"k": b"v"}, 1.0, 0.0)
+    # The purge skips the foreign key and still removes what is expired.
+    assert backend.purge_expired(2.0) == 1
+    assert client.get(backend.key("user")) == b"not a hash"
+    backend.close()
+
+
+# -- processes and pickling ----------------------------------------------------------------------
+
+
+def _worker(url: str, worker: int, count: int) -> None:
+    db = DashDatabase.from_url(url)
+    for i in range(count):
+        db.store_user_value("shared", f"w{worker}-k{i}", i)
+        assert i == db.get_user_value("shared", f"w{worker}-k{i}")
+    db.close()
+
+
+def test_processes_on_one_server_see_each_others_writes(redis_url: str, prefix: str) -> None:
+    url = f"{redis_url}?prefix={prefix}"
+    ctx = multiprocessing.get_context("spawn")
+    processes = [ctx.Process(target=_worker, args=(url, w, 50)) for w in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+
+    assert [0, 0, 0] == [p.exitcode for p in processes]
+    with DashDatabase.from_url(url) as db:
+        assert 150 == len(db.session("shared"))
+        assert 49 == db.get_user_value("shared", "w2-k49")
+
+
+def _write_from_pickled(blob: bytes) -> None:
+    db = pickle.loads(blob)
+    db.store_user_value("user", "from", "the other process")
+    db.close()
+
+
+def test_pickled_database_reopens_the_same_store_in_another_process(
+    redis_url: str, prefix: str
+) -> None:
+    db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=3600)
+    blob = pickle.dumps(db)
+    process = multiprocessing.get_context("spawn").Process(target=_write_from_pickled, args=(blob,))
+    process.start()
+    process.join(120)
+
+    assert process.exitcode == 0
+    assert db.get_user_value("user", "from") == "the other process"
+    copy = pickle.loads(blob)
+    assert copy.ttl == 3600
+    assert copy.backend.prefix == prefix
+    copy.close()
+    db.close()
+
+
+def test_backend_built_from_a_client_refuses_to_be_pickled(client: Any) -> None:
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(DashDatabase(RedisBackend(client)))
+
+
+def test_instance_created_before_fork_works_in_child_and_parent(
+    redis_url: str, prefix: str
+) -> None:
+    db = DashDatabase(RedisBackend(redis_url, prefix=prefix))
+    db.store_user_value("parent", "before", 1)
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        ok = False
+        try:
+            ok = db.get_user_value("parent", "before") == 1
+            db.store_user_value("child", "k", "from child")
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert db.get_user_value("child", "k") == "from child"
+    db.close()
+
+
+# -- the optional dependency ------------------------------------------------------------------
+
+
+def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+
+    with pytest.raises(ImportError, match=r'pip install "dash-database\[redis\]"'):
+        DashDatabase.from_url("redis://127.0.0.1:6379/0")
+
+
+def test_import_dash_database_does_not_import_the_drivers() -> None:
+    code = (
+        "import sys\n"
+        "for name in ('redis', 'sqlalchemy', 'psycopg'):\n"
+        "    sys.modules[name] = None\n"
+        "import dash_database\n"
+        "from dash_database import DashDatabase\n"
+        "DashDatabase(':memory:')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:notaport/0", "redis://:pw@127.0.0.1:99999999/0"]
+)
+def test_malformed_url_raises_value_error(url: str) -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="Redis URL") as info:
+        DashDatabase.from_url(url)
+
+    assert "pw" not in str(info.value)
