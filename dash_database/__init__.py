@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._database import DEFAULT_PATH, ENV_URL, DashDatabase, Session
+from ._database import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL, DashDatabase, Session
+from ._signing import ENV_SECRET
 from .backends import Backend, MemoryBackend, SqliteBackend
 from .exceptions import (
     BackendError,
@@ -20,6 +21,7 @@ from .exceptions import (
     InvalidArgumentError,
     InvalidIdError,
     InvalidIdTypeError,
+    InvalidSessionIdError,
     MissingKeyError,
     SerializationError,
     ValueTooLargeError,
@@ -33,6 +35,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, n
 
 __all__ = [
     "DEFAULT_PATH",
+    "DEFAULT_SECRET_FILE",
+    "ENV_SECRET",
     "ENV_URL",
     "Backend",
     "BackendError",
@@ -42,6 +46,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidIdError",
     "InvalidIdTypeError",
+    "InvalidSessionIdError",
     "JsonSerializer",
     "MemoryBackend",
     "MissingKeyError",

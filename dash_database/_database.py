@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal, TypeVar, Union, overload
 
+from ._signing import SecretKey, SecretSource, looks_signed
 from .backends import Backend, MemoryBackend, SqliteBackend, backend_from_url
 from .exceptions import (
     DeserializationError,
@@ -24,7 +25,7 @@ from .exceptions import (
 )
 from .serializers import Serializer, resolve_serializer
 
-__all__ = ["DEFAULT_PATH", "ENV_URL", "DashDatabase", "Id", "Session"]
+__all__ = ["DEFAULT_PATH", "DEFAULT_SECRET_FILE", "ENV_URL", "DashDatabase", "Id", "Session"]
 
 #: Where ``DashDatabase()`` keeps its data: this file in the current working directory,
 #: resolved to an absolute path at construction, so every worker process of an app started
@@ -32,6 +33,8 @@ __all__ = ["DEFAULT_PATH", "ENV_URL", "DashDatabase", "Id", "Session"]
 DEFAULT_PATH = "dash_database.sqlite"
 #: The environment variable that, when set, chooses the store of ``DashDatabase()``.
 ENV_URL = "DASH_DATABASE_URL"
+#: Where a generated secret key is kept for stores that are neither a SQLite file nor memory.
+DEFAULT_SECRET_FILE = "dash_database.secret"
 
 Id = Union[str, int]
 T = TypeVar("T")
@@ -80,6 +83,12 @@ class DashDatabase:
         serializer: ``"pickle"`` (default), ``"json"``, or an object with ``dumps``/``loads``.
         max_value_bytes: refuse values whose serialized size exceeds this many bytes.
         clock: returns the current time in seconds; inject a fake one in tests.
+        secret_key: the key that signs session ids (see :meth:`new_session_id`), or several
+            keys newest first: ids signed with any of them are accepted, new ids are signed
+            with the first. Omitted: the ``DASH_DATABASE_SECRET`` environment variable
+            (comma-separated keys, newest first), else a key generated on first use and kept
+            in ``<SQLite file>.secret`` (mode 0600) next to a SQLite store or in
+            ``dash_database.secret`` in the working directory, with a ``UserWarning``.
 
     Raises:
         InvalidArgumentError: an option has a value the library does not accept.
@@ -94,6 +103,7 @@ class DashDatabase:
         serializer: str | Serializer = "pickle",
         max_value_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
+        secret_key: SecretKey | None = None,
     ) -> None:
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
@@ -116,6 +126,7 @@ class DashDatabase:
         self.max_value_bytes = max_value_bytes
         self._clock = clock
         self._backend = _open_backend(db_location)
+        self._secret = SecretSource(secret_key, _secret_file(self._backend))
         self._init_expiry_state()
 
     def _init_expiry_state(self) -> None:
@@ -136,6 +147,25 @@ class DashDatabase:
         """The backend object that stores the bytes."""
         return self._backend
 
+    # -- session ids ------------------------------------------------------------------------
+
+    def new_session_id(self) -> str:
+        """Return a fresh signed session id: 256 random bits, signed with the secret key.
+
+        Every method taking a ``user_id`` accepts it, verifies its signature in constant time
+        and raises :class:`~dash_database.InvalidSessionIdError` when it was altered.
+        """
+        return self._secret.signer().new_id()
+
+    def _session_name(self, user_id: object) -> str:
+        """Return the name the store keeps ``user_id``'s session under, verifying a signed id.
+
+        A ``str`` with the shape of a signed id is always verified; the name of a signed
+        session has that shape too, so a plain id can never name a signed session's data.
+        """
+        name = _check_id(user_id, "user_id")
+        return self._secret.signer().storage_name(name) if looks_signed(name) else name
+
     # -- the 1.0 methods --------------------------------------------------------------------
 
     def store_user_value(self, user_id: Id, key_name: Id, value: Any) -> None:
@@ -143,23 +173,26 @@ class DashDatabase:
 
         Raises:
             InvalidIdTypeError: ``user_id`` or ``key_name`` is not a str or int.
+            InvalidSessionIdError: ``user_id`` is a signed id whose signature is not valid.
             SerializationError: the value cannot be serialized; nothing was written.
             ValueTooLargeError: the serialized value exceeds ``max_value_bytes``.
         """
-        session = _check_id(user_id, "user_id")
+        session = self._session_name(user_id)
         key = _check_id(key_name, "key_name")
         self._write(session, {key: self._dumps(key, value)})
 
     def get_user_value(self, user_id: Id, key_name: Id, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default`` when it
         is missing or the session expired."""
-        session = _check_id(user_id, "user_id")
+        session = self._session_name(user_id)
         key = _check_id(key_name, "key_name")
         return self._get(session, key, default)
 
     def list_stored_user_keys(self, user_id: Id) -> list[str]:
         """Return the key names stored for ``user_id`` (and no other user), sorted."""
-        session = _check_id(user_id, "user_id")
+        return self._keys(self._session_name(user_id))
+
+    def _keys(self, session: str) -> list[str]:
         now = self._clock()
         keys = self._backend.keys(session, now)
         if keys:
@@ -182,22 +215,29 @@ class DashDatabase:
             raise InvalidArgumentError(
                 f"if_not_exists must be 'ignore' or 'raise', got {if_not_exists!r}."
             )
-        session = _check_id(user_id, "user_id")
-        key = _check_id(key_name, "key_name")
+        self._delete(self._session_name(user_id), _check_id(key_name, "key_name"), if_not_exists)
+
+    def _delete(self, session: str, key: str, if_not_exists: str) -> None:
         if not self._backend.delete(session, key, self._clock()) and if_not_exists == "raise":
             raise MissingKeyError(f"User {session!r} has no key {key!r}.")
 
     def delete_all_user_values(self, user_id: Id) -> int:
         """Delete every value of ``user_id``; return how many keys were removed."""
-        session = _check_id(user_id, "user_id")
+        return self._clear(self._session_name(user_id))
+
+    def _clear(self, session: str) -> int:
         self._renewed.pop(session, None)
         return self._backend.clear(session, self._clock())
 
     # -- the mapping view and housekeeping --------------------------------------------------
 
     def session(self, user_id: Id) -> Session:
-        """Return a mutable mapping view of one session's values."""
-        return Session(self, _check_id(user_id, "user_id"))
+        """Return a mutable mapping view of one session's values.
+
+        Raises:
+            InvalidSessionIdError: ``user_id`` is a signed id whose signature is not valid.
+        """
+        return Session(self, self._session_name(user_id))
 
     def purge_expired(self) -> int:
         """Remove every expired session from the store; return how many were removed.
@@ -230,6 +270,7 @@ class DashDatabase:
             "serializer": self._serializer,
             "max_value_bytes": self.max_value_bytes,
             "clock": self._clock,
+            "secret_key": self._secret.secret_key,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -238,6 +279,7 @@ class DashDatabase:
         self._serializer = state["serializer"]
         self.max_value_bytes = state["max_value_bytes"]
         self._clock = state["clock"]
+        self._secret = SecretSource(state["secret_key"], _secret_file(self._backend))
         self._init_expiry_state()
 
     # -- internals used by Session ----------------------------------------------------------
@@ -306,7 +348,8 @@ class Session(MutableMapping[str, Any]):
     """A mutable mapping view of one session's values, from :meth:`DashDatabase.session`.
 
     Keys are ``str`` (an ``int`` key names the same entry as its decimal string). Iteration is
-    sorted. ``update`` writes all keys or none.
+    sorted. ``update`` writes all keys or none. ``session_id`` is the name the store keeps the
+    session under: for a signed id, the id without its signature (not itself a valid id).
     """
 
     def __init__(self, db: DashDatabase, session_id: str) -> None:
@@ -325,7 +368,7 @@ class Session(MutableMapping[str, Any]):
         self._db._write(self.session_id, {name: self._db._dumps(name, value)})
 
     def __delitem__(self, key: Id) -> None:
-        self._db.delete_user_value(self.session_id, key, if_not_exists="raise")
+        self._db._delete(self.session_id, _check_id(key, "key"), "raise")
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, (str, int)) or isinstance(key, bool):
@@ -333,10 +376,10 @@ class Session(MutableMapping[str, Any]):
         return self._db._get(self.session_id, _check_id(key, "key"), _MISSING) is not _MISSING
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._db.list_stored_user_keys(self.session_id))
+        return iter(self._db._keys(self.session_id))
 
     def __len__(self) -> int:
-        return len(self._db.list_stored_user_keys(self.session_id))
+        return len(self._db._keys(self.session_id))
 
     @overload
     def get(self, key: Id, /) -> Any: ...
@@ -348,7 +391,7 @@ class Session(MutableMapping[str, Any]):
 
     def clear(self) -> None:
         """Remove every key of the session."""
-        self._db.delete_all_user_values(self.session_id)
+        self._db._clear(self.session_id)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store every item of ``other`` and ``kwargs`` in one atomic write: all or none."""
@@ -363,6 +406,16 @@ class Session(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<Session {self.session_id!r} of {self._db!r}>"
+
+
+def _secret_file(backend: Backend) -> str | None:
+    """Return where a generated secret key is kept for ``backend`` (``None``: in memory)."""
+    if isinstance(backend, MemoryBackend):
+        return None
+    if isinstance(backend, SqliteBackend):
+        # A temporary file belongs to one process, like memory.
+        return None if backend._remove_on_close else backend.path + ".secret"
+    return os.path.abspath(DEFAULT_SECRET_FILE)
 
 
 def _open_backend(location: Any) -> Backend:

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidIdError",
     "InvalidIdTypeError",
+    "InvalidSessionIdError",
     "MissingKeyError",
     "SerializationError",
     "ValueTooLargeError",
@@ -31,6 +32,11 @@ class InvalidIdTypeError(DashDatabaseError, TypeError):
 class InvalidIdError(DashDatabaseError, ValueError):
     """A user id or key name has the right type but cannot be used (for example a lone
     surrogate that is not valid Unicode text)."""
+
+
+class InvalidSessionIdError(DashDatabaseError, ValueError):
+    """A signed session id is missing, forged or altered, or its signature was made with a
+    secret key the app no longer accepts. Nothing was read or written."""
 
 
 class InvalidArgumentError(DashDatabaseError, ValueError):

@@ -1,0 +1,1 @@
+"""Runnable example apps: ``python examples/<name>.py`` or ``gunicorn examples.<name>:server``."""

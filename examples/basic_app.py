@@ -1,0 +1,88 @@
+"""The dash_database 1.0 two-tab app on current Dash, with signed per-tab session ids.
+
+Enter a value in the first tab, press OK, then read it back in the second tab. Each browser
+tab has its own session: its id is made by ``session_store`` in the layout function, signed
+with the app's secret key and kept in the tab's ``sessionStorage``.
+
+Run it with ``python examples/basic_app.py`` (HOST and PORT choose the address, default
+127.0.0.1:8050) or ``gunicorn -w 4 'examples.basic_app:server'``. The data goes to
+``dash_database.sqlite`` in the working directory, or to the store named by
+``DASH_DATABASE_URL``; set ``DASH_DATABASE_SECRET`` to a long random string.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dash_database import DashDatabase
+from dash_database.dash import SESSION_STORE_ID, session_store, tab_session
+
+db = DashDatabase()
+app = Dash(__name__, title="dash_database: basic app")
+server = app.server
+
+
+def layout() -> html.Div:
+    """Return the page; a function, so that every page load gets a fresh session id."""
+    enter_tab = dcc.Tab(
+        label="Enter a value",
+        value="enter",
+        children=[
+            dcc.Input(placeholder="Enter value here", id="input_div"),
+            html.Button("OK", id="ok_button"),
+            dcc.Markdown(id="success_value_saved"),
+        ],
+    )
+    retrieve_tab = dcc.Tab(
+        label="Retrieve the value",
+        value="retrieve",
+        children=[
+            html.Button("Show me the value", id="show_value_button"),
+            dcc.Markdown(id="show_value_div"),
+        ],
+    )
+    return html.Div(
+        [dcc.Tabs([enter_tab, retrieve_tab], id="tabs", value="enter"), session_store(db)]
+    )
+
+
+app.layout = layout
+
+
+@app.callback(
+    Output("success_value_saved", "children"),
+    Input("ok_button", "n_clicks"),
+    State("input_div", "value"),
+    State(SESSION_STORE_ID, "data"),
+    prevent_initial_call=True,
+)
+def save_value(n_clicks: int | None, value: Any, session_id: str) -> str:
+    """Store the value in this tab's session."""
+    if n_clicks is None:
+        raise PreventUpdate
+    tab_session(db, session_id)["value"] = value
+    return "Your value was saved. Retrieve it in the other tab now."
+
+
+@app.callback(
+    Output("show_value_div", "children"),
+    Input("show_value_button", "n_clicks"),
+    State(SESSION_STORE_ID, "data"),
+    prevent_initial_call=True,
+)
+def retrieve_value(n_clicks: int | None, session_id: str) -> str:
+    """Show the value stored in this tab's session."""
+    if n_clicks is None:
+        raise PreventUpdate
+    value = tab_session(db, session_id).get("value")
+    if value is None:
+        return "No value saved in this tab yet."
+    return f"Your value is {value}"
+
+
+if __name__ == "__main__":
+    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8050")))

@@ -1,0 +1,265 @@
+"""The example apps in headless Chromium (dash.testing's Browser), each started the way its
+docstring says: ``python examples/<name>.py`` with HOST and PORT from the environment.
+
+The servers run in their own processes (not alice's threaded runner, which stops a server
+by raising SystemExit in every thread it started, including the database's own threads).
+Every test opens fresh browsers: new cookies and storage, so a new user.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from dash.testing.browser import Browser
+
+from dash_database.dash import COOKIE_NAME, SESSION_STORE_ID
+from tests.ui_support import (
+    EXAMPLES,
+    SECRET,
+    TIMEOUT,
+    browser,
+    callback_body,
+    clean_env,
+    free_port,
+    generate,
+    require_chromium,
+    save_value,
+    server_process,
+    shown_value,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def run_example(name: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    env = clean_env(HOST="127.0.0.1", PORT=str(port), DASH_DATABASE_SECRET=SECRET)
+    url = f"http://127.0.0.1:{port}"
+    with server_process([str(EXAMPLES / f"{name}.py")], workdir, env, url):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def basic_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_chromium()
+    yield from run_example("basic_app", tmp_path_factory.mktemp("basic_app"))
+
+
+@pytest.fixture(scope="module")
+def data_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_chromium()
+    yield from run_example("data_app", tmp_path_factory.mktemp("data_app"))
+
+
+@pytest.fixture
+def alice(tmp_path: Path) -> Iterator[Browser]:
+    with browser(tmp_path / "alice") as opened:
+        yield opened
+
+
+@pytest.fixture
+def bob(tmp_path: Path) -> Iterator[Browser]:
+    with browser(tmp_path / "bob") as opened:
+        yield opened
+
+
+def open_new_tab(browser: Any, selector: str) -> None:
+    """Open the app in a new tab of the same browser, switch to it, wait for ``selector``."""
+    driver = browser.driver
+    driver.switch_to.new_window("tab")
+    driver.get(browser.server_url)
+    browser.wait_for_element(selector, timeout=TIMEOUT)
+
+
+def tab_id(browser: Any) -> str:
+    value: str = browser.driver.execute_script(
+        f"return JSON.parse(window.sessionStorage.getItem({SESSION_STORE_ID!r}))"
+    )
+    return value
+
+
+# -- basic_app: per-tab ids -------------------------------------------------------------------
+
+
+def test_basic_app_value_entered_in_one_tab_is_shown_in_the_other_and_kept_on_reload(
+    basic_url: str, alice: Browser
+) -> None:
+    alice.server_url = basic_url
+
+    save_value(alice, "monkey")
+    shown_value(alice, "Your value is monkey")
+    first_id = tab_id(alice)
+    alice.driver.refresh()
+    alice.wait_for_element("#ok_button", timeout=TIMEOUT)
+
+    assert tab_id(alice) == first_id
+    shown_value(alice, "Your value is monkey")
+    assert alice.get_logs() == []
+
+
+def test_basic_app_browser_tabs_have_separate_sessions(basic_url: str, alice: Browser) -> None:
+    alice.server_url = basic_url
+    save_value(alice, "first tab")
+
+    open_new_tab(alice, "#ok_button")
+
+    shown_value(alice, "No value saved in this tab yet.")
+    save_value(alice, "second tab")
+    alice.driver.switch_to.window(alice.driver.window_handles[0])
+    shown_value(alice, "Your value is first tab")
+
+
+def test_basic_app_two_browsers_never_see_each_other(
+    basic_url: str, alice: Browser, bob: Browser
+) -> None:
+    alice.server_url = basic_url
+    bob.server_url = basic_url
+    bob.wait_for_element("#ok_button", timeout=TIMEOUT)
+
+    save_value(alice, "alice")
+    shown_value(bob, "No value saved in this tab yet.")
+    save_value(bob, "bob")
+    shown_value(alice, "Your value is alice")
+    shown_value(bob, "Your value is bob")
+
+
+def test_basic_app_rejects_a_tampered_tab_id(basic_url: str, alice: Browser) -> None:
+    alice.server_url = basic_url
+    save_value(alice, "mine")
+    good = tab_id(alice)
+    url = alice.server_url + "/_dash-update-component"
+
+    def show(session_id: Any) -> requests.Response:
+        body = callback_body(
+            "show_value_div.children",
+            [("show_value_button", "n_clicks", 1)],
+            [(SESSION_STORE_ID, "data", session_id)],
+        )
+        return requests.post(url, json=body, timeout=TIMEOUT)
+
+    body, _, signature = good.rpartition(".")
+    assert "Your value is mine" in show(good).text
+    for bad in (body + ".A" + signature[1:], body[:-2] + "AA." + signature, body, "plain", None):
+        reply = show(bad)
+        assert reply.status_code == 500
+        assert "mine" not in reply.text
+
+
+# -- data_app: per-browser cookie ---------------------------------------------------------------
+
+
+def sizes(browser: Any) -> tuple[int, int]:
+    text = browser.find_element("#sizes").text
+    stored = int(text.split("Stored server-side: ")[1].split(" ")[0])
+    sent = int(text.split("Sent to the browser for this chart: ")[1].split(" ")[0])
+    return stored, sent
+
+
+def test_data_app_generates_stores_charts_and_shares_with_other_tabs(
+    data_url: str, alice: Browser
+) -> None:
+    alice.server_url = data_url
+    alice.wait_for_contains_text("#status", "No data yet", timeout=TIMEOUT)
+
+    generate(alice, 50_000)
+    stored, sent = sizes(alice)
+    alice.wait_for_element("#chart .bars", timeout=TIMEOUT)
+
+    assert stored > 1_000_000
+    assert sent < stored / 20
+    cookie = alice.driver.get_cookie(COOKIE_NAME)
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Lax"
+    assert alice.driver.execute_script("return document.cookie") == ""
+    assert alice.get_logs() == []
+
+    open_new_tab(alice, "#status")  # tabs of one browser share its session
+
+    alice.wait_for_contains_text("#status", "50000 rows", timeout=TIMEOUT)
+    alice.wait_for_contains_text("#sizes", "Rows: 50000.", timeout=TIMEOUT)
+
+
+def test_data_app_uploads_a_csv_and_filters_by_column(
+    data_url: str, alice: Browser, tmp_path: Path
+) -> None:
+    csv = tmp_path / "upload.csv"
+    rows = "".join(f"p{i},{150 + i},{50 + i}\n" for i in range(40))
+    csv.write_text("name,height,weight\n" + rows)
+    alice.server_url = data_url
+
+    alice.find_element("#upload input[type=file]").send_keys(str(csv))
+    alice.wait_for_contains_text("#status", "uploaded from upload.csv: 40 rows", timeout=TIMEOUT)
+    alice.wait_for_contains_text("#sizes", "Rows: 40.", timeout=TIMEOUT)
+    alice.select_dcc_dropdown("#column", "weight")
+
+    alice.wait_for_element("#chart .xtitle", timeout=TIMEOUT)
+    alice.wait_for_text_to_equal("#chart .xtitle", "weight", timeout=TIMEOUT)
+
+
+def test_data_app_two_browsers_never_see_each_other(
+    data_url: str, alice: Browser, bob: Browser
+) -> None:
+    alice.server_url = data_url
+    bob.server_url = data_url
+    generate(alice, 111)
+    bob.wait_for_contains_text("#status", "No data yet", timeout=TIMEOUT)
+
+    generate(bob, 222)
+    alice.driver.refresh()
+
+    alice.wait_for_contains_text("#status", "111 rows", timeout=TIMEOUT)
+    assert (
+        alice.driver.get_cookie(COOKIE_NAME)["value"]
+        != (bob.driver.get_cookie(COOKIE_NAME)["value"])
+    )
+
+
+def test_data_app_rejects_a_tampered_cookie(data_url: str, alice: Browser) -> None:
+    alice.server_url = data_url
+    generate(alice, 77)
+    good = alice.driver.get_cookie(COOKIE_NAME)["value"]
+    body = callback_body(
+        "..status.children...column.options...column.value..",
+        [("generate", "n_clicks", None), ("upload", "contents", None)],
+        [("row-count", "value", 5), ("upload", "filename", None)],
+        changed=None,
+    )
+    url = alice.server_url + "/_dash-update-component"
+
+    ok = requests.post(url, json=body, cookies={COOKIE_NAME: good}, timeout=TIMEOUT)
+    signature = good.rpartition(".")[2]
+    forged = good.rpartition(".")[0] + "." + ("B" if signature[0] == "A" else "A") + signature[1:]
+    rejected = requests.post(url, json=body, cookies={COOKIE_NAME: forged}, timeout=TIMEOUT)
+
+    assert "77 rows" in ok.text
+    assert rejected.status_code == 500
+    assert "77 rows" not in rejected.text
+
+
+def test_data_app_sends_no_frame_for_a_csv_upload_of_any_size(data_url: str) -> None:
+    rows = "".join(f"{i},{i * 2}\n" for i in range(20_000))
+    contents = "data:text/csv;base64," + base64.b64encode(f"a,b\n{rows}".encode()).decode()
+    jar = requests.Session()
+    jar.get(data_url, timeout=TIMEOUT)
+    url = data_url + "/_dash-update-component"
+    load = callback_body(
+        "..status.children...column.options...column.value..",
+        [("generate", "n_clicks", None), ("upload", "contents", contents)],
+        [("row-count", "value", 5), ("upload", "filename", "big.csv")],
+        changed="upload.contents",
+    )
+    chart = callback_body(
+        "..chart.figure...sizes.children..", [("column", "value", "b"), ("bins", "value", 10)]
+    )
+
+    loaded = jar.post(url, json=load, timeout=TIMEOUT)
+    drawn = jar.post(url, json=chart, timeout=TIMEOUT)
+
+    assert "20000 rows" in loaded.text
+    assert "Rows: 20000." in drawn.text
+    assert len(drawn.content) < len(contents) / 10

@@ -1,0 +1,244 @@
+"""The example apps under ``gunicorn -w 4``: every worker reads what any other one wrote."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import stat
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dash_database.dash import COOKIE_NAME, SESSION_STORE_ID
+from tests.support import require
+from tests.ui_support import (
+    SECRET,
+    TIMEOUT,
+    browser,
+    callback_body,
+    clean_env,
+    free_port,
+    generate,
+    save_value,
+    server_process,
+    shown_value,
+)
+
+pytestmark = pytest.mark.slow
+
+WORKERS = 4
+REQUESTS = 48
+
+
+@dataclass
+class Gunicorn:
+    url: str
+    workdir: Path
+    pid: int
+
+    def worker_pids(self, path: str) -> set[str]:
+        """Return the pids of the workers that served a request for ``path``."""
+        lines = (self.workdir / "access.log").read_text().splitlines()
+        return {line.split()[0] for line in lines if f" {path} " in line}
+
+    def post(self, client: requests.Session, body: dict[str, Any]) -> requests.Response:
+        return client.post(f"{self.url}/_dash-update-component", json=body, timeout=TIMEOUT)
+
+
+def run_gunicorn(name: str, workdir: Path, env: dict[str, str]) -> Iterator[Gunicorn]:
+    """Serve ``examples.<name>:server`` with ``gunicorn -w 4`` from ``workdir``."""
+    require(
+        importlib.util.find_spec("gunicorn") is not None,
+        "the gunicorn tests need gunicorn: pip install gunicorn",
+    )
+    port = free_port()
+    args = [
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(workdir),
+        "--access-logfile",
+        str(workdir / "access.log"),
+        "--access-logformat",
+        "%(p)s %(m)s %(U)s %(s)s",
+        f"examples.{name}:server",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with server_process(args, workdir, env, url) as process:
+        yield Gunicorn(url, workdir, process.pid)
+
+
+@pytest.fixture(scope="module")
+def basic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """basic_app without any secret configured: the workers share a generated one."""
+    yield from run_gunicorn("basic_app", tmp_path_factory.mktemp("basic"), clean_env())
+
+
+@pytest.fixture(scope="module")
+def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    env = clean_env(DASH_DATABASE_SECRET=SECRET)
+    yield from run_gunicorn("data_app", tmp_path_factory.mktemp("data"), env)
+
+
+def worker_processes(master: int) -> set[int]:
+    """Return the pids of the live child processes of ``master`` (Linux /proc)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                children.add(int(entry.name))
+    return children
+
+
+def tab_id_from_layout(server: Gunicorn, client: requests.Session) -> str:
+    layout = client.get(f"{server.url}/_dash-layout", timeout=TIMEOUT).json()
+    text = json.dumps(layout)
+    start = text.index('"dds1.')
+    return str(json.loads(text[start : text.index('"', start + 1) + 1]))
+
+
+def save(server: Gunicorn, client: requests.Session, session_id: Any, value: str) -> Any:
+    body = callback_body(
+        "success_value_saved.children",
+        [("ok_button", "n_clicks", 1)],
+        [("input_div", "value", value), (SESSION_STORE_ID, "data", session_id)],
+    )
+    return server.post(client, body)
+
+
+def show(server: Gunicorn, client: requests.Session, session_id: Any) -> Any:
+    body = callback_body(
+        "show_value_div.children",
+        [("show_value_button", "n_clicks", 1)],
+        [(SESSION_STORE_ID, "data", session_id)],
+    )
+    return server.post(client, body)
+
+
+# -- basic_app --------------------------------------------------------------------------------
+
+
+def test_gunicorn_runs_four_workers(basic_server: Gunicorn) -> None:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("counting worker processes reads /proc (Linux)")
+    assert len(worker_processes(basic_server.pid)) == WORKERS
+
+
+def test_basic_app_value_written_through_one_worker_is_read_through_all(
+    basic_server: Gunicorn,
+) -> None:
+    client = requests.Session()
+    tab = tab_id_from_layout(basic_server, client)
+    assert save(basic_server, client, tab, "across workers").status_code == 200
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: show(basic_server, requests.Session(), tab), range(48)))
+
+    assert {r.status_code for r in replies} == {200}
+    assert all("Your value is across workers" in r.text for r in replies)
+    assert len(basic_server.worker_pids("/_dash-update-component")) > 1
+
+
+def test_basic_app_generated_secret_is_shared_by_the_workers(basic_server: Gunicorn) -> None:
+    secret = basic_server.workdir / "dash_database.sqlite.secret"
+    client = requests.Session()
+    tabs = [tab_id_from_layout(basic_server, client) for _ in range(REQUESTS // 4)]
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda tab: show(basic_server, requests.Session(), tab), tabs))
+
+    assert {r.status_code for r in replies} == {200}
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert "DASH_DATABASE_SECRET" in (basic_server.workdir / "server.log").read_text()
+
+
+def test_basic_app_tabs_are_isolated_and_tampered_ids_rejected(basic_server: Gunicorn) -> None:
+    client = requests.Session()
+    alice, bob = tab_id_from_layout(basic_server, client), tab_id_from_layout(basic_server, client)
+    save(basic_server, client, alice, "alice")
+    body, _, signature = alice.rpartition(".")
+    forged = [body + "." + ("B" if signature[0] == "A" else "A") + signature[1:], body, "plain"]
+
+    assert "No value saved" in show(basic_server, client, bob).text
+    for bad in forged:
+        assert save(basic_server, client, bad, "overwritten").status_code == 500
+    assert "Your value is alice" in show(basic_server, client, alice).text
+
+
+def test_basic_app_in_a_browser(basic_server: Gunicorn, tmp_path: Path) -> None:
+    with browser(tmp_path) as chrome:
+        chrome.server_url = basic_server.url
+        save_value(chrome, "via gunicorn")
+        shown_value(chrome, "Your value is via gunicorn")
+        chrome.driver.refresh()
+        chrome.wait_for_element("#ok_button", timeout=TIMEOUT)
+        shown_value(chrome, "Your value is via gunicorn")
+
+
+# -- data_app ---------------------------------------------------------------------------------
+
+
+GENERATE = callback_body(
+    "..status.children...column.options...column.value..",
+    [("generate", "n_clicks", 1), ("upload", "contents", None)],
+    [("row-count", "value", 321), ("upload", "filename", None)],
+)
+CHART = callback_body(
+    "..chart.figure...sizes.children..", [("column", "value", "price"), ("bins", "value", 10)]
+)
+
+
+def test_data_app_frame_stored_through_one_worker_is_charted_by_all(data_server: Gunicorn) -> None:
+    owner = requests.Session()
+    owner.get(data_server.url, timeout=TIMEOUT)
+    assert "321 rows" in data_server.post(owner, GENERATE).text
+    cookie = owner.cookies[COOKIE_NAME]
+
+    def chart(_: int) -> requests.Response:
+        client = requests.Session()
+        client.cookies.set(COOKIE_NAME, cookie)
+        return data_server.post(client, CHART)
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(chart, range(REQUESTS)))
+
+    assert all("Rows: 321." in r.text for r in replies)
+    assert len(data_server.worker_pids("/_dash-update-component")) > 1
+
+
+def test_data_app_browsers_are_isolated_and_tampered_cookies_rejected(
+    data_server: Gunicorn,
+) -> None:
+    alice, mallory = requests.Session(), requests.Session()
+    alice.get(data_server.url, timeout=TIMEOUT)
+    mallory.get(data_server.url, timeout=TIMEOUT)
+    data_server.post(alice, GENERATE)
+    good = alice.cookies[COOKIE_NAME]
+    forged = requests.Session()
+    forged.cookies.set(COOKIE_NAME, good[:-1] + ("A" if good[-1] != "A" else "B"))
+
+    assert data_server.post(mallory, CHART).json()["response"]["sizes"]["children"] == ""
+    assert data_server.post(forged, CHART).status_code == 500
+    assert "Rows: 321." in data_server.post(alice, CHART).text
+
+
+def test_data_app_in_a_browser(data_server: Gunicorn, tmp_path: Path) -> None:
+    with browser(tmp_path) as chrome:
+        chrome.server_url = data_server.url
+        generate(chrome, 4321)
+        for _ in range(3):
+            chrome.driver.refresh()
+            chrome.wait_for_contains_text("#sizes", "Rows: 4321.", timeout=TIMEOUT)

@@ -1,0 +1,157 @@
+"""Helpers for the Dash tests: loading the example apps, callback requests, browsers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+from dash.testing.browser import Browser
+from selenium.webdriver.common.by import By
+
+from tests.support import require
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+#: Seconds a browser waits for the page to show what a test expects.
+TIMEOUT = 10
+#: A fixed secret for the tests (the examples read it from DASH_DATABASE_SECRET).
+SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def require_chromium() -> None:
+    """Skip (fail on CI) when Chromium or its driver is missing."""
+    require(
+        shutil.which("chromedriver") is not None
+        and any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")),
+        "the browser tests need Chromium and chromedriver: apt-get install chromium "
+        "chromium-driver",
+    )
+
+
+@contextmanager
+def browser(download_path: Path) -> Iterator[Browser]:
+    """Open a headless Chromium driven by dash.testing, with its own cookies and storage."""
+    require_chromium()
+    with Browser(
+        browser="chrome", headless=True, options=None, download_path=str(download_path)
+    ) as opened:
+        yield opened
+
+
+@contextmanager
+def server_process(
+    args: Sequence[str], workdir: Path, env: dict[str, str], url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python <args>`` in ``workdir`` until the Dash app at ``url`` answers; stop it
+    (by its pid) on exit. Its output goes to ``workdir/server.log``."""
+    log_path = workdir / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=workdir,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(url + "/_dash-dependencies", timeout=5)
+                break
+            except requests.RequestException:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the server did not start: {log_path.read_text()}"
+                    ) from None
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Return this process's environment without DASH_DATABASE_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASH_DATABASE_")}
+    env["PYTHONWARNINGS"] = "default"
+    return {**env, **extra}
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def callback_body(
+    output: str,
+    inputs: list[tuple[str, str, Any]],
+    state: list[tuple[str, str, Any]] = (),  # type: ignore[assignment]
+    changed: str | None = "",
+) -> dict[str, Any]:
+    """Return the JSON body the Dash renderer POSTs to ``/_dash-update-component``.
+
+    ``output`` is ``"id.property"`` or several joined by ``...`` as Dash writes them;
+    ``inputs`` and ``state`` are ``(id, property, value)`` triples; the first input is the one
+    that changed unless ``changed`` names another ``"id.property"`` (``None``: none did, as
+    in the call Dash makes when the page loads).
+    """
+    if changed == "":
+        changed = f"{inputs[0][0]}.{inputs[0][1]}"
+    outputs = [
+        {"id": part.split(".")[0], "property": part.split(".")[1]}
+        for part in output.strip(".").split("...")
+    ]
+    return {
+        "output": output,
+        "outputs": outputs[0] if len(outputs) == 1 else outputs,
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [changed] if changed else [],
+    }
+
+
+# -- driving the example apps in a browser (dash.testing's Browser or dash_duo) ----------
+
+
+def save_value(browser: Any, value: str) -> None:
+    """basic_app: enter ``value`` in the first tab and press OK."""
+    browser.find_element("#tabs").find_elements(By.CLASS_NAME, "tab")[0].click()
+    field = browser.find_element("#input_div")
+    field.clear()
+    field.send_keys(value)
+    browser.find_element("#ok_button").click()
+    browser.wait_for_contains_text("#success_value_saved", "saved", timeout=TIMEOUT)
+
+
+def shown_value(browser: Any, expected: str) -> None:
+    """basic_app: press "Show me the value" in the second tab and wait for ``expected``."""
+    browser.find_element("#tabs").find_elements(By.CLASS_NAME, "tab")[1].click()
+    browser.find_element("#show_value_button").click()
+    browser.wait_for_contains_text("#show_value_div", expected, timeout=TIMEOUT)
+
+
+def generate(browser: Any, rows: int) -> None:
+    """data_app: generate a table of ``rows`` rows and wait for its chart."""
+    field = browser.find_element("#row-count")
+    field.clear()
+    field.send_keys(str(rows))
+    browser.find_element("#generate").click()
+    browser.wait_for_contains_text("#status", f"{rows} rows", timeout=TIMEOUT)
+    browser.wait_for_contains_text("#sizes", f"Rows: {rows}.", timeout=TIMEOUT)
