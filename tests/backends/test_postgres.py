@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import pickle
 import sys
 import threading
@@ -335,81 +333,6 @@ def test_unreachable_server_raises_backend_error_naming_it() -> None:
         PostgresBackend(f"postgresql://user:pw@127.0.0.1:{port}/db")
 
     assert ":pw@" not in str(info.value)
-
-
-# -- processes, fork and pickling -------------------------------------------------------------
-
-
-def _worker(url: str, worker: int, count: int) -> None:
-    db = DashDatabase.from_url(url)
-    for i in range(count):
-        db.store_user_value("shared", f"w{worker}-k{i}", i)
-        assert i == db.get_user_value("shared", f"w{worker}-k{i}")
-    db.close()
-
-
-def test_processes_on_one_server_see_each_others_writes(postgres_url: str, table: str) -> None:
-    url = f"{postgres_url}?table={table}"
-    DashDatabase.from_url(url).close()  # creates the table once
-    ctx = multiprocessing.get_context("spawn")
-    processes = [ctx.Process(target=_worker, args=(url, w, 30)) for w in range(3)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-
-    assert [0, 0, 0] == [p.exitcode for p in processes]
-    with DashDatabase.from_url(url) as db:
-        assert 90 == len(db.session("shared"))
-        assert 29 == db.get_user_value("shared", "w2-k29")
-
-
-def _write_from_pickled(blob: bytes) -> None:
-    db = pickle.loads(blob)
-    db.store_user_value("user", "from", "the other process")
-    db.close()
-
-
-def test_pickled_database_reopens_the_same_store_in_another_process(
-    postgres_url: str, table: str
-) -> None:
-    db = DashDatabase(open_backend(postgres_url, table, namespace="app"), ttl=3600)
-    blob = pickle.dumps(db)
-    process = multiprocessing.get_context("spawn").Process(target=_write_from_pickled, args=(blob,))
-    process.start()
-    process.join(120)
-
-    assert process.exitcode == 0
-    assert db.get_user_value("user", "from") == "the other process"
-    copy = pickle.loads(blob)
-    assert (copy.ttl, copy.backend.namespace, copy.backend.table_name) == (3600, "app", table)
-    copy.close()
-    db.close()
-
-
-def test_instance_created_before_fork_works_in_child_and_parent(
-    postgres_url: str, table: str
-) -> None:
-    db = DashDatabase(open_backend(postgres_url, table))
-    db.store_user_value("parent", "before", 1)  # the pool now holds a connection
-
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        ok = False
-        try:
-            ok = db.get_user_value("parent", "before") == 1
-            db.store_user_value("child", "k", "from child")
-            db.close()
-        finally:
-            os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
-    # The parent's pooled connection survived the child: it still works.
-    assert db.get_user_value("child", "k") == "from child"
-    db.store_user_value("parent", "after", 2)
-    assert db.list_stored_user_keys("parent") == ["after", "before"]
-    db.close()
 
 
 # -- the optional dependency ------------------------------------------------------------------

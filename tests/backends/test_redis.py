@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import shutil
@@ -396,77 +395,9 @@ def test_wrong_type_under_a_session_key_raises_backend_error(
 # -- processes and pickling ----------------------------------------------------------------------
 
 
-def _worker(url: str, worker: int, count: int) -> None:
-    db = DashDatabase.from_url(url)
-    for i in range(count):
-        db.store_user_value("shared", f"w{worker}-k{i}", i)
-        assert i == db.get_user_value("shared", f"w{worker}-k{i}")
-    db.close()
-
-
-def test_processes_on_one_server_see_each_others_writes(redis_url: str, prefix: str) -> None:
-    url = f"{redis_url}?prefix={prefix}"
-    ctx = multiprocessing.get_context("spawn")
-    processes = [ctx.Process(target=_worker, args=(url, w, 50)) for w in range(3)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-
-    assert [0, 0, 0] == [p.exitcode for p in processes]
-    with DashDatabase.from_url(url) as db:
-        assert 150 == len(db.session("shared"))
-        assert 49 == db.get_user_value("shared", "w2-k49")
-
-
-def _write_from_pickled(blob: bytes) -> None:
-    db = pickle.loads(blob)
-    db.store_user_value("user", "from", "the other process")
-    db.close()
-
-
-def test_pickled_database_reopens_the_same_store_in_another_process(
-    redis_url: str, prefix: str
-) -> None:
-    db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=3600)
-    blob = pickle.dumps(db)
-    process = multiprocessing.get_context("spawn").Process(target=_write_from_pickled, args=(blob,))
-    process.start()
-    process.join(120)
-
-    assert process.exitcode == 0
-    assert db.get_user_value("user", "from") == "the other process"
-    copy = pickle.loads(blob)
-    assert copy.ttl == 3600
-    assert copy.backend.prefix == prefix
-    copy.close()
-    db.close()
-
-
 def test_backend_built_from_a_client_refuses_to_be_pickled(client: Any) -> None:
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(DashDatabase(RedisBackend(client)))
-
-
-def test_instance_created_before_fork_works_in_child_and_parent(
-    redis_url: str, prefix: str
-) -> None:
-    db = DashDatabase(RedisBackend(redis_url, prefix=prefix))
-    db.store_user_value("parent", "before", 1)
-
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        ok = False
-        try:
-            ok = db.get_user_value("parent", "before") == 1
-            db.store_user_value("child", "k", "from child")
-        finally:
-            os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert db.get_user_value("child", "k") == "from child"
-    db.close()
 
 
 # -- the optional dependency ------------------------------------------------------------------

@@ -251,48 +251,6 @@ def test_processes_on_one_file_lose_no_write(tmp_path: Path, start_method: str) 
         assert workers * count == len(db.session("shared"))
 
 
-def test_instance_created_before_fork_works_in_child_and_parent(tmp_path: Path) -> None:
-    db = DashDatabase(tmp_path / "db.sqlite")
-    db.store_user_value("parent", "before", 1)
-    assert db.get_user_value("parent", "before") == 1  # opens the writer and a reader
-
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            ok = db.get_user_value("parent", "before") == 1
-            db.store_user_value("child", "k", "from child")
-            ok = ok and db.get_user_value("child", "k") == "from child"
-            db.close()
-        finally:
-            os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert db.get_user_value("child", "k") == "from child"
-    db.store_user_value("parent", "after", 2)
-    assert db.list_stored_user_keys("parent") == ["after", "before"]
-    db.close()
-
-
-def _write_from_pickled(blob: bytes) -> None:
-    db = pickle.loads(blob)
-    db.store_user_value("user", "from", "the other process")
-    db.close()
-
-
-def test_pickled_database_reopens_the_same_store_in_another_process(tmp_path: Path) -> None:
-    db = DashDatabase(tmp_path / "db.sqlite", ttl=3600)
-    blob = pickle.dumps(db)
-    process = multiprocessing.get_context("spawn").Process(target=_write_from_pickled, args=(blob,))
-    process.start()
-    process.join(120)
-
-    assert process.exitcode == 0
-    assert db.get_user_value("user", "from") == "the other process"
-    assert pickle.loads(blob).ttl == 3600
-    db.close()
-
-
 def test_pickling_a_temporary_database_does_not_let_the_copy_remove_it() -> None:
     db = DashDatabase(None)
     copy = pickle.loads(pickle.dumps(db))
