@@ -48,6 +48,8 @@ _RENEWALS_REMEMBERED = 100_000
 
 def _check_id(value: object, name: str) -> str:
     if isinstance(value, str):
+        if value.isascii():  # O(1) in CPython; only non-ASCII text can hold a lone surrogate
+            return value
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

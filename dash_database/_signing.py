@@ -62,7 +62,11 @@ _SHAPE = re.compile(re.escape(PREFIX) + r"[A-Za-z0-9_-]{43}(?:\..*)?", re.DOTALL
 
 def looks_signed(session_id: object) -> bool:
     """Return whether ``session_id`` has the shape of a signed id (it may still be forged)."""
-    return isinstance(session_id, str) and _SHAPE.fullmatch(session_id) is not None
+    return (
+        isinstance(session_id, str)
+        and session_id.startswith(PREFIX)  # cheap test first: most plain ids stop here
+        and _SHAPE.fullmatch(session_id) is not None
+    )
 
 
 def check_keys(secret_key: SecretKey, source: str) -> list[bytes]:

@@ -216,20 +216,25 @@ class SqliteBackend:
             ) from exc
 
     def _reader(self) -> sqlite3.Connection:
-        self._ensure_process()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with self._errors("open"):
-                conn = sqlite3.connect(
-                    self.path,
-                    timeout=_BUSY_TIMEOUT_MS / 1000,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._lock:
-                self._readers.append(conn)
+        # After fork() the thread-local still holds the parent's connection: check the pid.
+        if conn is not None and self._pid == os.getpid() and not self._closed:
+            return conn
+        return self._open_reader()
+
+    def _open_reader(self) -> sqlite3.Connection:
+        self._ensure_process()
+        with self._errors("open"):
+            conn = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA query_only=ON")
+        self._local.conn = conn
+        with self._lock:
+            self._readers.append(conn)
         return conn
 
     def _writer_conn(self) -> Any:
@@ -267,8 +272,13 @@ class SqliteBackend:
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         conn = self._reader()
-        with self._errors("read from"):
+        # try/except rather than the _errors() context manager: this is the hot path of reads.
+        try:
             return conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError:
+            with self._errors("read from"):
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the backend protocol -------------------------------------------------------------
 
