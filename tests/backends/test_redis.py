@@ -15,6 +15,7 @@ import pytest
 
 import dash_database as ddb
 from dash_database import DashDatabase
+from dash_database.backends import redis as redis_module
 from dash_database.backends.redis import RedisBackend
 from tests.servers import RedisServer, free_port, unique_name
 from tests.support import FakeClock, require
@@ -281,6 +282,164 @@ def test_deleting_the_last_key_removes_the_hash(client: Any, redis_url: str, pre
     assert own_keys(client, prefix) == []
     assert backend.purge_expired(1000.0) == 0
     backend.close()
+
+
+# -- the two write paths: one script, or MULTI/EXEC for large values ------------------------------
+
+
+@pytest.fixture(params=["script", "multi"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Sends every non-empty write through MULTI/EXEC ("multi") or through the one script."""
+    threshold = 1 if request.param == "multi" else 1 << 62
+    monkeypatch.setattr(redis_module, "_MULTI_WRITE_BYTES", threshold)
+    return str(request.param)
+
+
+def test_write_to_an_expired_session_discards_it_on_both_paths(
+    write_path: str, client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"old": b"1", "kept": b"2"}, 10.0, 0.0)
+    backend.set_many("user", {"kept": b"3", "new": b"4"}, 30.0, 20.0)
+
+    assert sorted(backend.keys("user", 20.0)) == ["kept", "new"]
+    assert backend.get("user", "kept", 20.0) == b"3"
+    assert float(client.hget(backend.key("user"), "deadline")) == 30.0
+    assert 9_000 < client.pttl(backend.key("user")) <= 10_000
+    backend.close()
+
+
+def test_the_later_deadline_is_kept_on_both_paths(
+    write_path: str, client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
+    backend.set_many("user", {"b": b"2"}, 50.0, 10.0)
+
+    assert float(client.hget(backend.key("user"), "deadline")) == 100.0
+    assert 89_000 < client.pttl(backend.key("user")) <= 90_000
+    backend.set_many("user", {"c": b"3"}, None, 20.0)
+    assert client.hget(backend.key("user"), "deadline") is None
+    assert client.pttl(backend.key("user")) == -1
+    assert sorted(backend.keys("user", 1e12)) == ["a", "b", "c"]
+    backend.close()
+
+
+def test_a_deadline_already_past_leaves_nothing_on_both_paths(
+    write_path: str, client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1"}, 5.0, 10.0)
+
+    assert backend.keys("user", 10.0) == []
+    assert not client.exists(backend.key("user"))
+    backend.close()
+
+
+def test_many_items_in_one_write_on_both_paths(
+    write_path: str, redis_url: str, prefix: str
+) -> None:
+    # More pairs than one HSET inside the script takes.
+    backend = RedisBackend(redis_url, prefix=prefix)
+    items = {f"k{i}": str(i).encode() for i in range(1200)}
+    backend.set_many("user", items, 10.0, 0.0)
+
+    assert sorted(backend.keys("user", 0.0)) == sorted(items)
+    assert backend.get("user", "k1199", 0.0) == b"1199"
+    backend.close()
+
+
+def test_a_failed_write_writes_nothing_on_both_paths(
+    write_path: str, client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    client.set(backend.key("user"), b"not a hash")
+
+    with pytest.raises(ddb.BackendError, match="WRONGTYPE"):
+        backend.set_many("user", {"a": b"x" * 100_000}, 10.0, 0.0)
+
+    assert client.get(backend.key("user")) == b"not a hash"
+    assert client.pttl(backend.key("user")) == -1
+    backend.close()
+
+
+def test_only_large_writes_use_a_transaction(
+    client: Any, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    require(backend._can_write_in_multi(), "large writes use MULTI/EXEC from Redis 7 on")
+    pipelines: list[dict[str, Any]] = []
+    pipeline = backend.client.pipeline
+
+    def recording_pipeline(**options: Any) -> Any:
+        pipelines.append(options)
+        return pipeline(**options)
+
+    monkeypatch.setattr(backend.client, "pipeline", recording_pipeline)
+    large = b"x" * redis_module._MULTI_WRITE_BYTES
+
+    backend.set_many("user", {"small": b"1"}, 10.0, 0.0)
+    assert pipelines == []
+    backend.set_many("user", {"large": large}, 10.0, 0.0)
+    assert pipelines == [{"transaction": True}]
+    assert backend.get("user", "large", 0.0) == large
+    backend.close()
+
+
+@pytest.mark.parametrize("info", ["6.2.14", "denied"])
+def test_servers_before_redis_7_keep_to_the_script(
+    info: str, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+
+    def fake_info(section: str) -> dict[str, str]:
+        if info == "denied":
+            raise redis.ResponseError("NOPERM this user has no permissions to run 'info'")
+        return {"redis_version": info}
+
+    monkeypatch.setattr(backend.client, "info", fake_info)
+    monkeypatch.setattr(backend.client, "pipeline", None)
+    large = b"x" * redis_module._MULTI_WRITE_BYTES
+    backend.set_many("user", {"large": large}, 10.0, 0.0)
+
+    assert backend.get("user", "large", 0.0) == large
+    backend.close()
+
+
+def test_out_of_memory_writes_all_or_nothing_on_both_paths(write_path: str) -> None:
+    binary = shutil.which("redis-server")
+    require(binary is not None, "redis-server not found: apt-get install redis-server")
+    assert binary is not None
+    server = RedisServer(binary)
+    try:
+        server.start()
+        admin = redis.Redis(host="127.0.0.1", port=server.port)
+        backend = RedisBackend(server.url)
+        backend.set_many("user", {"old": b"1"}, 10.0, 0.0)
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", used + 256 * 1024)
+        new = b"x" * 2_000_000
+
+        # The session expired, so a complete write discards "old". Redis refuses the
+        # transaction as a whole; the script's first write, a DEL, frees memory and is let
+        # through, after which Redis does not stop a script halfway.
+        try:
+            backend.set_many("user", {"new": new}, 40.0, 20.0)
+        except ddb.BackendError as exc:
+            assert "maxmemory" in str(exc)
+            expected = {b"v:old": b"1", b"deadline": b"10.0"}
+        else:
+            expected = {b"v:new": new, b"deadline": b"40.0"}
+
+        admin.config_set("maxmemory", 0)
+        assert admin.hgetall(backend.key("user")) == expected
+        if write_path == "multi" and backend._can_write_in_multi():
+            assert expected[b"deadline"] == b"10.0"
+        backend.close()
+        admin.close()
+    finally:
+        server.remove()
 
 
 # -- a one-node Redis Cluster -------------------------------------------------------------------
