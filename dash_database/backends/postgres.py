@@ -18,20 +18,44 @@ user's key.
 Expiry is compared with the caller's ``now`` as a bound parameter, never the server's
 ``NOW()``: the injected clock decides what is expired.
 
-Concurrency: ``set_many`` and ``delete`` read before they write; each runs in one transaction
-that first locks the session row (``SELECT ... FOR UPDATE``), so writers of one session take
-their turns, and ``set_many`` writes value rows in key order, so two writers never wait on each
-other in a cycle. Reads, ``clear``, ``touch`` and ``purge_expired`` are single statements in
-autocommit mode. A deadlock or serialization failure reported by the server is retried a few
-times.
+Round trips: every operation is one SQL statement in autocommit mode, so it costs one round
+trip, and PostgreSQL runs each statement atomically: ``set_many`` writes all its items and the
+deadline, or nothing. ``set_many`` and ``clear`` are built of data-modifying CTEs (``WITH ...
+DELETE/INSERT``); PostgreSQL runs the parts of one statement in no set order unless one part
+reads another, so each part waits for the one before by reading it in an always-true condition
+(see ``after``).
+
+Concurrency: ``set_many`` and ``clear`` first lock the session row (``SELECT ... FOR UPDATE``),
+then touch value rows, ``set_many`` in key order, so two writers never wait on each other in a
+cycle. The lock also returns the session row as the last writer committed it, although the
+statement's snapshot may be older: a writer that finds the session expired discards its old
+values, and the next writer, which waited for it, finds the session live. A deadlock or
+serialization failure reported by the server is retried a few times. One race is left, which a
+single statement cannot close (its snapshot is taken before it waits for the lock): a ``clear``
+that runs while a ``set_many`` adds new keys to the session removes the session row but not
+those keys, which then have no deadline. The backend had the same race before it used one
+statement per operation.
+
+``delete`` leaves the session row when it removes the last value, so the session keeps its
+deadline (and ``purge_expired`` counts it once it expires).
 
 All SQL is built in :class:`_Statements` from a SQLAlchemy ``Table``, with every identifier
-quoted and every value bound. What is PostgreSQL's own (the upsert, ``GREATEST``, the partial
-index, the advisory lock around table creation) is in :class:`_PostgresStatements`; another
-SQLAlchemy dialect needs only another subclass registered in ``_DIALECTS``.
+quoted and every value bound, and compiled once to the driver's SQL text. What is PostgreSQL's own
+(the upsert, ``GREATEST``, ``count(*) FILTER``, the partial index, the advisory lock around table
+creation) is in :class:`_PostgresStatements`; another SQLAlchemy dialect needs another subclass
+registered in ``_DIALECTS``, and a driver whose connections offer psycopg's ``autocommit``,
+``broken`` and ``cursor(binary=True)``.
 
-Processes: the engine's pool checks a connection before handing it out (``pool_pre_ping``), so
-the backend reconnects after a server restart. After ``fork()`` the child drops the pool it
+Connections: the engine's pool lends psycopg connections, and the statements run on them
+directly, with binary results, without SQLAlchemy's per-statement machinery (which costs more
+than the round trip itself for small values, and fetches ``BYTEA`` as hex text). Engine events
+such as ``before_cursor_execute`` therefore do not see these statements. A connection found lost
+(the server restarted, or ended it) is dropped and the operation runs once more on another
+connection; connections the pool held from before that loss are checked with a ping before their
+next use. So no round trip is spent checking a connection in the common case, and the backend
+reconnects after a server restart. One edge: when the connection is lost after the server
+committed ``delete`` or ``clear`` but before their answer arrived, the second run finds nothing
+left to remove and returns ``False`` or ``0``. After ``fork()`` the child drops the pool it
 inherited without closing the parent's connections (``engine.dispose(close=False)``) and opens
 its own.
 """
@@ -48,8 +72,8 @@ from ..exceptions import BackendError, InvalidArgumentError
 from . import redact_url
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine, Table
-    from sqlalchemy.sql import Executable
+    from sqlalchemy import Connection, Dialect, Engine, PoolProxiedConnection, Table
+    from sqlalchemy.sql import ClauseElement, Executable
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
 
@@ -78,17 +102,38 @@ def _import_sqlalchemy() -> None:
         ) from exc
 
 
+class _Query:
+    """A statement compiled once for one dialect: the driver's SQL text, and the values of the
+    parameters the statement fixes itself (such as the session row's key)."""
+
+    __slots__ = ("constants", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        self.constants: dict[str, Any] = {
+            name: value for name, value in compiled.params.items() if value is not None
+        }
+
+    def params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Return ``values`` with the statement's constant parameters added."""
+        return {**self.constants, **values} if self.constants else values
+
+
 class _Statements:
-    """Every SQL statement of the backend, built once from one ``Table`` with SQLAlchemy Core.
+    """Every SQL statement of the backend, built once from one ``Table`` with SQLAlchemy Core
+    and compiled for ``dialect``.
 
     A subclass per database provides the few methods under "what a dialect provides".
 
     Statements take their values as bound parameters, by name: ``ns`` (namespace), ``sid``
-    (session id bytes), ``key`` (key bytes), ``value``, ``deadline`` and ``now``.
+    (session id bytes), ``key`` (key bytes), ``value``, ``keys`` and ``values`` (lists of
+    bytes), ``deadline`` and ``now``; :attr:`_Query.constants` holds the rest.
     """
 
-    def __init__(self, table_name: str, schema: str | None) -> None:
+    def __init__(self, table_name: str, schema: str | None, dialect: Dialect) -> None:
         from sqlalchemy import (
+            ARRAY,
             Column,
             Float,
             Index,
@@ -96,11 +141,14 @@ class _Statements:
             MetaData,
             Table,
             Text,
+            all_,
             and_,
             bindparam,
+            case,
             delete,
             exists,
             func,
+            literal_column,
             select,
             update,
         )
@@ -131,66 +179,136 @@ class _Statements:
             CreateIndex(index, if_not_exists=True),
         ]
 
+        def compiled(statement: Any) -> _Query:
+            return _Query(statement, dialect)
+
         ns = bindparam("ns", type_=Text)
         sid = bindparam("sid", type_=LargeBinary)
         key = bindparam("key", type_=LargeBinary)
-        value = bindparam("value", type_=LargeBinary)
         deadline = bindparam("deadline", type_=Float(53))
         now = bindparam("now", type_=Float(53))
+        # A named constant, so that the compiled SQL text needs no generated parameter names.
+        session_row_key = bindparam("session_row_key", _SESSION_ROW, type_=LargeBinary)
 
         def in_session(table: Any) -> Any:
             return and_(table.c.namespace == ns, table.c.session_id == sid)
 
+        def is_session_row(table: Any) -> Any:
+            return and_(in_session(table), table.c.key == session_row_key)
+
         session_row = t.alias("session_row")
-        value_row = t.alias("value_row")
-        expired = exists().where(
-            in_session(session_row),
-            session_row.c.key == _SESSION_ROW,
-            session_row.c.deadline <= now,
-        )
-        has_values = exists().where(in_session(value_row), value_row.c.key != _SESSION_ROW)
-        is_session_row = and_(in_session(t), t.c.key == _SESSION_ROW)
+        expired = exists().where(is_session_row(session_row), session_row.c.deadline <= now)
 
         #: The value of (sid, key) unless the session expired.
-        self.get = select(t.c.value).where(in_session(t), t.c.key == key, ~expired)
+        self.get = compiled(select(t.c.value).where(in_session(t), t.c.key == key, ~expired))
         #: The keys of sid unless it expired.
-        self.keys = select(t.c.key).where(in_session(t), t.c.key != _SESSION_ROW, ~expired)
-        #: The deadline of sid, locking its session row until the transaction ends.
-        self.lock_deadline = select(t.c.deadline).where(is_session_row).with_for_update()
-        #: Every row of sid; returns the key and deadline of each row removed.
-        self.delete_session = delete(t).where(in_session(t)).returning(t.c.key, t.c.deadline)
-        #: The session row of sid.
-        self.delete_deadline = delete(t).where(is_session_row)
-        #: The session row of sid when no value of sid is left.
-        self.delete_deadline_if_empty = delete(t).where(is_session_row, ~has_values)
-        #: Sets the deadline of sid to the later of its deadline and ``deadline``.
-        self.set_deadline = self.upsert(
-            {
-                "namespace": ns,
-                "session_id": sid,
-                # Named apart from the "key" and "value" parameters of the other statements.
-                "key": bindparam("session_row_key", _SESSION_ROW, type_=LargeBinary),
-                "value": bindparam("session_row_value", b"", type_=LargeBinary),
-                "deadline": deadline,
-            },
-            {"deadline": self.greatest},
+        self.keys = compiled(
+            select(t.c.key).where(in_session(t), t.c.key != session_row_key, ~expired)
         )
-        #: Stores (sid, key) = value; run with a list of parameter sets to store several.
-        self.put = self.upsert(
-            {"namespace": ns, "session_id": sid, "key": key, "value": value}, {"value": None}
+        # Writers of a session lock its session row before any other row they write, and value
+        # rows in key order, so two writers never wait on each other in a cycle.
+        locked = select(t.c.deadline).where(is_session_row(t)).with_for_update().cte("locked")
+
+        def after(cte: Any) -> Any:
+            # Always true; PostgreSQL evaluates this uncorrelated subquery once, running ``cte``
+            # to its end, before the statement it filters touches a row. That orders the parts
+            # of one statement, which PostgreSQL otherwise runs in no set order.
+            return select(func.count()).select_from(cte).scalar_subquery() >= literal_column("0")
+
+        keys = bindparam("keys", type_=ARRAY(LargeBinary))
+        values = bindparam("values", type_=ARRAY(LargeBinary))
+        value = bindparam("value", type_=LargeBinary)
+
+        def store(many: bool, with_deadline: bool) -> _Query:
+            if many:
+                items: Any = func.unnest(keys, values).table_valued("key", "value")
+                items = items.render_derived("items")
+                written = t.c.key != all_(keys)
+            else:
+                # Arrays cost the driver more than two plain parameters.
+                items = select(key.label("key"), value.label("value")).subquery("items")
+                written = t.c.key != key
+            # FOR UPDATE returns the session row as the last writer committed it, after waiting
+            # for that writer, although the statement's snapshot may be older.
+            discarded = (
+                delete(t)
+                .where(
+                    in_session(t),
+                    t.c.key != session_row_key,
+                    # Written keys are overwritten below: a row must not be changed twice.
+                    written,
+                    exists().where(locked.c.deadline <= now),
+                )
+                .returning(t.c.key)
+                .cte("discarded")
+            )
+            if with_deadline:
+                deadline_step = self.upsert(
+                    ["namespace", "session_id", "key", "value", "deadline"],
+                    select(
+                        ns,
+                        sid,
+                        session_row_key,
+                        bindparam("session_row_value", b"", type_=LargeBinary),
+                        deadline,
+                    ).where(after(discarded)),
+                    # An expired deadline is replaced, a live one kept if later.
+                    {
+                        "deadline": lambda old, new: case(
+                            (old <= now, new), else_=self.greatest(old, new)
+                        )
+                    },
+                ).returning(t.c.key)
+            else:
+                deadline_step = (
+                    delete(t).where(is_session_row(t), after(discarded)).returning(t.c.key)
+                )
+            step = deadline_step.cte("deadline_step")
+            statement = self.upsert(
+                ["namespace", "session_id", "key", "value"],
+                select(ns, sid, items.c.key, items.c.value).where(after(step)),
+                {"value": None},
+            )
+            return compiled(statement.add_cte(locked, discarded, step))
+
+        #: Discard the values of sid when it expired, set the deadline of sid to the later of
+        #: its deadline and ``deadline`` (or drop it), and store ``key`` = ``value``, or
+        #: ``keys[i]`` = ``values[i]`` for every i with ``keys`` in ascending order.
+        self.store_one = store(many=False, with_deadline=True)
+        self.store_one_without_deadline = store(many=False, with_deadline=False)
+        self.store_many = store(many=True, with_deadline=True)
+        self.store_many_without_deadline = store(many=True, with_deadline=False)
+        #: Removes (sid, key) unless sid expired; returns the key when it removed it.
+        self.delete_key = compiled(
+            delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
         )
-        #: The row of (sid, key); returns its key when it existed.
-        self.delete_key = delete(t).where(in_session(t), t.c.key == key).returning(t.c.key)
+        #: Removes every row of sid; returns the number of values removed and whether sid had
+        #: expired.
+        cleared = (
+            delete(t)
+            .where(in_session(t), after(locked))
+            .returning(t.c.key, t.c.deadline)
+            .cte("cleared")
+        )
+        self.clear = compiled(
+            select(
+                self.count_where(cleared.c.key != session_row_key),
+                func.coalesce(
+                    func.bool_or(and_(cleared.c.key == session_row_key, cleared.c.deadline <= now)),
+                    literal_column("false"),
+                ),
+            )
+        )
         #: Moves the deadline of a live sid to ``deadline`` when that is later.
-        self.touch = (
+        self.touch = compiled(
             update(t)
-            .where(is_session_row, t.c.deadline > now, t.c.deadline < deadline)
+            .where(is_session_row(t), t.c.deadline > now, t.c.deadline < deadline)
             .values(deadline=deadline)
         )
         #: Removes every session of ``ns`` whose deadline is ``<= now``; returns their number.
         expired_sessions = (
             delete(t)
-            .where(t.c.namespace == ns, t.c.key == _SESSION_ROW, t.c.deadline <= now)
+            .where(t.c.namespace == ns, t.c.key == session_row_key, t.c.deadline <= now)
             .returning(t.c.session_id)
             .cte("expired")
         )
@@ -198,12 +316,14 @@ class _Statements:
             delete(t)
             .where(
                 t.c.namespace == ns,
-                t.c.key != _SESSION_ROW,
+                t.c.key != session_row_key,
                 t.c.session_id.in_(select(expired_sessions.c.session_id)),
             )
             .cte("expired_values")
         )
-        self.purge = select(func.count()).select_from(expired_sessions).add_cte(expired_values)
+        self.purge = compiled(
+            select(func.count()).select_from(expired_sessions).add_cte(expired_values)
+        )
 
     # -- what a dialect provides --------------------------------------------------------
 
@@ -215,14 +335,18 @@ class _Statements:
         """Serialize table creation between processes, inside the creating transaction."""
         raise NotImplementedError
 
-    def upsert(self, values: dict[str, Any], update: dict[str, Any]) -> Executable:
-        """Return an INSERT of ``values`` (column name to expression) that on a primary key
-        conflict sets each column named in ``update`` to the new value (``None``) or to
+    def upsert(self, columns: list[str], rows: Any, update: dict[str, Any]) -> Any:
+        """Return an INSERT of the rows of the SELECT ``rows`` into ``columns`` that on a primary
+        key conflict sets each column named in ``update`` to the new value (``None``) or to
         ``how(old value, new value)``."""
         raise NotImplementedError
 
     def greatest(self, a: Any, b: Any) -> Any:
         """Return the SQL expression of the larger of ``a`` and ``b``."""
+        raise NotImplementedError
+
+    def count_where(self, condition: Any) -> Any:
+        """Return the SQL aggregate counting the rows that match ``condition``."""
         raise NotImplementedError
 
 
@@ -239,10 +363,10 @@ class _PostgresStatements(_Statements):
         name = f"dash_database:{self.table.fullname}"
         conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
 
-    def upsert(self, values: dict[str, Any], update: dict[str, Any]) -> Executable:
+    def upsert(self, columns: list[str], rows: Any, update: dict[str, Any]) -> Any:
         from sqlalchemy.dialects.postgresql import insert
 
-        upsert = insert(self.table).values(values)
+        upsert = insert(self.table).from_select(columns, rows)
         excluded = upsert.excluded
         return upsert.on_conflict_do_update(
             index_elements=list(self.table.primary_key.columns),
@@ -257,8 +381,13 @@ class _PostgresStatements(_Statements):
 
         return func.greatest(a, b)
 
+    def count_where(self, condition: Any) -> Any:
+        from sqlalchemy import func
 
-_DIALECTS: dict[str, Callable[[str, str | None], _Statements]] = {
+        return func.count().filter(condition)
+
+
+_DIALECTS: dict[str, Callable[[str, str | None, Dialect], _Statements]] = {
     "postgresql": _PostgresStatements,
 }
 
@@ -300,6 +429,7 @@ class PostgresBackend:
     ) -> None:
         _import_sqlalchemy()
         from sqlalchemy import Engine, create_engine
+        from sqlalchemy.exc import SQLAlchemyError
 
         self._url: str | None = None
         self._options = dict(options)
@@ -309,7 +439,10 @@ class PostgresBackend:
             schema = query.get("schema", schema)
             namespace = query.get("namespace", namespace)
             self._url = url
-            self._engine = create_engine(url, **{"pool_pre_ping": True, **options})
+            # Checking a connection in costs no ROLLBACK: this backend returns connections
+            # outside any transaction, and a SQLAlchemy Connection rolls back its own
+            # transaction when it closes.
+            self._engine = create_engine(url, **{"pool_reset_on_return": None, **options})
         elif isinstance(engine, Engine):
             if options:
                 raise InvalidArgumentError(
@@ -340,12 +473,26 @@ class PostgresBackend:
                 f"The engine's database is {dialect!r}; this backend supports "
                 f"{', '.join(sorted(_DIALECTS))}."
             )
-        self._sql = _DIALECTS[dialect](self.table_name, self.schema)
+        driver = self._engine.dialect.driver
+        if self._engine.dialect.is_async:
+            driver += " (asyncio)"
+        if driver != "psycopg":
+            raise InvalidArgumentError(
+                f"The engine's driver is {driver!r}; this backend runs its statements on psycopg 3 "
+                "connections: use a postgresql+psycopg:// URL."
+            )
+        self._sql = _DIALECTS[dialect](self.table_name, self.schema, self._engine.dialect)
         where = self._engine.url
         self._where = f"{where.host or 'localhost'}:{where.port or 5432}/{where.database or ''}"
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
+        # Counts the lost connections this backend found; a pooled connection records in its
+        # info, under this backend's own key, the count when it was last known to work.
+        self._generation = 0
+        self._generation_key = object()
+        self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        self._sqlalchemy_error = SQLAlchemyError
         if create_table:
             try:
                 self._create_table()
@@ -375,7 +522,8 @@ class PostgresBackend:
             for statement in self._sql.create:
                 conn.execute(statement)
 
-        self._transaction(create)
+        with self._errors(), self._checked_engine().begin() as conn:
+            create(conn)
 
     # -- connections and errors ---------------------------------------------------------
 
@@ -392,116 +540,194 @@ class PostgresBackend:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+        from sqlalchemy.exc import SQLAlchemyError
 
         try:
             yield
         except SQLAlchemyError as exc:
-            # The driver's message, not SQLAlchemy's, which repeats the SQL and its parameters.
-            detail = str(getattr(exc, "orig", None) or exc).strip()
-            # A failed connection has no SQLSTATE; a lost one invalidates the connection.
-            lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
-            unreachable = isinstance(exc, OperationalError) and (
-                getattr(exc.orig, "sqlstate", None) is None
+            raise self._backend_error(exc) from exc
+
+    def _backend_error(self, exc: Exception) -> BackendError:
+        """Return the BackendError to raise for the SQLAlchemy exception ``exc``."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
+        # The driver's message, not SQLAlchemy's, which repeats the SQL and its parameters.
+        detail = str(getattr(exc, "orig", None) or exc).strip()
+        # A failed connection has no SQLSTATE; a lost one invalidates the connection.
+        lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        unreachable = isinstance(exc, OperationalError) and (
+            getattr(exc.orig, "sqlstate", None) is None
+        )
+        if lost or unreachable:
+            return BackendError(
+                f"Could not reach PostgreSQL at {self._where}: {detail}. Check that the "
+                "server is running and reachable; the next call tries again."
             )
-            if lost or unreachable:
-                raise BackendError(
-                    f"Could not reach PostgreSQL at {self._where}: {detail}. Check that the "
-                    "server is running and reachable; the next call tries again."
-                ) from exc
-            raise BackendError(f"PostgreSQL at {self._where} failed: {detail}") from exc
+        return BackendError(f"PostgreSQL at {self._where} failed: {detail}")
 
     def _params(self, session: str, **more: Any) -> dict[str, Any]:
         return {"ns": self.namespace, "sid": _b(session), **more}
 
-    def _autocommit(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
-        engine = self._checked_engine()
-        with self._errors(), engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = conn.execute(statement, params)
-            return list(result) if result.returns_rows else []
+    def _checkout(self, engine: Engine) -> PoolProxiedConnection:
+        """Return a connection from the pool, first pinging one the pool held from before the
+        last connection this backend found lost, since the server may have dropped it too."""
+        while True:
+            fairy = engine.raw_connection()
+            generation = self._generation
+            # A connection this backend has not used yet may predate a loss too, unless no
+            # loss has happened.
+            seen = fairy.info.get(self._generation_key, -1 if generation else 0)
+            if seen >= generation:
+                fairy.info[self._generation_key] = generation
+                return fairy
+            connection: Any = fairy.dbapi_connection
+            try:
+                engine.dialect.do_ping(connection)
+            except self._dbapi_error as exc:
+                if self._drop(fairy, exc):
+                    continue
+                raise
+            except BaseException as exc:
+                fairy.invalidate(exc)
+                fairy.close()
+                raise
+            fairy.info[self._generation_key] = generation
+            return fairy
 
-    def _transaction(self, work: Callable[[Connection], T]) -> T:
+    def _drop(self, fairy: PoolProxiedConnection, exc: Any) -> bool:
+        """Release ``fairy`` after ``exc``; return whether ``exc`` means the connection is lost,
+        in which case the pool discards it."""
+        lost = bool(self._engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None))
+        if lost:
+            # Every connection the pool holds now is older than this loss.
+            seen = fairy.info.get(self._generation_key, self._generation)
+            self._generation = max(self._generation, seen + 1)
+            fairy.invalidate(exc)
+        fairy.close()
+        return lost
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """Return ``work(connection)``, run on a pooled psycopg connection in autocommit mode.
+
+        A lost connection is dropped and ``work`` runs once more on another; a deadlock or
+        serialization failure runs it again up to ``_ATTEMPTS`` times in all. Errors are raised
+        as BackendError, chained from what SQLAlchemy raises for the driver's error.
+        """
+        engine = self._checked_engine()
+        reconnected, attempt = False, 1
+        while True:
+            try:
+                fairy = self._checkout(engine)
+            except self._dbapi_error as exc:
+                error = self._wrap(exc, False)
+                raise self._backend_error(error) from error
+            except self._sqlalchemy_error as exc:
+                raise self._backend_error(exc) from exc
+            conn: Any = fairy.driver_connection
+            try:
+                if conn.autocommit:
+                    result = work(conn)
+                else:
+                    # Connections go back to the pool as they came, for the engine's other
+                    # users; with psycopg neither change costs a round trip.
+                    conn.autocommit = True
+                    try:
+                        result = work(conn)
+                    finally:
+                        if not conn.broken:
+                            conn.autocommit = False
+            except self._dbapi_error as exc:
+                lost = self._drop(fairy, exc)
+                if lost and not reconnected:
+                    reconnected = True
+                    continue
+                # 40P01 deadlock_detected, 40001 serialization_failure: safe to run again.
+                if getattr(exc, "sqlstate", None) in ("40P01", "40001") and attempt < _ATTEMPTS:
+                    attempt += 1
+                    continue
+                error = self._wrap(exc, lost)
+                raise self._backend_error(error) from error
+            except BaseException as exc:
+                # Interrupted (KeyboardInterrupt, say), the connection may be mid-statement.
+                fairy.invalidate(exc)
+                fairy.close()
+                raise
+            fairy.close()
+            return result
+
+    def _wrap(self, exc: Exception, lost: bool) -> Exception:
+        """Return what SQLAlchemy raises for the driver's error ``exc`` when it runs a statement
+        itself, chained from ``exc``."""
         from sqlalchemy.exc import DBAPIError
 
-        engine = self._checked_engine()
-        with self._errors():
-            for attempt in range(1, _ATTEMPTS + 1):
-                try:
-                    with engine.begin() as conn:
-                        return work(conn)
-                except DBAPIError as exc:
-                    # 40P01 deadlock_detected, 40001 serialization_failure: safe to run again.
-                    code = getattr(exc.orig, "sqlstate", None)
-                    if code not in ("40P01", "40001") or attempt == _ATTEMPTS:
-                        raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        error = DBAPIError.instance(
+            None,
+            None,
+            exc,
+            self._dbapi_error,
+            connection_invalidated=lost,
+            dialect=self._engine.dialect,
+        )
+        error.__cause__ = exc
+        return error
+
+    def _one(
+        self, query: _Query, params: dict[str, Any], rows: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement in one round trip; return its rows when ``rows``."""
+
+        def run(conn: Any) -> list[tuple[Any, ...]]:
+            with conn.cursor(binary=True) as cursor:
+                cursor.execute(query.sql, query.params(params))
+                return cursor.fetchall() if rows else []
+
+        return self._run(run)
 
     # -- the backend protocol -------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        rows = self._autocommit(self._sql.get, self._params(session, key=_b(key), now=now))
-        return bytes(rows[0][0]) if rows else None
+        rows = self._one(self._sql.get, self._params(session, key=_b(key), now=now))
+        return rows[0][0] if rows else None
 
     def set_many(
         self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
     ) -> None:
-        sql, session_params = self._sql, self._params(session)
-        # Key order: concurrent writers lock the rows of one session in the same order.
-        rows = [
-            {**session_params, "key": key, "value": bytes(value)}
-            for key, value in sorted((_b(key), value) for key, value in items.items())
-        ]
-
-        def write(conn: Connection) -> None:
-            current = conn.execute(sql.lock_deadline, session_params).scalar()
-            if current is not None and current <= now:
-                conn.execute(sql.delete_session, session_params)
-                current = None
-            if deadline is None:
-                if current is not None:
-                    conn.execute(sql.delete_deadline, session_params)
-            else:
-                conn.execute(sql.set_deadline, {**session_params, "deadline": deadline})
-            if rows:
-                conn.execute(sql.put, rows)
-
-        self._transaction(write)
+        sql = self._sql
+        if len(items) == 1:
+            [(key, value)] = items.items()
+            params = self._params(session, key=_b(key), value=bytes(value), now=now)
+            query = sql.store_one_without_deadline if deadline is None else sql.store_one
+        else:
+            # Key order: concurrent writers lock the rows of one session in the same order.
+            pairs = sorted((_b(key), bytes(value)) for key, value in items.items())
+            params = self._params(
+                session,
+                keys=[key for key, _ in pairs],
+                values=[value for _, value in pairs],
+                now=now,
+            )
+            query = sql.store_many_without_deadline if deadline is None else sql.store_many
+        if deadline is not None:
+            params["deadline"] = deadline
+        self._one(query, params, rows=False)
 
     def delete(self, session: str, key: str, now: float) -> bool:
-        sql, params = self._sql, self._params(session, key=_b(key))
-
-        def remove(conn: Connection) -> bool:
-            current = conn.execute(sql.lock_deadline, params).scalar()
-            if current is not None and current <= now:
-                return False
-            removed = conn.execute(sql.delete_key, params).first()
-            if removed is not None and current is not None:
-                conn.execute(sql.delete_deadline_if_empty, params)
-            return removed is not None
-
-        return self._transaction(remove)
+        # The session row stays when the last value goes: the session keeps its deadline.
+        return bool(self._one(self._sql.delete_key, self._params(session, key=_b(key), now=now)))
 
     def keys(self, session: str, now: float) -> list[str]:
-        rows = self._autocommit(self._sql.keys, self._params(session, now=now))
-        return [bytes(row[0]).decode("utf-8") for row in rows]
+        rows = self._one(self._sql.keys, self._params(session, now=now))
+        return [row[0].decode("utf-8") for row in rows]
 
     def clear(self, session: str, now: float) -> int:
-        # One statement: the session row is removed with the values, and returns the deadline.
-        removed = self._autocommit(self._sql.delete_session, self._params(session))
-        values = 0
-        for key, deadline in removed:
-            if bytes(key) != _SESSION_ROW:
-                values += 1
-            elif deadline <= now:
-                return 0
-        return values
+        [(values, expired)] = self._one(self._sql.clear, self._params(session, now=now))
+        return 0 if expired else int(values)
 
     def touch(self, session: str, deadline: float, now: float) -> None:
-        self._autocommit(self._sql.touch, self._params(session, deadline=deadline, now=now))
+        self._one(self._sql.touch, self._params(session, deadline=deadline, now=now), rows=False)
 
     def purge_expired(self, now: float) -> int:
-        rows = self._autocommit(self._sql.purge, {"ns": self.namespace, "now": now})
+        rows = self._one(self._sql.purge, {"ns": self.namespace, "now": now})
         return int(rows[0][0])
 
     def close(self) -> None:

@@ -126,6 +126,14 @@ def test_engine_of_another_database_is_refused() -> None:
         PostgresBackend(sqlalchemy.create_engine("sqlite://"))
 
 
+def test_engine_of_another_driver_is_refused() -> None:
+    # The backend runs its statements on psycopg 3's own (synchronous) connections.
+    engine = sqlalchemy.create_engine("postgresql+psycopg_async://user@127.0.0.1:1/db")
+
+    with pytest.raises(ddb.InvalidArgumentError, match=r"postgresql\+psycopg://"):
+        PostgresBackend(engine)
+
+
 @pytest.mark.parametrize(
     "options", [{"table": ""}, {"table": "a\x00b"}, {"namespace": "\x00"}, {"schema": ""}]
 )
@@ -324,6 +332,113 @@ def test_server_restart_raises_backend_error_then_recovers(
     db.store_user_value("user", "key", "after")
     assert db.get_user_value("user", "key") == "after"
     db.close()
+
+
+def terminate_connections(url: str, application_name: str) -> int:
+    """End, from another connection, every server process of ``application_name``; return how
+    many ended."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        # The timeout makes pg_terminate_backend wait until each process has exited.
+        ended = conn.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
+            "FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    assert ended is not None
+    return int(ended[0])
+
+
+def test_connections_the_server_ended_are_replaced_without_an_error(
+    postgres_url: str, table: str
+) -> None:
+    name = unique_name("app")
+    backend = open_backend(postgres_url, table, connect_args={"application_name": name})
+    backend.set_many("user", {"a": b"1", "b": b"2"}, 100.0, 0.0)
+    # Three connections in the pool, all ended below: the call that finds the first one lost
+    # runs again, and checks each other pooled connection before using it.
+    held = [backend.engine.connect() for _ in range(3)]
+    for conn in held:
+        conn.close()
+    assert terminate_connections(postgres_url, name) == 3
+
+    assert backend.get("user", "a", 0.0) == b"1"
+    assert terminate_connections(postgres_url, name) == 1
+    assert sorted(backend.keys("user", 0.0)) == ["a", "b"]
+    assert terminate_connections(postgres_url, name) == 1
+    backend.set_many("user", {"c": b"3"}, None, 0.0)
+    assert terminate_connections(postgres_url, name) == 1
+    assert backend.delete("user", "a", 0.0)
+    assert terminate_connections(postgres_url, name) == 1
+    backend.touch("user", 200.0, 0.0)
+    assert terminate_connections(postgres_url, name) == 1
+    assert backend.clear("user", 0.0) == 2
+    assert terminate_connections(postgres_url, name) == 1
+    assert backend.purge_expired(0.0) == 0
+    backend.close()
+
+
+def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str) -> None:
+    backend = open_backend(postgres_url, table)
+    refuse = f"{table}_refuse"
+    with backend.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f'CREATE FUNCTION "{refuse}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+            "IF NEW.key = 'boom'::bytea THEN RAISE EXCEPTION 'refused'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql(
+            f'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "{table}" '
+            f'FOR EACH ROW EXECUTE FUNCTION "{refuse}"()'
+        )
+    try:
+        backend.set_many("user", {"a": b"1", "b": b"2"}, 10.0, 0.0)
+
+        for items in [{"boom": b"x"}, {"a": b"new", "boom": b"x"}]:
+            # Live session: neither the values nor the deadline change.
+            with pytest.raises(ddb.BackendError, match="refused"):
+                backend.set_many("user", items, 20.0, 5.0)
+            # Expired session: its old values are not discarded either.
+            with pytest.raises(ddb.BackendError, match="refused"):
+                backend.set_many("user", items, None, 15.0)
+
+        assert backend.get("user", "a", 5.0) == b"1"
+        assert sorted(backend.keys("user", 5.0)) == ["a", "b"]
+        assert backend.keys("user", 10.0) == []
+    finally:
+        with backend.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TABLE "{table}"')
+            conn.exec_driver_sql(f'DROP FUNCTION "{refuse}"()')
+        backend.close()
+
+
+@pytest.mark.parametrize("written", [["a"], ["a", "c"]])
+def test_a_write_to_an_expired_session_keeps_only_the_new_values(
+    postgres_url: str, table: str, written: list[str]
+) -> None:
+    backend = open_backend(postgres_url, table)
+    backend.set_many("user", {"a": b"old", "b": b"old"}, 10.0, 0.0)
+
+    backend.set_many("user", dict.fromkeys(written, b"new"), 30.0, 20.0)
+
+    assert sorted(backend.keys("user", 20.0)) == written
+    assert [backend.get("user", key, 20.0) for key in written] == [b"new"] * len(written)
+    assert backend.keys("user", 30.0) == []
+    backend.close()
+
+
+def test_deleting_the_last_value_keeps_the_deadline(postgres_url: str, table: str) -> None:
+    backend = open_backend(postgres_url, table)
+    backend.set_many("user", {"a": b"1"}, 50.0, 0.0)
+
+    assert backend.delete("user", "a", 0.0)
+    backend.set_many("user", {"b": b"2"}, 20.0, 10.0)
+
+    # The later deadline, 50, still holds.
+    assert backend.keys("user", 40.0) == ["b"]
+    assert backend.keys("user", 50.0) == []
+    backend.close()
 
 
 def test_unreachable_server_raises_backend_error_naming_it() -> None:
