@@ -78,13 +78,9 @@ if stored and tonumber(stored) <= tonumber(ARGV[1]) then return {} end
 return redis.call('HKEYS', KEYS[1])
 """
 
-# ARGV[2] onwards are field/value pairs. When the write sets a deadline, the first pair is
-# 'deadline' and that deadline (a value field always starts with 'v:', so it cannot be taken
-# for it), and one HSET writes it with the values; the pair is skipped when the stored deadline
-# is later. HSET takes at most 500 pairs at a time because Lua's unpack() is limited by the C
-# stack. A hash has a native time-to-live only while it has a deadline field (every script sets
-# or removes them together), so PERSIST is needed only when a deadline was stored.
-_SET_MANY_SCRIPT = """
+# Both write scripts start here: read the stored deadline of KEYS[1] and, when the session
+# expired at ARGV[1] (now), drop it whole so that the write starts from an empty session.
+_DROP_EXPIRED = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local stored = redis.call('HGET', key, 'deadline')
@@ -92,6 +88,17 @@ if stored and tonumber(stored) <= now then
     redis.call('DEL', key)
     stored = false
 end
+"""
+
+# ARGV[2] onwards are field/value pairs. When the write sets a deadline, the first pair is
+# 'deadline' and that deadline (a value field always starts with 'v:', so it cannot be taken
+# for it), and one HSET writes it with the values; the pair is skipped when the stored deadline
+# is later. HSET takes at most 500 pairs at a time because Lua's unpack() is limited by the C
+# stack. A hash has a native time-to-live only while it has a deadline field (every script sets
+# or removes them together), so PERSIST is needed only when a deadline was stored.
+_SET_MANY_SCRIPT = (
+    _DROP_EXPIRED
+    + """
 local first = 2
 local deadline = false
 if ARGV[2] == 'deadline' then
@@ -112,6 +119,7 @@ elseif stored then
 end
 return 1
 """
+)
 
 # The large-value write is MULTI, this script, HSET of the values, EXEC: the values never pass
 # through Lua. ARGV[2] is the new deadline ('' for none). The script sets the deadline before the
@@ -119,14 +127,9 @@ return 1
 # takes the one-script path instead. It runs with EVAL, not EVALSHA: inside MULTI a missing
 # script (NOSCRIPT, after a restart or SCRIPT FLUSH) fails alone while the HSET still runs,
 # whereas EVAL cannot miss its script.
-_PREPARE_SCRIPT = """
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local stored = redis.call('HGET', key, 'deadline')
-if stored and tonumber(stored) <= now then
-    redis.call('DEL', key)
-    stored = false
-end
+_PREPARE_SCRIPT = (
+    _DROP_EXPIRED
+    + """
 if ARGV[2] == '' then
     if stored then
         redis.call('HDEL', key, 'deadline')
@@ -143,6 +146,7 @@ end
 redis.call('PEXPIRE', key, string.format('%d', math.ceil((deadline - now) * 1000)))
 return 1
 """
+)
 
 # ARGV[2] is the field. A session left with no value is removed with its deadline.
 _DELETE_SCRIPT = """
