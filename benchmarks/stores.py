@@ -90,19 +90,10 @@ class DictStore(Store):
 # -- this project ---------------------------------------------------------------------------
 
 
-class DashDatabaseStore(Store):
-    """This project's DashDatabase, on the backend that ``config["location"]`` names."""
+class _FiveMethodsStore(Store):
+    """A store driven through the five methods that 1.0 and this project share."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        from dash_database import DashDatabase
-
-        backend = config["backend"]
-        self.multiprocess = backend != "memory"
-        if backend in ("memory", "sqlite"):
-            self.db = DashDatabase(config["location"])
-        else:
-            self.db = DashDatabase.from_url(config["location"])
+    db: Any
 
     def store(self, session: str, key: str, value: Any) -> None:
         self.db.store_user_value(session, key, value)
@@ -115,6 +106,21 @@ class DashDatabaseStore(Store):
 
     def delete_all(self, session: str) -> None:
         self.db.delete_all_user_values(session)
+
+
+class DashDatabaseStore(_FiveMethodsStore):
+    """This project's DashDatabase, on the backend that ``config["location"]`` names."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        from dash_database import DashDatabase
+
+        backend = config["backend"]
+        self.multiprocess = backend != "memory"
+        if backend in ("memory", "sqlite"):
+            self.db = DashDatabase(config["location"])
+        else:
+            self.db = DashDatabase.from_url(config["location"])
 
     def populate(self, sessions: list[str], keys: list[str], value: Callable[[int], Any]) -> str:
         backend = self.config["backend"]
@@ -184,7 +190,7 @@ class DashDatabaseStore(Store):
         self.db.close()
 
 
-class DashDatabaseV1Store(Store):
+class DashDatabaseV1Store(_FiveMethodsStore):
     """dash-database 1.0 from PyPI (run in its own virtual environment), on a file."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -198,18 +204,6 @@ class DashDatabaseV1Store(Store):
                 "benchmarks/.venv-v1/bin/python from the benchmarks directory"
             )
         self.db = DashDatabase(config["location"])
-
-    def store(self, session: str, key: str, value: Any) -> None:
-        self.db.store_user_value(session, key, value)
-
-    def get(self, session: str, key: str) -> Any:
-        return self.db.get_user_value(session, key)
-
-    def list_keys(self, session: str) -> list[str]:
-        return self.db.list_stored_user_keys(session)
-
-    def delete_all(self, session: str) -> None:
-        self.db.delete_all_user_values(session)
 
     def populate(self, sessions: list[str], keys: list[str], value: Callable[[int], Any]) -> str:
         # 1.0's format (read from its source): sqlitedict's default table "unnamed"
