@@ -143,8 +143,10 @@ def test_basic_app_rejects_a_tampered_tab_id(basic_url: str, alice: Browser) -> 
         return requests.post(url, json=body, timeout=TIMEOUT)
 
     body, _, signature = good.rpartition(".")
+    other_sig = ("B" if signature[0] == "A" else "A") + signature[1:]
+    other_body = body[:-2] + ("BB" if body.endswith("AA") else "AA")
     assert "Your value is mine" in show(good).text
-    for bad in (body + ".A" + signature[1:], body[:-2] + "AA." + signature, body, "plain", None):
+    for bad in (f"{body}.{other_sig}", f"{other_body}.{signature}", body, "plain", None):
         reply = show(bad)
         assert reply.status_code == 500
         assert "mine" not in reply.text
