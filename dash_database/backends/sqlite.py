@@ -13,9 +13,13 @@ How it is used, and why:
 - Writes go through sqlitedict's writer thread (one per process) in autocommit mode, and every
   write is exactly one SQL statement, so it is atomic on its own and one queue round trip
   completes it (each extra request through sqlitedict's queue costs a thread hand-off, about as
-  much as the commit). A write that touches both tables inserts rows into a TEMP view whose
-  ``INSTEAD OF`` trigger does the work: the trigger runs inside the statement, so the whole
-  write commits or fails as one. Errors come back through the same round trip and are raised.
+  much as the commit). A write without a deadline to a session that has none is a plain
+  upsert. A write that touches both tables inserts rows into a TEMP view whose ``INSTEAD OF``
+  trigger does the work: the trigger runs inside the statement, so the whole write commits or
+  fails as one. Errors come back through the same round trip and are raised.
+- A value file that a write replaces is noted by a TEMP trigger in the same statement, which
+  reports the count; only then does a second request collect the names, and the files are
+  removed after the commit.
 - A process-wide lock keeps one request at a time on the writer connection: sqlitedict has one
   error slot per connection, and with one request in flight an error belongs to its caller.
 - Reads go through one plain ``sqlite3`` connection per thread, which skips the queue. In WAL
@@ -65,7 +69,6 @@ _DELETE_RANGE = (
     f'RETURNING value, (SELECT deadline FROM "{_SESSIONS}" WHERE session = ?)'
 )
 # Values are BLOBs; a TEXT value is a reference to a file (see _blobs.py).
-_FILE_REFS_OF_KEYS = f"SELECT value FROM \"{_TABLE}\" WHERE typeof(value) = 'text' AND key IN "
 _FILE_REFS_IN_RANGE = (
     f"SELECT value FROM \"{_TABLE}\" WHERE key >= ? AND key < ? AND typeof(value) = 'text'"
 )
@@ -83,11 +86,25 @@ _EXPIRED_SESSIONS = f'SELECT session FROM "{_SESSIONS}" WHERE deadline <= ?'
 _PUT_VIEW = "dash_database_put"
 _PURGE_VIEW = "dash_database_purge"
 _STAGING = "dash_database_staging"
+_DROPPED = "dash_database_dropped"
+# Ends the statements that write values: the number of file references waiting in _DROPPED.
+_COUNT_DROPPED = f"RETURNING (SELECT count(*) FROM {_DROPPED})"
 _WRITER_SETUP = (
     f"CREATE TEMP TABLE {_STAGING} (session, low, high, key, value, deadline, now)",
     f"CREATE TEMP VIEW {_PUT_VIEW} (session, low, high, key, value, deadline, now) "
     "AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
+    # File references of values that a write replaces or drops, for the writer to remove the
+    # files once the write committed. The trigger is BEFORE UPDATE so that a RETURNING clause
+    # of the same statement already counts its rows (RETURNING runs before AFTER triggers).
+    f"CREATE TEMP TABLE {_DROPPED} (ref TEXT NOT NULL)",
+    f"""CREATE TEMP TRIGGER {_DROPPED} BEFORE UPDATE OF value ON main."{_TABLE}"
+        WHEN typeof(OLD.value) = 'text' BEGIN
+        INSERT INTO {_DROPPED} VALUES (OLD.value);
+    END""",
     f"""CREATE TEMP TRIGGER {_PUT_VIEW} INSTEAD OF INSERT ON {_PUT_VIEW} BEGIN
+        INSERT INTO {_DROPPED} SELECT value FROM "{_TABLE}" WHERE key >= NEW.low
+            AND key < NEW.high AND typeof(value) = 'text' AND EXISTS (SELECT 1 FROM
+            "{_SESSIONS}" WHERE session = NEW.session AND deadline <= NEW.now);
         DELETE FROM "{_TABLE}" WHERE key >= NEW.low AND key < NEW.high AND EXISTS (
             SELECT 1 FROM "{_SESSIONS}" WHERE session = NEW.session AND deadline <= NEW.now);
         DELETE FROM "{_SESSIONS}" WHERE session = NEW.session
@@ -95,7 +112,8 @@ _WRITER_SETUP = (
         INSERT INTO "{_SESSIONS}" (session, deadline)
             SELECT NEW.session, NEW.deadline WHERE NEW.deadline IS NOT NULL
             ON CONFLICT (session) DO UPDATE SET deadline = max(deadline, excluded.deadline);
-        INSERT OR REPLACE INTO "{_TABLE}" (key, value) VALUES (NEW.key, NEW.value);
+        INSERT INTO "{_TABLE}" (key, value) VALUES (NEW.key, NEW.value)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
     END""",
     f"CREATE TEMP VIEW {_PURGE_VIEW} (session, low, high, now) "
     "AS SELECT NULL, NULL, NULL, NULL WHERE 0",
@@ -119,6 +137,19 @@ _ROWS_PER_STATEMENT = 1000
 # Connections inherited from a parent process are kept referenced, never closed or used: closing
 # them in the child could release locks or unmap shared memory the parent still relies on.
 _inherited: list[object] = []
+
+# How many fork()s separate this process from the one that imported the module. A backend
+# notes it with its connections and compares on use: cheaper than os.getpid(), a system call.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_count_fork)
 
 
 class SqliteBackend:
@@ -162,15 +193,16 @@ class SqliteBackend:
     # -- process-local state ------------------------------------------------------------
 
     def _init_process_state(self) -> None:
-        self._pid = os.getpid()
+        self._forks = _forks
         self._lock = threading.Lock()
         self._writer: Any = None
+        self._response = _Response()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
 
     def _ensure_process(self) -> None:
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             _inherited.append((self._writer, self._readers))
             self._init_process_state()
         if self._closed:
@@ -217,8 +249,8 @@ class SqliteBackend:
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        # After fork() the thread-local still holds the parent's connection: check the pid.
-        if conn is not None and self._pid == os.getpid() and not self._closed:
+        # After fork() the thread-local still holds the parent's connection.
+        if conn is not None and self._forks == _forks and not self._closed:
             return conn
         return self._open_reader()
 
@@ -267,8 +299,27 @@ class SqliteBackend:
     def _write(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         """Run one writing statement through sqlitedict (atomic: autocommit); return its rows."""
         self._ensure_process()
-        with self._lock, self._errors("write to"):
-            return list(self._writer_conn().select(sql, args))
+        # try/except rather than the _errors() context manager: this is the hot path of writes.
+        try:
+            with self._lock:
+                return self._request(self._writer_conn(), sql, args)
+        except sqlite3.DatabaseError:
+            with self._errors("write to"):
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request(self, writer: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        # Called with self._lock held: one request in flight, so one response object serves.
+        response = self._response
+        try:
+            writer.execute(sql, args, response)
+            rows = response.wait()
+        except BaseException:
+            # Interrupted while waiting: the writer may still answer into that response.
+            self._response = _Response()
+            raise
+        writer.check_raise_error()
+        return rows
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         conn = self._reader()
@@ -289,8 +340,8 @@ class SqliteBackend:
             if not rows:
                 return None
             value = rows[0][0]
-            if not isinstance(value, str):
-                return bytes(value)
+            if isinstance(value, bytes):
+                return value
             try:
                 return self._read_file(value)
             except FileNotFoundError:
@@ -309,10 +360,7 @@ class SqliteBackend:
     def set_many(
         self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
     ) -> None:
-        low, high = _keys.session_range(session)
         encoded = [_keys.encode(session, k) for k in items]
-        # Without the folder no value file existed when we looked: skip the lookup.
-        replaced = self._file_refs_of(encoded) if os.path.isdir(self._blobs.directory) else []
         written: list[str] = []
         try:
             values: list[bytes | str] = []
@@ -322,37 +370,50 @@ class SqliteBackend:
                     values.append(written[-1])
                 else:
                     values.append(value)
-            rows = [(session, low, high, k, v, deadline, now) for k, v in zip(encoded, values)]
-            self._put(rows)
+            rows = self._put(session, list(zip(encoded, values)), deadline, now)
         except BaseException:
             self._blobs.remove(written)
             raise
-        self._blobs.remove(replaced)
+        if any(row[0] for row in rows):
+            self._remove_dropped_files()
 
-    def _file_refs_of(self, encoded_keys: list[str]) -> list[str]:
-        refs: list[str] = []
-        for start in range(0, len(encoded_keys), _ROWS_PER_STATEMENT):
-            chunk = encoded_keys[start : start + _ROWS_PER_STATEMENT]
-            sql = _FILE_REFS_OF_KEYS + "(" + ", ".join("?" * len(chunk)) + ")"
-            refs += [row[0] for row in self._read(sql, tuple(chunk))]
-        return refs
-
-    def _put(self, rows: list[tuple[Any, ...]]) -> None:
-        if len(rows) <= _ROWS_PER_STATEMENT:
-            self._write(*_insert(_PUT_VIEW, rows))
-            return
+    def _put(
+        self, session: str, pairs: list[tuple[str, bytes | str]], deadline: float | None, now: float
+    ) -> list[Any]:
+        """Write ``pairs`` in one atomic statement; return its rows (see _COUNT_DROPPED)."""
+        if deadline is None and len(pairs) <= _ROWS_PER_STATEMENT:
+            # While the session has no deadline there is none to change: a plain upsert, much
+            # cheaper than the trigger. It writes nothing (and returns no row) when the session
+            # has a deadline row; the trigger then does the whole work.
+            rows = self._write(*_upsert(session, pairs))
+            if rows:
+                return rows
+        low, high = _keys.session_range(session)
+        rows_in = [(session, low, high, k, v, deadline, now) for k, v in pairs]
+        if len(rows_in) <= _ROWS_PER_STATEMENT:
+            sql, args = _insert(_PUT_VIEW, rows_in)
+            return self._write(f"{sql} {_COUNT_DROPPED}", args)
         # Too many rows for one statement: stage them in a TEMP table (private to the writer
         # connection, held under the lock), then apply them in one atomic statement.
         self._ensure_process()
         with self._lock, self._errors("write to"):
             conn = self._writer_conn()
             try:
-                for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                    # select_one waits, so a failed chunk raises before anything is applied.
-                    conn.select_one(*_insert(_STAGING, rows[start : start + _ROWS_PER_STATEMENT]))
-                conn.select_one(f"INSERT INTO {_PUT_VIEW} SELECT * FROM {_STAGING} ORDER BY rowid")
+                for start in range(0, len(rows_in), _ROWS_PER_STATEMENT):
+                    # Each request waits, so a failed chunk raises before anything is applied.
+                    chunk = rows_in[start : start + _ROWS_PER_STATEMENT]
+                    self._request(conn, *_insert(_STAGING, chunk))
+                return self._request(
+                    conn,
+                    f"INSERT INTO {_PUT_VIEW} SELECT * FROM {_STAGING} ORDER BY rowid "
+                    + _COUNT_DROPPED,
+                    (),
+                )
             finally:
-                conn.select_one(f"DELETE FROM {_STAGING}")
+                self._request(conn, f"DELETE FROM {_STAGING}", ())
+
+    def _remove_dropped_files(self) -> None:
+        self._blobs.remove(row[0] for row in self._write(f"DELETE FROM {_DROPPED} RETURNING ref"))
 
     def delete(self, session: str, key: str, now: float) -> bool:
         deleted = self._write(_DELETE, (_keys.encode(session, key), session, now))
@@ -398,7 +459,7 @@ class SqliteBackend:
         return len(expired)
 
     def close(self) -> None:
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             _inherited.append((self._writer, self._readers))
             self._init_process_state()
             self._closed = True
@@ -460,6 +521,46 @@ def _insert(table: str, rows: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ..
         f"INSERT INTO {table} VALUES {', '.join([row] * len(rows))}",
         tuple(value for values in rows for value in values),
     )
+
+
+def _upsert(session: str, pairs: list[tuple[str, bytes | str]]) -> tuple[str, tuple[Any, ...]]:
+    """Return one statement that inserts or replaces the (encoded key, value) ``pairs`` unless
+    ``session`` has a deadline row, and its arguments."""
+    values = ", ".join(["(?, ?)"] * len(pairs))
+    return (
+        f'INSERT INTO "{_TABLE}" (key, value) SELECT column1, column2 FROM (VALUES {values}) '
+        f'WHERE NOT EXISTS (SELECT 1 FROM "{_SESSIONS}" WHERE session = ?) '
+        f"ON CONFLICT (key) DO UPDATE SET value = excluded.value {_COUNT_DROPPED}",
+        (*(value for pair in pairs for value in pair), session),
+    )
+
+
+class _Response:
+    """Receives the rows of one request from sqlitedict's writer thread, then its end marker.
+
+    sqlitedict's ``execute(sql, args, res)`` puts each row (a tuple), then an end marker (a
+    str), into ``res``. sqlitedict's own ``select()`` waits on a new ``queue.Queue`` per call
+    and wakes up at every row; this wakes its caller once, at the end marker, which saves a
+    thread switch per row and the queue's construction.
+    """
+
+    __slots__ = ("__weakref__", "_done", "_rows")
+
+    def __init__(self) -> None:
+        self._rows: list[Any] = []
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, tuple):
+            self._rows.append(item)
+        else:
+            self._done.release()
+
+    def wait(self) -> list[Any]:
+        self._done.acquire()
+        rows, self._rows = self._rows, []
+        return rows
 
 
 def _identity(value: Any) -> Any:

@@ -338,20 +338,34 @@ def test_large_values_live_in_files_and_small_ones_in_the_row(tmp_path: Path) ->
     backend.close()
 
 
-@pytest.mark.parametrize("how", ["overwrite big", "overwrite small", "delete", "clear"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "overwrite big",
+        "overwrite small",
+        "overwrite small, session with a deadline",
+        "overwrite small from another handle",
+        "delete",
+        "clear",
+    ],
+)
 def test_replaced_or_deleted_large_values_leave_no_file(tmp_path: Path, how: str) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("s", {"k": BIG}, None, 0.0)
+    deadline = 100.0 if "deadline" in how else None
+    backend.set_many("s", {"k": BIG}, deadline, 0.0)
     first = blob_files(backend)
 
-    if how == "overwrite big":
+    if how.startswith("overwrite small"):
+        writer = SqliteBackend(backend.path) if "another" in how else backend
+        writer.set_many("s", {"k": b"small"}, deadline, 0.0)
+        assert b"small" == backend.get("s", "k", 0.0)
+        assert [] == blob_files(backend)
+        writer.close()
+    elif how == "overwrite big":
         backend.set_many("s", {"k": BIG + b"!"}, None, 0.0)
         assert BIG + b"!" == backend.get("s", "k", 0.0)
         assert 1 == len(blob_files(backend))
         assert first != blob_files(backend)
-    elif how == "overwrite small":
-        backend.set_many("s", {"k": b"small"}, None, 0.0)
-        assert [] == blob_files(backend)
     elif how == "delete":
         assert backend.delete("s", "k", 0.0)
         assert [] == blob_files(backend)
@@ -370,6 +384,21 @@ def test_purge_removes_the_files_of_expired_sessions(tmp_path: Path) -> None:
 
     assert 1 == len(blob_files(backend))
     assert BIG == backend.get("kept", "k", 50.0)
+    backend.close()
+
+
+def test_a_write_to_an_expired_session_removes_the_files_of_its_old_values(
+    tmp_path: Path,
+) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"old": BIG, "kept small": b"x"}, 10.0, 0.0)
+    backend.set_many("other", {"k": BIG}, None, 0.0)
+
+    backend.set_many("s", {"new": b"y"}, None, 50.0)
+
+    assert ["new"] == backend.keys("s", 50.0)
+    assert 1 == len(blob_files(backend))  # the other session's file only
+    assert BIG == backend.get("other", "k", 50.0)
     backend.close()
 
 

@@ -139,3 +139,27 @@ def test_expired_sessions_are_invisible_to_an_instance_without_ttl(
     clock.advance(TTL)
 
     assert without_ttl.get_user_value("user", "key") is None
+
+
+def test_a_write_without_ttl_makes_a_live_session_permanent(make_db: Any, clock: FakeClock) -> None:
+    with_ttl, without_ttl = make_db(ttl=TTL), make_db()
+    with_ttl.store_user_value("user", "a", 1)
+    without_ttl.store_user_value("user", "b", 2)
+    clock.advance(10 * TTL)
+
+    assert without_ttl.get_user_value("user", "a") == 1
+    assert without_ttl.get_user_value("user", "b") == 2
+    assert with_ttl.purge_expired() == 0
+
+
+def test_a_write_without_ttl_to_an_expired_session_starts_it_afresh(
+    make_db: Any, clock: FakeClock
+) -> None:
+    with_ttl, without_ttl = make_db(ttl=TTL), make_db()
+    with_ttl.session("user").update(a=1, b=2)
+    clock.advance(TTL)
+    without_ttl.session("user").update(b=3, c=4)
+    clock.advance(10 * TTL)
+
+    assert without_ttl.list_stored_user_keys("user") == ["b", "c"]
+    assert without_ttl.get_user_value("user", "b") == 3
