@@ -271,6 +271,25 @@ class _Statements:
             )
             return compiled(statement.add_cte(locked, discarded, step))
 
+        def store_plain(many: bool) -> _Query:
+            if many:
+                items: Any = func.unnest(keys, values).table_valued("key", "value")
+                items = items.render_derived("items")
+            else:
+                items = select(key.label("key"), value.label("value")).subquery("items")
+            has_session_row = exists().where(is_session_row(session_row))
+            statement = self.upsert(
+                ["namespace", "session_id", "key", "value"],
+                select(ns, sid, items.c.key, items.c.value).where(~has_session_row),
+                {"value": None},
+            ).returning(t.c.key)
+            return compiled(statement)
+
+        #: Store ``key`` = ``value`` (or ``keys[i]`` = ``values[i]``) unless sid has a session
+        #: row; return the keys written. Without a deadline to set or drop, this plain upsert
+        #: does the whole write, for much less than the statements below.
+        self.store_one_plain = store_plain(many=False)
+        self.store_many_plain = store_plain(many=True)
         #: Discard the values of sid when it expired, set the deadline of sid to the later of
         #: its deadline and ``deadline`` (or drop it), and store ``key`` = ``value``, or
         #: ``keys[i]`` = ``values[i]`` for every i with ``keys`` in ascending order.
@@ -487,6 +506,11 @@ class PostgresBackend:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
+        # Connections this backend keeps checked out between calls, in autocommit mode (see
+        # _checkout). Only for an engine it created: a passed-in engine's pool stays its owner's.
+        self._idle: list[PoolProxiedConnection] = []
+        self._keep_idle = _pool_size(self._engine) if self._url is not None else 0
+        self._cursor_key = object()
         # Counts the lost connections this backend found; a pooled connection records in its
         # info, under this backend's own key, the count when it was last known to work.
         self._generation = 0
@@ -533,7 +557,10 @@ class PostgresBackend:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
-                    # The parent's connections are left open for the parent to use.
+                    # The parent's connections are left open for the parent to use, and kept
+                    # referenced so that no finalizer closes them here.
+                    _inherited.append(self._idle)
+                    self._idle = []
                     self._engine.dispose(close=False)
                     self._pid = os.getpid()
         return self._engine
@@ -569,10 +596,16 @@ class PostgresBackend:
         return {"ns": self.namespace, "sid": _b(session), **more}
 
     def _checkout(self, engine: Engine) -> PoolProxiedConnection:
-        """Return a connection from the pool, first pinging one the pool held from before the
-        last connection this backend found lost, since the server may have dropped it too."""
+        """Return a connection, first pinging one held from before the last connection this
+        backend found lost, since the server may have dropped it too.
+
+        A connection this backend kept from an earlier call is taken first: checking one out
+        of SQLAlchemy's pool and back in costs more than a small statement's round trip."""
         while True:
-            fairy = engine.raw_connection()
+            try:
+                fairy = self._idle.pop()
+            except IndexError:
+                fairy = engine.raw_connection()
             generation = self._generation
             # A connection this backend has not used yet may predate a loss too, unless no
             # loss has happened.
@@ -607,7 +640,8 @@ class PostgresBackend:
         return lost
 
     def _run(self, work: Callable[[Any], T]) -> T:
-        """Return ``work(connection)``, run on a pooled psycopg connection in autocommit mode.
+        """Return ``work(cursor)``, run on a binary cursor of a pooled psycopg connection in
+        autocommit mode.
 
         A lost connection is dropped and ``work`` runs once more on another; a deadlock or
         serialization failure runs it again up to ``_ATTEMPTS`` times in all. Errors are raised
@@ -626,15 +660,15 @@ class PostgresBackend:
             conn: Any = fairy.driver_connection
             try:
                 if conn.autocommit:
-                    result = work(conn)
+                    result = work(self._cursor(fairy))
                 else:
-                    # Connections go back to the pool as they came, for the engine's other
-                    # users; with psycopg neither change costs a round trip.
+                    # With psycopg, neither change costs a round trip.
                     conn.autocommit = True
                     try:
-                        result = work(conn)
+                        result = work(self._cursor(fairy))
                     finally:
-                        if not conn.broken:
+                        if not conn.broken and len(self._idle) >= self._keep_idle:
+                            # Back to the pool as it came, for the engine's other users.
                             conn.autocommit = False
             except self._dbapi_error as exc:
                 lost = self._drop(fairy, exc)
@@ -652,8 +686,21 @@ class PostgresBackend:
                 fairy.invalidate(exc)
                 fairy.close()
                 raise
+            if conn.autocommit and len(self._idle) < self._keep_idle:
+                with self._lock:
+                    if not self._closed:
+                        self._idle.append(fairy)
+                        return result
             fairy.close()
             return result
+
+    def _cursor(self, fairy: PoolProxiedConnection) -> Any:
+        """Return the binary cursor kept with ``fairy``'s connection (one per connection)."""
+        conn: Any = fairy.driver_connection
+        cursor = fairy.info.get(self._cursor_key)
+        if cursor is None or cursor.closed or cursor.connection is not conn:
+            cursor = fairy.info[self._cursor_key] = conn.cursor(binary=True)
+        return cursor
 
     def _wrap(self, exc: Exception, lost: bool) -> Exception:
         """Return what SQLAlchemy raises for the driver's error ``exc`` when it runs a statement
@@ -676,10 +723,9 @@ class PostgresBackend:
     ) -> list[tuple[Any, ...]]:
         """Run one statement in one round trip; return its rows when ``rows``."""
 
-        def run(conn: Any) -> list[tuple[Any, ...]]:
-            with conn.cursor(binary=True) as cursor:
-                cursor.execute(query.sql, query.params(params))
-                return cursor.fetchall() if rows else []
+        def run(cursor: Any) -> list[tuple[Any, ...]]:
+            cursor.execute(query.sql, query.params(params))
+            return cursor.fetchall() if rows else []
 
         return self._run(run)
 
@@ -707,7 +753,15 @@ class PostgresBackend:
                 now=now,
             )
             query = sql.store_many_without_deadline if deadline is None else sql.store_many
-        if deadline is not None:
+        if deadline is None:
+            # While the session has no session row there is no deadline to drop: the plain
+            # upsert does it all. It writes nothing when the row exists, and the full statement
+            # runs. A session row that another writer adds meanwhile stays, as if that write
+            # had come after this one.
+            plain = sql.store_one_plain if len(items) == 1 else sql.store_many_plain
+            if self._one(plain, params):
+                return
+        else:
             params["deadline"] = deadline
         self._one(query, params, rows=False)
 
@@ -735,6 +789,9 @@ class PostgresBackend:
             if self._closed:
                 return
             self._closed = True
+        if self._pid == os.getpid():
+            while self._idle:
+                self._idle.pop().close()
         if self._url is None:
             return
         # In a forked child the connections are the parent's: drop them without closing.
@@ -774,6 +831,16 @@ class PostgresBackend:
             f"PostgresBackend({where!r}, table={self._sql.table.fullname!r}, "
             f"namespace={self.namespace!r})"
         )
+
+
+# Connections inherited from a parent process are kept referenced, never used or closed.
+_inherited: list[object] = []
+
+
+def _pool_size(engine: Engine) -> int:
+    """Return how many connections the engine's pool keeps open (5 when it does not say)."""
+    size = getattr(engine.pool, "size", None)
+    return size() if callable(size) else 5
 
 
 def _b(text: str) -> bytes:

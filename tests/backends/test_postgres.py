@@ -356,12 +356,13 @@ def test_connections_the_server_ended_are_replaced_without_an_error(
     name = unique_name("app")
     backend = open_backend(postgres_url, table, connect_args={"application_name": name})
     backend.set_many("user", {"a": b"1", "b": b"2"}, 100.0, 0.0)
-    # Three connections in the pool, all ended below: the call that finds the first one lost
-    # runs again, and checks each other pooled connection before using it.
+    # The connection the backend keeps between calls and three in the pool, all ended below:
+    # the call that finds the first one lost runs again, and checks each pooled connection
+    # before using it.
     held = [backend.engine.connect() for _ in range(3)]
     for conn in held:
         conn.close()
-    assert terminate_connections(postgres_url, name) == 3
+    assert terminate_connections(postgres_url, name) == 4
 
     assert backend.get("user", "a", 0.0) == b"1"
     assert terminate_connections(postgres_url, name) == 1
