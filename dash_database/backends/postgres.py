@@ -109,8 +109,20 @@ class _Query:
     __slots__ = ("constants", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        from sqlalchemy import ARRAY, LargeBinary
+        from sqlalchemy.sql.compiler import SQLCompiler
+
         compiled = statement.compile(dialect=dialect)
-        self.sql: str = compiled.string
+        assert isinstance(compiled, SQLCompiler)
+        sql = compiled.string
+        # Bytes go to the server in binary format (psycopg's %b placeholder): as text, bytea
+        # is sent hex-escaped, which doubles the bytes to copy and the memory a large value
+        # needs on its way out.
+        for name, bind in compiled.binds.items():
+            kind = bind.type.item_type if isinstance(bind.type, ARRAY) else bind.type
+            if isinstance(kind, LargeBinary):
+                sql = sql.replace(f"%({name})s", f"%({name})b")
+        self.sql: str = sql
         self.constants: dict[str, Any] = {
             name: value for name, value in compiled.params.items() if value is not None
         }

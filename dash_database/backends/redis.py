@@ -24,7 +24,9 @@ interleaving. The one exception is a ``set_many`` whose values add up to 32 KiB 
 Redis 7 or later and not on a cluster: it is ``MULTI``, a script that discards an expired
 session and sets the deadline, an ``HSET`` of the values, ``EXEC``, so that the values never
 pass through Lua, which costs time in proportion to their size. ``get`` is one ``HMGET`` of the
-deadline and the value, atomic on its own.
+deadline and the value, atomic on its own. ``keys`` is one ``HKEYS`` while the backend has
+not met a session with a deadline (a session without one cannot expire), and the listing
+script after that.
 
 Commands used: ``HMGET HSET HDEL HLEN HKEYS HGET DEL PEXPIRE PERSIST SCAN EVALSHA``, all in
 Redis 4 and every Valkey release, and for large writes ``INFO`` (once, for the server version),
@@ -277,6 +279,9 @@ class RedisBackend:
         self._multi_writes: bool | None = (
             False if isinstance(self._client, redis.cluster.RedisCluster) else None
         )
+        # Whether this backend has met a session with a deadline. Until then it lists keys with
+        # a plain HKEYS, which costs less than the script that checks the deadline.
+        self._deadlines_seen = False
         register = self._client.register_script
         self._keys_script = register(_KEYS_SCRIPT)
         self._set_many_script = register(_SET_MANY_SCRIPT)
@@ -339,6 +344,8 @@ class RedisBackend:
     ) -> None:
         now_text = _number(now)
         deadline_text = "" if deadline is None else _number(deadline)
+        if deadline is not None:
+            self._deadlines_seen = True
         pairs: list[bytes] = []
         size = 0
         for key, value in items.items():
@@ -394,7 +401,17 @@ class RedisBackend:
         )
 
     def keys(self, session: str, now: float) -> list[str]:
-        fields = self._run(self._keys_script, session, (_number(now),))
+        fields: list[bytes] = []
+        if not self._deadlines_seen:
+            # A session without a deadline field cannot have expired: these are its keys.
+            self._check_open()
+            try:
+                fields = self._client.hkeys(self.key(session))  # type: ignore[assignment]
+            except self._redis_error as exc:
+                raise self._failure(exc) from exc
+            self._deadlines_seen = _DEADLINE in fields
+        if self._deadlines_seen:
+            fields = self._run(self._keys_script, session, (_number(now),))
         return [field[_VALUE_LEN:].decode("utf-8") for field in fields if field.startswith(_VALUE)]
 
     def clear(self, session: str, now: float) -> int:

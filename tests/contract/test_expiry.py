@@ -139,6 +139,8 @@ def test_expired_sessions_are_invisible_to_an_instance_without_ttl(
     clock.advance(TTL)
 
     assert without_ttl.get_user_value("user", "key") is None
+    assert without_ttl.list_stored_user_keys("user") == []
+    assert without_ttl.list_stored_user_keys("user") == []  # and once it knows of deadlines
 
 
 def test_a_write_without_ttl_makes_a_live_session_permanent(make_db: Any, clock: FakeClock) -> None:
