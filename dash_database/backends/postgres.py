@@ -63,6 +63,7 @@ its own.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -83,6 +84,18 @@ DEFAULT_TABLE = "dash_database"
 DEFAULT_NAMESPACE = "default"
 
 _SESSION_ROW = b"\xff"
+# A write whose values add up to at least this many bytes copies them into a temporary table
+# first (see PostgresBackend._store_staged).
+_COPY_BYTES = 16 * 1024 * 1024
+_STAGED = "dash_database_staged"
+# A value read of at least this many bytes closes its cursor instead of keeping it (see get).
+_RELEASE_RESULT_BYTES = 64 * 1024
+# PostgreSQL's binary COPY format: signature, flags, header extension length; then per row
+# the number of fields and each field's length before its bytes; then -1.
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_ROW = struct.Struct("!hi")
+_COPY_LENGTH = struct.Struct("!i")
+_COPY_TRAILER = struct.pack("!h", -1)
 _ATTEMPTS = 3
 # URL query parameters read by this backend rather than passed to the driver.
 _OWN_QUERY = ("table", "schema", "namespace")
@@ -231,9 +244,32 @@ class _Statements:
         values = bindparam("values", type_=ARRAY(LargeBinary))
         value = bindparam("value", type_=LargeBinary)
 
-        def store(many: bool, with_deadline: bool) -> _Query:
-            if many:
-                items: Any = func.unnest(keys, values).table_valued("key", "value")
+        #: A temporary table that large values are copied into before a statement stores them.
+        staged = Table(
+            _STAGED,
+            MetaData(),
+            Column("key", LargeBinary, nullable=False),
+            Column("value", LargeBinary, nullable=False),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DELETE ROWS",
+        )
+        self.create_staged_sql = str(
+            CreateTable(staged, if_not_exists=True).compile(dialect=dialect)
+        )
+        self.copy_staged_sql = (
+            f"COPY {dialect.identifier_preparer.quote(_STAGED)} (key, value) "
+            "FROM STDIN (FORMAT BINARY)"
+        )
+
+        def store(many: bool | None, with_deadline: bool) -> _Query:
+            items: Any
+            written: Any
+            if many is None:  # the items are in the staged table
+                items = select(staged.c.key, staged.c.value).order_by(staged.c.key)
+                items = items.subquery("items")
+                written = t.c.key.not_in(select(staged.c.key).scalar_subquery())
+            elif many:
+                items = func.unnest(keys, values).table_valued("key", "value")
                 items = items.render_derived("items")
                 written = t.c.key != all_(keys)
             else:
@@ -309,6 +345,8 @@ class _Statements:
         self.store_one_without_deadline = store(many=False, with_deadline=False)
         self.store_many = store(many=True, with_deadline=True)
         self.store_many_without_deadline = store(many=True, with_deadline=False)
+        self.store_staged = store(many=None, with_deadline=True)
+        self.store_staged_without_deadline = store(many=None, with_deadline=False)
         #: Removes (sid, key) unless sid expired; returns the key when it removed it.
         self.delete_key = compiled(
             delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
@@ -671,13 +709,14 @@ class PostgresBackend:
                 raise self._backend_error(exc) from exc
             conn: Any = fairy.driver_connection
             try:
+                cursor = self._cursor(fairy)
                 if conn.autocommit:
-                    result = work(self._cursor(fairy))
+                    result = work(cursor)
                 else:
                     # With psycopg, neither change costs a round trip.
                     conn.autocommit = True
                     try:
-                        result = work(self._cursor(fairy))
+                        result = work(cursor)
                     finally:
                         if not conn.broken and len(self._idle) >= self._keep_idle:
                             # Back to the pool as it came, for the engine's other users.
@@ -698,6 +737,9 @@ class PostgresBackend:
                 fairy.invalidate(exc)
                 fairy.close()
                 raise
+            if cursor.closed:
+                # ``work`` let go of a large result: so does the connection.
+                fairy.info.pop(self._cursor_key, None)
             if conn.autocommit and len(self._idle) < self._keep_idle:
                 with self._lock:
                     if not self._closed:
@@ -744,13 +786,29 @@ class PostgresBackend:
     # -- the backend protocol -------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        rows = self._one(self._sql.get, self._params(session, key=_b(key), now=now))
-        return rows[0][0] if rows else None
+        query, params = self._sql.get, self._params(session, key=_b(key), now=now)
+
+        def run(cursor: Any) -> bytes | None:
+            cursor.execute(query.sql, query.params(params))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            value: bytes = row[0]
+            if len(value) >= _RELEASE_RESULT_BYTES:
+                # A kept cursor holds its last result until its next statement: let a large
+                # one go now (see _run), not after the next call on this connection.
+                cursor.close()
+            return value
+
+        return self._run(run)
 
     def set_many(
         self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
     ) -> None:
         sql = self._sql
+        if sum(len(value) for value in items.values()) >= _COPY_BYTES:
+            self._run(lambda cursor: self._store_staged(cursor, session, items, deadline, now))
+            return
         if len(items) == 1:
             [(key, value)] = items.items()
             params = self._params(session, key=_b(key), value=bytes(value), now=now)
@@ -776,6 +834,37 @@ class PostgresBackend:
         else:
             params["deadline"] = deadline
         self._one(query, params, rows=False)
+
+    def _store_staged(
+        self,
+        cursor: Any,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+    ) -> None:
+        """Copy ``items`` into the staged table and store them from there, in one transaction.
+
+        COPY streams each value to the server in small pieces straight from its buffer: a
+        statement parameter is copied whole twice on the way (by psycopg, then into libpq's
+        output buffer), so storing a 100 MB value would need 300 MB.
+        """
+        sql = self._sql
+        query = sql.store_staged_without_deadline if deadline is None else sql.store_staged
+        params = self._params(session, now=now)
+        if deadline is not None:
+            params["deadline"] = deadline
+        with cursor.connection.transaction():
+            cursor.execute(sql.create_staged_sql)
+            with cursor.copy(sql.copy_staged_sql) as copy:
+                copy.write(_COPY_SIGNATURE)
+                for key, value in items.items():
+                    name = _b(key)
+                    # A row: two fields, each its length and its bytes.
+                    copy.write(_COPY_ROW.pack(2, len(name)) + name + _COPY_LENGTH.pack(len(value)))
+                    copy.write(memoryview(value))
+                copy.write(_COPY_TRAILER)
+            cursor.execute(query.sql, query.params(params))
 
     def delete(self, session: str, key: str, now: float) -> bool:
         # The session row stays when the last value goes: the session keeps its deadline.

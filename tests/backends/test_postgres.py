@@ -380,7 +380,33 @@ def test_connections_the_server_ended_are_replaced_without_an_error(
     backend.close()
 
 
-def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str) -> None:
+# Values that add up to 16 MiB or more are copied into a temporary table before they are stored.
+LARGE = bytes(range(256)) * 65600
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_large_writes_store_every_item_and_the_deadline(
+    postgres_url: str, table: str, size: str
+) -> None:
+    backend = open_backend(postgres_url, table)
+    big = LARGE if size == "large" else b"small"
+    items = {"a": big, "\u00e9\0key": b"", "c": big[::-1]}
+    backend.set_many("user", items, None, 0.0)
+    backend.set_many("timed", items, 10.0, 0.0)
+
+    for session in ("user", "timed"):
+        assert sorted(backend.keys(session, 5.0)) == sorted(items)
+        for key, value in items.items():
+            assert backend.get(session, key, 5.0) == value
+    assert backend.keys("timed", 10.0) == []
+    backend.set_many("timed", {"c": big}, None, 20.0)  # the expired session starts afresh
+    assert backend.keys("timed", 1e9) == ["c"]
+    backend.close()
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str, size: str) -> None:
+    big = LARGE if size == "large" else b"x"
     backend = open_backend(postgres_url, table)
     refuse = f"{table}_refuse"
     with backend.engine.begin() as conn:
@@ -396,7 +422,7 @@ def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str) -> None
     try:
         backend.set_many("user", {"a": b"1", "b": b"2"}, 10.0, 0.0)
 
-        for items in [{"boom": b"x"}, {"a": b"new", "boom": b"x"}]:
+        for items in [{"boom": big}, {"a": b"new", "boom": big}]:
             # Live session: neither the values nor the deadline change.
             with pytest.raises(ddb.BackendError, match="refused"):
                 backend.set_many("user", items, 20.0, 5.0)
@@ -414,17 +440,18 @@ def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str) -> None
         backend.close()
 
 
+@pytest.mark.parametrize("new", [b"new", LARGE])
 @pytest.mark.parametrize("written", [["a"], ["a", "c"]])
 def test_a_write_to_an_expired_session_keeps_only_the_new_values(
-    postgres_url: str, table: str, written: list[str]
+    postgres_url: str, table: str, written: list[str], new: bytes
 ) -> None:
     backend = open_backend(postgres_url, table)
     backend.set_many("user", {"a": b"old", "b": b"old"}, 10.0, 0.0)
 
-    backend.set_many("user", dict.fromkeys(written, b"new"), 30.0, 20.0)
+    backend.set_many("user", dict.fromkeys(written, new), 30.0, 20.0)
 
     assert sorted(backend.keys("user", 20.0)) == written
-    assert [backend.get("user", key, 20.0) for key in written] == [b"new"] * len(written)
+    assert [backend.get("user", key, 20.0) for key in written] == [new] * len(written)
     assert backend.keys("user", 30.0) == []
     backend.close()
 
