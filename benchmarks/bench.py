@@ -40,7 +40,7 @@ class Settings:
         self.proc_reps = 1 if quick else 3
         self.sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
         self.n_reps = 2 if quick else 5
-        self.list_ops, self.delete_ops = (20, 10) if quick else (50, 20)
+        self.list_ops, self.delete_ops = (20, 10) if quick else (50, 50)
         self.call_budget_s = 0.5  # per store, workload and repetition: stop calling after
         self.total_budget_s = 2.0 if quick else 3.0  # per store, workload and N
         # A store whose median call took over slow_s at one N is called once at the next N,
@@ -364,6 +364,12 @@ def main(
                     if workload == "procs" and not multiprocess[store]:
                         continue
                     run(store, workload, handle="main", workload=workload, rep=rep)
+
+        # 3: the size and time trade-off of compression (in this project's memory worker: it
+        # measures the serializer alone, not a store).
+        if "dd-memory" in workers:
+            for rep in range(settings.reps):
+                run("dd-memory", "compression", handle="main", workload="compression", rep=rep)
 
         # 3: peak memory, in one fresh process per store (two at a time: only memory is
         # measured here, not time).

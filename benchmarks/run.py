@@ -7,7 +7,7 @@
 The first run builds two virtual environments next to this file and reuses them afterwards
 (they are rebuilt when requirements*.txt or pyproject.toml change):
 
-- benchmarks/.venv     this project (pip install -e "..[redis,postgres]") and the peers
+- benchmarks/.venv     this project (pip install -e "..[redis,postgres,zstd,lz4]") and the peers
 - benchmarks/.venv-v1  dash-database==1.0 from PyPI, which also imports as dash_database
 
 The report is printed as markdown and written to benchmarks/results/ (JSON, markdown, PNG).
@@ -89,7 +89,7 @@ def main() -> int:
         _ensure(
             MAIN,
             _digest(req, os.path.join(REPO, "pyproject.toml")),
-            ["-r", req, "-e", f"{REPO}[redis,postgres]"],
+            ["-r", req, "-e", f"{REPO}[redis,postgres,zstd,lz4]"],
         )
         _ensure(V1, _digest(req_v1), ["-r", req_v1])
         python = os.path.join(MAIN, "bin", "python")

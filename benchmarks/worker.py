@@ -326,7 +326,56 @@ def w_delete(store: Store, rep: int, p: dict[str, Any]) -> dict[str, Any]:
     return {"op_ns": lat, "wrong": wrong}
 
 
+def typical_frame(size_mb: float) -> Any:
+    """A DataFrame like an app's data: dates, a few categories as text, ids, rounded prices."""
+    import numpy as np
+    import pandas as pd
+
+    rows = int(size_mb * 1024 * 1024 / 40)
+    rng = np.random.default_rng(2)
+    return pd.DataFrame(
+        {
+            "day": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), "D"),
+            "region": rng.choice(["EMEA", "APAC", "AMER", "LATAM"], rows),
+            "product": rng.integers(0, 500, rows),
+            "price": (rng.random(rows) * 100).round(2),
+        }
+    )
+
+
+_PAYLOADS: dict[str, Any] = {}
+
+
+def w_compression(store: Store, rep: int, p: dict[str, Any]) -> dict[str, Any]:
+    """Size and time of CompressedSerializer per codec, against plain pickle (no store)."""
+    from dash_database import CompressedSerializer, PickleSerializer
+
+    if not _PAYLOADS:
+        _PAYLOADS["10 KB dict"] = ten_kb_dict()
+        _PAYLOADS["1 MB DataFrame, random floats"] = frame(1)
+        _PAYLOADS["1 MB DataFrame, typical table"] = typical_frame(1)
+    out: dict[str, Any] = {}
+    for payload, value in _PAYLOADS.items():
+        for codec in ("none", "zlib", "zstd", "lz4"):
+            serializer: Any = (
+                PickleSerializer() if codec == "none" else CompressedSerializer(codec=codec)
+            )
+            dumps_ns, loads_ns = [], []
+            data = b""
+            for _ in range(p.get("calls", 5)):
+                ns, data = timed(serializer.dumps, value)
+                dumps_ns.append(ns)
+                loads_ns.append(timed(serializer.loads, data)[0])
+            out[f"{payload}|{codec}"] = {
+                "bytes": len(data),
+                "dumps_ns": dumps_ns,
+                "loads_ns": loads_ns,
+            }
+    return out
+
+
 WORKLOADS = {
+    "compression": w_compression,
     "small": w_small,
     "dict10k": w_dict10k,
     "large": w_large,

@@ -26,7 +26,7 @@ from .exceptions import (
     SerializationError,
     ValueTooLargeError,
 )
-from .serializers import JsonSerializer, PickleSerializer, Serializer
+from .serializers import CompressedSerializer, JsonSerializer, PickleSerializer, Serializer
 
 try:
     __version__ = version("dash-database")
@@ -40,6 +40,7 @@ __all__ = [
     "ENV_URL",
     "Backend",
     "BackendError",
+    "CompressedSerializer",
     "DashDatabase",
     "DashDatabaseError",
     "DeserializationError",

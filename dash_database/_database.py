@@ -23,7 +23,7 @@ from .exceptions import (
     SerializationError,
     ValueTooLargeError,
 )
-from .serializers import Serializer, resolve_serializer
+from .serializers import CompressedSerializer, Serializer, resolve_serializer
 
 __all__ = ["DEFAULT_PATH", "DEFAULT_SECRET_FILE", "ENV_URL", "DashDatabase", "Id", "Session"]
 
@@ -83,6 +83,10 @@ class DashDatabase:
             Every read or write of a session renews it (reads renew at most every
             ``min(1 s, ttl/100)`` per process).
         serializer: ``"pickle"`` (default), ``"json"``, or an object with ``dumps``/``loads``.
+        compression: ``"zlib"`` (built in), ``"zstd"`` or ``"lz4"`` (extras ``[zstd]``,
+            ``[lz4]``) to compress serialized values of 1 KiB or more, or ``None`` (default).
+            A shortcut for ``serializer=CompressedSerializer(serializer, codec=compression)``;
+            values must be read with the same choice of compression on or off.
         max_value_bytes: refuse values whose serialized size exceeds this many bytes.
         clock: returns the current time in seconds; inject a fake one in tests.
         secret_key: the key that signs session ids (see :meth:`new_session_id`), or several
@@ -103,6 +107,7 @@ class DashDatabase:
         *,
         ttl: float | None = None,
         serializer: str | Serializer = "pickle",
+        compression: str | None = None,
         max_value_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
@@ -124,6 +129,12 @@ class DashDatabase:
         if not callable(clock):
             raise InvalidArgumentError(f"clock must be callable, got {clock!r}.")
         self._serializer = resolve_serializer(serializer)
+        if compression is not None:
+            if not isinstance(compression, str):
+                raise InvalidArgumentError(
+                    f"compression must be 'zlib', 'zstd', 'lz4' or None, got {compression!r}."
+                )
+            self._serializer = CompressedSerializer(self._serializer, codec=compression)
         self.ttl = ttl
         self.max_value_bytes = max_value_bytes
         self._clock = clock

@@ -351,6 +351,11 @@ class _Statements:
         self.delete_key = compiled(
             delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
         )
+        #: Removes every row of sid unless it has a session row; returns the number of rows
+        #: removed and whether sid has no session row (if it has one, nothing was removed).
+        no_session_row = ~exists().where(is_session_row(session_row))
+        gone = delete(t).where(in_session(t), no_session_row).returning(t.c.key).cte("gone")
+        self.clear_plain = compiled(select(func.count(), no_session_row).select_from(gone))
         #: Removes every row of sid; returns the number of values removed and whether sid had
         #: expired.
         cleared = (
@@ -875,7 +880,12 @@ class PostgresBackend:
         return [row[0].decode("utf-8") for row in rows]
 
     def clear(self, session: str, now: float) -> int:
-        [(values, expired)] = self._one(self._sql.clear, self._params(session, now=now))
+        params = self._params(session, now=now)
+        # Without a session row there is no deadline to check and no row to lock first.
+        [(values, plain)] = self._one(self._sql.clear_plain, params)
+        if plain:
+            return int(values)
+        [(values, expired)] = self._one(self._sql.clear, params)
         return 0 if expired else int(values)
 
     def touch(self, session: str, deadline: float, now: float) -> None:

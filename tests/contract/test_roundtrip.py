@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import math
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -162,3 +163,18 @@ def test_context_manager_closes(make_db: Any) -> None:
     with make_db() as db:
         db.store_user_value("user", "key", 1)
         assert db.get_user_value("user", "key") == 1
+
+
+@pytest.mark.parametrize("codec", ["zlib", "zstd", "lz4"])
+def test_compressed_values_round_trip(make_db: Any, codec: str) -> None:
+    import pandas as pd
+
+    db = make_db(compression=codec)
+    frame = pd.DataFrame({"city": ["Oslo", "Lima"] * 5_000, "n": range(10_000)})
+    values = {"small": 1, "frame": frame, "text": "x" * 100_000, "noise": os.urandom(50_000)}
+    db.session("user").update(values)
+
+    assert 1 == db.get_user_value("user", "small")
+    pd.testing.assert_frame_equal(frame, db.get_user_value("user", "frame"))
+    assert "x" * 100_000 == db.get_user_value("user", "text")
+    assert values["noise"] == db.get_user_value("user", "noise")
