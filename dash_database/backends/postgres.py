@@ -351,11 +351,12 @@ class _Statements:
         self.delete_key = compiled(
             delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
         )
-        #: Removes every row of sid unless it has a session row; returns the number of rows
-        #: removed and whether sid has no session row (if it has one, nothing was removed).
+        #: Removes every row of sid unless it has a session row; returns one row per row
+        #: removed (none: sid was empty, or has a session row and nothing was removed).
         no_session_row = ~exists().where(is_session_row(session_row))
-        gone = delete(t).where(in_session(t), no_session_row).returning(t.c.key).cte("gone")
-        self.clear_plain = compiled(select(func.count(), no_session_row).select_from(gone))
+        self.clear_plain = compiled(
+            delete(t).where(in_session(t), no_session_row).returning(literal_column("1"))
+        )
         #: Removes every row of sid; returns the number of values removed and whether sid had
         #: expired.
         cleared = (
@@ -882,9 +883,9 @@ class PostgresBackend:
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now=now)
         # Without a session row there is no deadline to check and no row to lock first.
-        [(values, plain)] = self._one(self._sql.clear_plain, params)
-        if plain:
-            return int(values)
+        removed = self._one(self._sql.clear_plain, params)
+        if removed:
+            return len(removed)
         [(values, expired)] = self._one(self._sql.clear, params)
         return 0 if expired else int(values)
 
