@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -348,6 +349,52 @@ def terminate_connections(url: str, application_name: str) -> int:
         ).fetchone()
     assert ended is not None
     return int(ended[0])
+
+
+def count_connections(url: str, application_name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_connections_kept_between_calls_are_bounded_and_closed_with_the_backend(
+    postgres_url: str, table: str
+) -> None:
+    name = unique_name("app")
+    backend = open_backend(
+        postgres_url, table, pool_size=3, max_overflow=5, connect_args={"application_name": name}
+    )
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(30):
+                backend.set_many(f"user{n}", {"k": str(i).encode()}, None, 0.0)
+                assert backend.get(f"user{n}", "k", 0.0) == str(i).encode()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [] == errors
+    assert count_connections(postgres_url, name) <= 3 + 5
+    assert len(backend._idle) <= 3  # kept between calls: at most the pool's size
+    backend.close()
+    # The server ends a session's process a moment after its client closed the connection.
+    deadline = time.monotonic() + 10
+    while count_connections(postgres_url, name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 0 == count_connections(postgres_url, name)
 
 
 def test_connections_the_server_ended_are_replaced_without_an_error(
