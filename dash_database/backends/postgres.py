@@ -20,10 +20,14 @@ Expiry is compared with the caller's ``now`` as a bound parameter, never the ser
 
 Round trips: every operation is one SQL statement in autocommit mode, so it costs one round
 trip, and PostgreSQL runs each statement atomically: ``set_many`` writes all its items and the
-deadline, or nothing. ``set_many`` and ``clear`` are built of data-modifying CTEs (``WITH ...
-DELETE/INSERT``); PostgreSQL runs the parts of one statement in no set order unless one part
-reads another, so each part waits for the one before by reading it in an always-true condition
-(see ``after``).
+deadline, or nothing. While a session has no session row, ``set_many`` without a deadline and
+``clear`` are a plain upsert and a plain ``DELETE`` guarded by its absence; when the row exists
+they change nothing and the full statement runs as a second round trip. A ``set_many`` whose
+values add up to 16 MiB or more is one transaction: ``COPY`` into a temporary table, then the
+full statement reading from it (see ``_store_staged``). The full ``set_many`` and ``clear`` are
+built of data-modifying CTEs (``WITH ... DELETE/INSERT``); PostgreSQL runs the parts of one
+statement in no set order unless one part reads another, so each part waits for the one before
+by reading it in an always-true condition (see ``after``).
 
 Concurrency: ``set_many`` and ``clear`` first lock the session row (``SELECT ... FOR UPDATE``),
 then touch value rows, ``set_many`` in key order, so two writers never wait on each other in a
@@ -34,7 +38,9 @@ serialization failure reported by the server is retried a few times. One race is
 single statement cannot close (its snapshot is taken before it waits for the lock): a ``clear``
 that runs while a ``set_many`` adds new keys to the session removes the session row but not
 those keys, which then have no deadline. The backend had the same race before it used one
-statement per operation.
+statement per operation. The plain paths (no session row) lock no session row: they touch only
+value rows, in key order. A session row that a concurrent writer adds while a plain write runs
+stays, as if that writer had come second.
 
 ``delete`` leaves the session row when it removes the last value, so the session keeps its
 deadline (and ``purge_expired`` counts it once it expires).
@@ -49,7 +55,11 @@ registered in ``_DIALECTS``, and a driver whose connections offer psycopg's ``au
 Connections: the engine's pool lends psycopg connections, and the statements run on them
 directly, with binary results, without SQLAlchemy's per-statement machinery (which costs more
 than the round trip itself for small values, and fetches ``BYTEA`` as hex text). Engine events
-such as ``before_cursor_execute`` therefore do not see these statements. A connection found lost
+such as ``before_cursor_execute`` therefore do not see these statements. A backend built from a
+URL keeps up to the pool's size of connections checked out between calls, each with one binary
+cursor, in autocommit mode (a passed-in engine's connections go back to its pool after each
+call). A read of 64 KiB or more closes its cursor, so the result leaves memory at once. A
+connection found lost
 (the server restarted, or ended it) is dropped and the operation runs once more on another
 connection; connections the pool held from before that loss are checked with a ping before their
 next use. So no round trip is spent checking a connection in the common case, and the backend
