@@ -340,12 +340,13 @@ class _Statements:
                 ["namespace", "session_id", "key", "value"],
                 select(ns, sid, items.c.key, items.c.value).where(~has_session_row),
                 {"value": None},
-            ).returning(t.c.key)
+            )
             return compiled(statement)
 
         #: Store ``key`` = ``value`` (or ``keys[i]`` = ``values[i]``) unless sid has a session
-        #: row; return the keys written. Without a deadline to set or drop, this plain upsert
-        #: does the whole write, for much less than the statements below.
+        #: row (its row count: the rows written, 0 when it has one). Without a deadline to set
+        #: or drop, this plain upsert does the whole write, for much less than the statements
+        #: below.
         self.store_one_plain = store_plain(many=False)
         self.store_many_plain = store_plain(many=True)
         #: Discard the values of sid when it expired, set the deadline of sid to the later of
@@ -361,12 +362,10 @@ class _Statements:
         self.delete_key = compiled(
             delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
         )
-        #: Removes every row of sid unless it has a session row; returns one row per row
-        #: removed (none: sid was empty, or has a session row and nothing was removed).
+        #: Removes every row of sid unless it has a session row (its row count: 0 when sid
+        #: was empty, or has a session row and nothing was removed).
         no_session_row = ~exists().where(is_session_row(session_row))
-        self.clear_plain = compiled(
-            delete(t).where(in_session(t), no_session_row).returning(literal_column("1"))
-        )
+        self.clear_plain = compiled(delete(t).where(in_session(t), no_session_row))
         #: Removes every row of sid; returns the number of values removed and whether sid had
         #: expired.
         cleared = (
@@ -799,6 +798,16 @@ class PostgresBackend:
 
         return self._run(run)
 
+    def _count(self, query: _Query, params: dict[str, Any]) -> int:
+        """Run one statement in one round trip; return the number of rows it changed (the
+        server reports it with the statement's completion, so no row is sent back)."""
+
+        def run(cursor: Any) -> int:
+            cursor.execute(query.sql, query.params(params))
+            return int(cursor.rowcount)
+
+        return self._run(run)
+
     # -- the backend protocol -------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
@@ -845,7 +854,7 @@ class PostgresBackend:
             # runs. A session row that another writer adds meanwhile stays, as if that write
             # had come after this one.
             plain = sql.store_one_plain if len(items) == 1 else sql.store_many_plain
-            if self._one(plain, params):
+            if self._count(plain, params):
                 return
         else:
             params["deadline"] = deadline
@@ -893,9 +902,9 @@ class PostgresBackend:
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now=now)
         # Without a session row there is no deadline to check and no row to lock first.
-        removed = self._one(self._sql.clear_plain, params)
+        removed = self._count(self._sql.clear_plain, params)
         if removed:
-            return len(removed)
+            return removed
         [(values, expired)] = self._one(self._sql.clear, params)
         return 0 if expired else int(values)
 
