@@ -41,6 +41,10 @@ class Settings:
         self.sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
         self.n_reps = 2 if quick else 5
         self.list_ops, self.delete_ops = (20, 10) if quick else (50, 50)
+        # Workloads 1-2 run in this many rounds per repetition, each round visiting every store
+        # (in a new order) with 1/rounds of the sessions: the machine's speed drifts over
+        # seconds, and shorter turns spread that drift evenly over the stores.
+        self.small_rounds = 1 if quick else 5
         self.call_budget_s = 0.5  # per store, workload and repetition: stop calling after
         self.total_budget_s = 2.0 if quick else 3.0  # per store, workload and N
         # A store whose median call took over slow_s at one N is called once at the next N,
@@ -358,12 +362,22 @@ def main(
             for workload in BASIC:
                 if workload == "procs" and rep >= settings.proc_reps:
                     continue
-                order = active[:]
-                rng.shuffle(order)
-                for store in order:
-                    if workload == "procs" and not multiprocess[store]:
-                        continue
-                    run(store, workload, handle="main", workload=workload, rep=rep)
+                rounds = settings.small_rounds if workload in ("small", "dict10k") else 1
+                for part in range(rounds):
+                    order = active[:]
+                    rng.shuffle(order)
+                    for store in order:
+                        if workload == "procs" and not multiprocess[store]:
+                            continue
+                        params = {"part": part, "parts": rounds}
+                        run(
+                            store,
+                            workload,
+                            handle="main",
+                            workload=workload,
+                            rep=rep,
+                            params=params,
+                        )
 
         # 3: the size and time trade-off of compression (in this project's memory worker: it
         # measures the serializer alone, not a store).

@@ -84,8 +84,14 @@ def timed(fn: Any, *args: Any) -> tuple[int, Any]:
     return now_ns() - t0, result
 
 
+def _part(p: dict[str, Any], items: list[Any]) -> list[Any]:
+    """Return the share of ``items`` that round ``p["part"]`` of ``p["parts"]`` works on."""
+    parts, part = p.get("parts", 1), p.get("part", 0)
+    return items[part::parts]
+
+
 def w_small(store: Store, rep: int, p: dict[str, Any]) -> dict[str, Any]:
-    sessions = [f"small-r{rep}-u{i:03d}" for i in range(p.get("sessions", 100))]
+    sessions = _part(p, [f"small-r{rep}-u{i:03d}" for i in range(p.get("sessions", 100))])
     st, gt, bad = [], [], 0
     for s in sessions:
         for k, v in SMALL_ITEMS:
@@ -100,7 +106,7 @@ def w_small(store: Store, rep: int, p: dict[str, Any]) -> dict[str, Any]:
 
 def w_dict10k(store: Store, rep: int, p: dict[str, Any]) -> dict[str, Any]:
     value = ten_kb_dict()
-    pairs = [(f"d10k-r{rep}-u{i:02d}", f"v{j}") for i in range(20) for j in range(5)]
+    pairs = _part(p, [(f"d10k-r{rep}-u{i:02d}", f"v{j}") for i in range(20) for j in range(5)])
     st, gt, bad = [], [], 0
     for s, k in pairs:
         st.append(timed(store.store, s, k, value)[0])
