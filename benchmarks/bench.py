@@ -30,6 +30,8 @@ MAIN_PY = os.path.join(HERE, ".venv", "bin", "python")
 V1_PY = os.path.join(HERE, ".venv-v1", "bin", "python")
 
 BASIC = ["small", "dict10k", "large", "threads", "procs"]
+# Workloads timed on one thread, run with the worker and the servers on one CPU (see place()).
+SINGLE_CPU = {"small", "dict10k", "large", "list", "delete", "compression"}
 
 
 class Settings:
@@ -346,7 +348,23 @@ def main(
         def record(store: str, key: str, result: Any) -> None:
             results["runs"].setdefault(store, {}).setdefault(key, []).append(result)
 
+        all_cpus = os.sched_getaffinity(0)
+        server_pids = [srv.proc.pid for srv in (redis_server, pg_server) if srv is not None]
+
+        def place(store: str, workload: str) -> None:
+            # Timed workloads of one thread run with the store's worker and the servers on one
+            # CPU: a round trip between two CPUs of a virtual machine costs a wake-up whose
+            # price varies from run to run, and a worker that happened to share a CPU with the
+            # server would answer faster than one that did not. One CPU gives every store the
+            # same path. The threads and processes workloads get every CPU.
+            cpus = {max(all_cpus)} if workload in SINGLE_CPU else all_cpus
+            servers.pin([*server_pids, workers[store].proc.pid], cpus)
+
+        def unpin() -> None:
+            servers.pin([*server_pids, *(w.proc.pid for w in workers.values())], all_cpus)
+
         def run(store: str, key: str, **msg: Any) -> Any:
+            place(store, msg["workload"])
             try:
                 out = workers[store].call(cmd="run", **msg)
             except WorkerError as exc:
@@ -384,6 +402,8 @@ def main(
         if "dd-memory" in workers:
             for rep in range(settings.reps):
                 run("dd-memory", "compression", handle="main", workload="compression", rep=rep)
+
+        unpin()
 
         # 3: peak memory, in one fresh process per store (two at a time: only memory is
         # measured here, not time).
@@ -462,6 +482,7 @@ def main(
                         results["skipped"].setdefault(store, {})[f"{workload}@{n}"] = slow[
                             (store, workload)
                         ][1]
+            unpin()
             with ThreadPoolExecutor(max_workers=2) as pool:
                 list(pool.map(populate, order))
             ready = [s for s in active if str(n) in results["populate"].get(s, {})]
@@ -526,6 +547,8 @@ def main(
 
         for store in list(workers):
             workers.pop(store).stop()
+
+        unpin()
 
         # 8: end to end under gunicorn.
         app = os.path.join(REPO, "examples", "data_app.py")

@@ -657,6 +657,10 @@ def write(
             else "not sampled during it."
         ),
         "",
+        "Workloads timed on one thread (1-5) run with the store's worker process and the Redis "
+        "and PostgreSQL servers on one CPU, so that every store pays the same for a round trip; "
+        "the threads, processes, memory and end-to-end workloads run on every CPU.",
+        "",
     ]
     if unavailable:
         head.append(

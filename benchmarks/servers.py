@@ -6,6 +6,7 @@ so ``initdb`` and ``postgres`` run as the ``postgres`` OS user when the benchmar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -56,6 +57,41 @@ class Server:
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return ``pid`` and every process below it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name may hold spaces: the fields after it start after ")".
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Let every thread of the processes ``pids`` (and of their descendants) run only on
+    ``cpus``. Processes that ended meanwhile are skipped."""
+    for root in pids:
+        for pid in _descendants(root):
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            except OSError:
+                continue
+            for tid in tids:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(tid, cpus)
 
 
 def start_redis() -> Server:
