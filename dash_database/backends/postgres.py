@@ -20,9 +20,10 @@ Expiry is compared with the caller's ``now`` as a bound parameter, never the ser
 
 Round trips: every operation is one SQL statement in autocommit mode, so it costs one round
 trip, and PostgreSQL runs each statement atomically: ``set_many`` writes all its items and the
-deadline, or nothing. While a session has no session row, ``set_many`` without a deadline and
-``clear`` are a plain upsert and a plain ``DELETE`` guarded by its absence; when the row exists
-they change nothing and the full statement runs as a second round trip. A ``set_many`` whose
+deadline, or nothing. Until the backend writes a deadline or meets a session row, ``set_many``
+without a deadline and ``clear`` are first a plain upsert and a plain ``DELETE`` guarded by the
+absence of the session row; when the row exists they change nothing and the full statement runs
+as a second round trip (after that, the full statement runs at once). A ``set_many`` whose
 values add up to 16 MiB or more is one transaction: ``COPY`` into a temporary table, then the
 full statement reading from it (see ``_store_staged``). The full ``set_many`` and ``clear`` are
 built of data-modifying CTEs (``WITH ... DELETE/INSERT``); PostgreSQL runs the parts of one
@@ -576,6 +577,9 @@ class PostgresBackend:
         self._idle: list[PoolProxiedConnection] = []
         self._keep_idle = _pool_size(self._engine) if self._url is not None else 0
         self._cursor_key = object()
+        # Whether this backend has written a deadline or met a session row. Until then writes
+        # without a deadline and delete-all try their plain statement first (see set_many).
+        self._deadlines_seen = False
         # Counts the lost connections this backend found; a pooled connection records in its
         # info, under this backend's own key, the count when it was last known to work.
         self._generation = 0
@@ -849,14 +853,17 @@ class PostgresBackend:
             )
             query = sql.store_many_without_deadline if deadline is None else sql.store_many
         if deadline is None:
-            # While the session has no session row there is no deadline to drop: the plain
-            # upsert does it all. It writes nothing when the row exists, and the full statement
-            # runs. A session row that another writer adds meanwhile stays, as if that write
-            # had come after this one.
-            plain = sql.store_one_plain if len(items) == 1 else sql.store_many_plain
-            if self._count(plain, params):
-                return
+            if not self._deadlines_seen:
+                # While the session has no session row there is no deadline to drop: the plain
+                # upsert does it all. It writes nothing when the row exists, and the full
+                # statement runs. A session row that another writer adds meanwhile stays, as if
+                # that write had come after this one.
+                plain = sql.store_one_plain if len(items) == 1 else sql.store_many_plain
+                if self._count(plain, params):
+                    return
+                self._deadlines_seen = True
         else:
+            self._deadlines_seen = True
             params["deadline"] = deadline
         self._one(query, params, rows=False)
 
@@ -901,10 +908,11 @@ class PostgresBackend:
 
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now=now)
-        # Without a session row there is no deadline to check and no row to lock first.
-        removed = self._count(self._sql.clear_plain, params)
-        if removed:
-            return removed
+        if not self._deadlines_seen:
+            # Without a session row there is no deadline to check and no row to lock first.
+            removed = self._count(self._sql.clear_plain, params)
+            if removed:
+                return removed
         [(values, expired)] = self._one(self._sql.clear, params)
         return 0 if expired else int(values)
 
