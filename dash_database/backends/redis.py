@@ -36,6 +36,7 @@ Redis 4 and every Valkey release, and for large writes ``INFO`` (once, for the s
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping
 from itertools import islice
@@ -282,13 +283,15 @@ class RedisBackend:
         # Whether this backend has met a session with a deadline. Until then it lists keys with
         # a plain HKEYS, which costs less than the script that checks the deadline.
         self._deadlines_seen = False
-        register = self._client.register_script
-        self._keys_script = register(_KEYS_SCRIPT)
-        self._set_many_script = register(_SET_MANY_SCRIPT)
-        self._delete_script = register(_DELETE_SCRIPT)
-        self._clear_script = register(_CLEAR_SCRIPT)
-        self._touch_script = register(_TOUCH_SCRIPT)
-        self._purge_script = register(_PURGE_SCRIPT)
+
+        # redis-py's execute_command, untyped; the scripts go through it as EVALSHA.
+        self._execute: Any = self._client.execute_command
+        self._keys_script = _Script(_KEYS_SCRIPT)
+        self._set_many_script = _Script(_SET_MANY_SCRIPT)
+        self._delete_script = _Script(_DELETE_SCRIPT)
+        self._clear_script = _Script(_CLEAR_SCRIPT)
+        self._touch_script = _Script(_TOUCH_SCRIPT)
+        self._purge_script = _Script(_PURGE_SCRIPT)
 
     @property
     def client(self) -> Client:
@@ -311,19 +314,23 @@ class RedisBackend:
             )
         return BackendError(f"Redis at {self._where} failed: {exc}")
 
-    def _run(self, script: Any, session: str, args: tuple[bytes | str, ...]) -> Any:
-        # EVALSHA directly rather than through redis-py's Script.__call__, which rebuilds the
-        # argument tuple and imports a module on every call; the fallback is the same.
+    def _run(self, script: _Script, session: str, args: tuple[bytes, ...]) -> Any:
         self._check_open()
-        key = self.key(session)
         try:
-            try:
-                return self._client.evalsha(script.sha, 1, key, *args)
-            except self._no_script:
-                script.sha = self._client.script_load(script.script)
-                return self._client.evalsha(script.sha, 1, key, *args)
+            return self._eval(script, self.key(session), args)
         except self._redis_error as exc:
             raise self._failure(exc) from exc
+
+    def _eval(self, script: _Script, key: bytes, args: tuple[bytes, ...]) -> Any:
+        # EVALSHA with every argument as bytes (the SHA and the key count too), which redis-py
+        # sends as it is; converting each one costs time on every call. A server that does not
+        # know the script (restarted, or SCRIPT FLUSH) gets it loaded, then runs it.
+        try:
+            return self._execute("EVALSHA", script.sha, b"1", key, *args)
+        except self._no_script:
+            sha = self._client.script_load(script.source)
+            script.sha = sha if isinstance(sha, bytes) else str(sha).encode("ascii")
+            return self._execute("EVALSHA", script.sha, b"1", key, *args)
 
     # -- the backend protocol -------------------------------------------------------------
 
@@ -343,7 +350,7 @@ class RedisBackend:
         self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
     ) -> None:
         now_text = _number(now)
-        deadline_text = "" if deadline is None else _number(deadline)
+        deadline_text = b"" if deadline is None else _number(deadline)
         if deadline is not None:
             self._deadlines_seen = True
         pairs: list[bytes] = []
@@ -383,7 +390,7 @@ class RedisBackend:
         return self._multi_writes
 
     def _set_many_in_multi(
-        self, session: str, pairs: list[bytes], now_text: str, deadline_text: str
+        self, session: str, pairs: list[bytes], now_text: bytes, deadline_text: bytes
     ) -> None:
         self._check_open()
         key = self.key(session)
@@ -436,7 +443,7 @@ class RedisBackend:
                     pipe.hget(key, _DEADLINE)
                 for key, deadline in zip(batch, pipe.execute(raise_on_error=False)):
                     if isinstance(deadline, bytes) and float(deadline) <= now:
-                        removed += int(self._purge_script(keys=[key], args=[now_text]))
+                        removed += int(self._eval(self._purge_script, key, (now_text,)))
         except self._redis_error as exc:
             raise self._failure(exc) from exc
         return removed
@@ -470,9 +477,24 @@ class RedisBackend:
         return f"RedisBackend({where!r}, prefix={self.prefix!r})"
 
 
-def _number(seconds: float) -> str:
-    """Return ``seconds`` as text that Lua's ``tonumber`` reads back exactly."""
-    return repr(float(seconds))
+class _Script:
+    """A Lua script and its SHA1 (as Redis computes it), as bytes ready to send."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        digest = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False)
+        self.sha = digest.hexdigest().encode("ascii")
+
+
+def _number(seconds: float) -> bytes:
+    """Return ``seconds`` as text that Lua's ``tonumber`` reads back exactly.
+
+    Bytes, as every other script argument: redis-py passes bytes through unchanged, and each
+    argument it has to convert costs time on every call.
+    """
+    return repr(float(seconds)).encode("ascii")
 
 
 def _check_prefix(prefix: object) -> None:

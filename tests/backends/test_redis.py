@@ -248,6 +248,24 @@ def test_native_ttl_is_the_remaining_duration_whatever_the_clock(
     db.close()
 
 
+def test_scripts_are_loaded_again_after_script_flush(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
+    client.script_flush()
+
+    backend.set_many("user", {"b": b"2"}, 100.0, 0.0)
+    assert sorted(backend.keys("user", 0.0)) == ["a", "b"]
+    assert backend.delete("user", "a", 0.0)
+    backend.touch("user", 200.0, 0.0)
+    assert backend.clear("user", 0.0) == 1
+    assert backend.purge_expired(0.0) == 0
+    # The SHA1 the backend computes is the one the server reports for its script.
+    assert [True] == client.script_exists(backend._set_many_script.sha.decode())
+    backend.close()
+
+
 def test_session_without_ttl_has_no_native_expiry(client: Any, redis_url: str, prefix: str) -> None:
     backend = RedisBackend(redis_url, prefix=prefix)
     backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
