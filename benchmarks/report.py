@@ -685,6 +685,19 @@ def write(
         "skipped": results["skipped"],
         "errors": results["errors"],
         "populate": results["populate"],
+        # The median of each call (a worker's turn) of the timed single-thread workloads, in
+        # run order: shows whether one store's turns drift apart from another's.
+        "turn_medians_ns": {
+            store: {
+                f"{workload}.{field}": [
+                    statistics.median(run[field]) for run in runs if run.get(field)
+                ]
+                for workload, runs in by_workload.items()
+                if workload in ("small", "dict10k")
+                for field in ("store_ns", "get_ns")
+            }
+            for store, by_workload in results["runs"].items()
+        },
     }
     base = os.path.join(out_dir, f"{meta['mode']}-{stamp}")
     with open(base + ".json", "w") as f:
