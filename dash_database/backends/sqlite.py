@@ -237,15 +237,16 @@ class SqliteBackend:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            hint = (
-                "It is not a SQLite database (or it is corrupted): move it away or choose "
-                "another path."
-                if "not a database" in str(exc) or "malformed" in str(exc)
-                else "Check that the file and its directory are writable and the disk has room."
-            )
-            raise BackendError(
-                f"Could not {action} the SQLite database {self.path!r}: {exc}. {hint}"
-            ) from exc
+            raise self._failure(action, exc) from exc
+
+    def _failure(self, action: str, exc: sqlite3.DatabaseError) -> BackendError:
+        """Return the BackendError to raise when ``action`` failed with ``exc``."""
+        hint = (
+            "It is not a SQLite database (or it is corrupted): move it away or choose another path."
+            if "not a database" in str(exc) or "malformed" in str(exc)
+            else "Check that the file and its directory are writable and the disk has room."
+        )
+        return BackendError(f"Could not {action} the SQLite database {self.path!r}: {exc}. {hint}")
 
     def _reader(self) -> sqlite3.Cursor:
         """Return this thread's cursor on its read connection, kept from read to read (a new
@@ -305,10 +306,8 @@ class SqliteBackend:
         try:
             with self._lock:
                 return self._request(self._writer_conn(), sql, args)
-        except sqlite3.DatabaseError:
-            with self._errors("write to"):
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        except sqlite3.DatabaseError as exc:
+            raise self._failure("write to", exc) from exc
 
     def _request(self, writer: Any, sql: str, args: tuple[Any, ...]) -> list[Any]:
         # Called with self._lock held: one request in flight, so one response object serves.
@@ -329,10 +328,8 @@ class SqliteBackend:
         # fetchall() steps the statement to its end, which ends its read transaction.
         try:
             return cursor.execute(sql, args).fetchall()
-        except sqlite3.DatabaseError:
-            with self._errors("read from"):
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        except sqlite3.DatabaseError as exc:
+            raise self._failure("read from", exc) from exc
 
     # -- the backend protocol -------------------------------------------------------------
 
