@@ -272,21 +272,25 @@ class _Statements:
             "FROM STDIN (FORMAT BINARY)"
         )
 
-        def store(many: bool | None, with_deadline: bool) -> _Query:
+        def items_of(many: bool | None) -> tuple[Any, Any]:
+            """Return the rows to store (``key``, ``value``), and the condition that a value
+            row of the table is not one of them: from the staged table (``many`` is None),
+            from the arrays ``keys``/``values``, or from ``key``/``value``."""
             items: Any
-            written: Any
-            if many is None:  # the items are in the staged table
+            if many is None:
                 items = select(staged.c.key, staged.c.value).order_by(staged.c.key)
-                items = items.subquery("items")
-                written = t.c.key.not_in(select(staged.c.key).scalar_subquery())
-            elif many:
+                return items.subquery("items"), t.c.key.not_in(
+                    select(staged.c.key).scalar_subquery()
+                )
+            if many:
                 items = func.unnest(keys, values).table_valued("key", "value")
-                items = items.render_derived("items")
-                written = t.c.key != all_(keys)
-            else:
-                # Arrays cost the driver more than two plain parameters.
-                items = select(key.label("key"), value.label("value")).subquery("items")
-                written = t.c.key != key
+                return items.render_derived("items"), t.c.key != all_(keys)
+            # Arrays cost the driver more than two plain parameters.
+            items = select(key.label("key"), value.label("value"))
+            return items.subquery("items"), t.c.key != key
+
+        def store(many: bool | None, with_deadline: bool) -> _Query:
+            items, written = items_of(many)
             # FOR UPDATE returns the session row as the last writer committed it, after waiting
             # for that writer, although the statement's snapshot may be older.
             discarded = (
@@ -330,16 +334,13 @@ class _Statements:
             )
             return compiled(statement.add_cte(locked, discarded, step))
 
+        no_session_row = ~exists().where(is_session_row(session_row))
+
         def store_plain(many: bool) -> _Query:
-            if many:
-                items: Any = func.unnest(keys, values).table_valued("key", "value")
-                items = items.render_derived("items")
-            else:
-                items = select(key.label("key"), value.label("value")).subquery("items")
-            has_session_row = exists().where(is_session_row(session_row))
+            items, _ = items_of(many)
             statement = self.upsert(
                 ["namespace", "session_id", "key", "value"],
-                select(ns, sid, items.c.key, items.c.value).where(~has_session_row),
+                select(ns, sid, items.c.key, items.c.value).where(no_session_row),
                 {"value": None},
             )
             return compiled(statement)
@@ -365,7 +366,6 @@ class _Statements:
         )
         #: Removes every row of sid unless it has a session row (its row count: 0 when sid
         #: was empty, or has a session row and nothing was removed).
-        no_session_row = ~exists().where(is_session_row(session_row))
         self.clear_plain = compiled(delete(t).where(in_session(t), no_session_row))
         #: Removes every row of sid; returns the number of values removed and whether sid had
         #: expired.
@@ -791,45 +791,31 @@ class PostgresBackend:
         error.__cause__ = exc
         return error
 
+    def _statement(self, query: _Query, params: dict[str, Any], take: Callable[[Any], T]) -> T:
+        """Run one statement in one round trip; return ``take(cursor)`` after it ran."""
+
+        def run(cursor: Any) -> T:
+            cursor.execute(query.sql, query.params(params))
+            return take(cursor)
+
+        return self._run(run)
+
     def _one(
         self, query: _Query, params: dict[str, Any], rows: bool = True
     ) -> list[tuple[Any, ...]]:
         """Run one statement in one round trip; return its rows when ``rows``."""
-
-        def run(cursor: Any) -> list[tuple[Any, ...]]:
-            cursor.execute(query.sql, query.params(params))
-            return cursor.fetchall() if rows else []
-
-        return self._run(run)
+        return self._statement(query, params, _all_rows if rows else _no_rows)
 
     def _count(self, query: _Query, params: dict[str, Any]) -> int:
         """Run one statement in one round trip; return the number of rows it changed (the
         server reports it with the statement's completion, so no row is sent back)."""
-
-        def run(cursor: Any) -> int:
-            cursor.execute(query.sql, query.params(params))
-            return int(cursor.rowcount)
-
-        return self._run(run)
+        return self._statement(query, params, _row_count)
 
     # -- the backend protocol -------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        query, params = self._sql.get, self._params(session, key=_b(key), now=now)
-
-        def run(cursor: Any) -> bytes | None:
-            cursor.execute(query.sql, query.params(params))
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            value: bytes = row[0]
-            if len(value) >= _RELEASE_RESULT_BYTES:
-                # A kept cursor holds its last result until its next statement: let a large
-                # one go now (see _run), not after the next call on this connection.
-                cursor.close()
-            return value
-
-        return self._run(run)
+        params = self._params(session, key=_b(key), now=now)
+        return self._statement(self._sql.get, params, _value)
 
     def set_many(
         self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
@@ -974,6 +960,32 @@ class PostgresBackend:
 
 # Connections inherited from a parent process are kept referenced, never used or closed.
 _inherited: list[object] = []
+
+
+def _all_rows(cursor: Any) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def _no_rows(cursor: Any) -> list[tuple[Any, ...]]:
+    return []
+
+
+def _row_count(cursor: Any) -> int:
+    return int(cursor.rowcount)
+
+
+def _value(cursor: Any) -> bytes | None:
+    """Return the value a ``get`` statement found, or None."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    value: bytes = row[0]
+    if len(value) >= _RELEASE_RESULT_BYTES:
+        # A kept cursor holds its last result until its next statement: let a large one go now
+        # (see PostgresBackend._run), not after the next call on this connection.
+        cursor.close()
+    return value
 
 
 def _pool_size(engine: Engine) -> int:
