@@ -116,6 +116,15 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def new_redis_server() -> RedisServer:
+    """Return a RedisServer, not started, on a free port. Without ``redis-server`` the test is
+    skipped, or fails on CI."""
+    binary = shutil.which("redis-server")
+    require(binary is not None, "redis-server not found: apt-get install redis-server")
+    assert binary is not None
+    return RedisServer(binary)
+
+
 def _postgres_bin() -> str | None:
     found = shutil.which("postgres")
     if found:
@@ -214,10 +223,7 @@ def redis_server() -> Iterator[RedisServer | None]:
     if os.environ.get("TEST_REDIS_URL"):
         yield None
         return
-    binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server not found: apt-get install redis-server")
-    assert binary is not None
-    server = RedisServer(binary)
+    server = new_redis_server()
     try:
         server.start()
         yield server

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import dash_database as ddb
 from dash_database import DashDatabase
 from dash_database.backends import redis as redis_module
 from dash_database.backends.redis import RedisBackend
-from tests.servers import RedisServer, free_port, unique_name
+from tests.servers import RedisServer, free_port, new_redis_server, unique_name
 from tests.support import FakeClock, require
 
 pytestmark = pytest.mark.slow
@@ -425,10 +424,7 @@ def test_servers_before_redis_7_keep_to_the_script(
 
 
 def test_out_of_memory_writes_all_or_nothing_on_both_paths(write_path: str) -> None:
-    binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server not found: apt-get install redis-server")
-    assert binary is not None
-    server = RedisServer(binary)
+    server = new_redis_server()
     try:
         server.start()
         admin = redis.Redis(host="127.0.0.1", port=server.port)
@@ -465,10 +461,7 @@ def test_out_of_memory_writes_all_or_nothing_on_both_paths(write_path: str) -> N
 
 @pytest.fixture
 def cluster_server() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server not found: apt-get install redis-server")
-    assert binary is not None
-    server = RedisServer(binary)
+    server = new_redis_server()
     try:
         server.start(
             "--cluster-enabled", "yes",
@@ -514,10 +507,7 @@ def test_backend_on_a_redis_cluster_client(cluster_server: RedisServer) -> None:
 
 
 def test_server_restart_raises_backend_error_then_recovers() -> None:
-    binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server not found: apt-get install redis-server")
-    assert binary is not None
-    server = RedisServer(binary)
+    server = new_redis_server()
     try:
         server.start("--requirepass", "s3cret")
         url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
