@@ -482,35 +482,25 @@ def evaluate(d: Data) -> list[dict[str, Any]]:
         )
     big = max((int(k) for m in d.r["memory"].values() for k in m), default=None)
     for s in OURS:
+        name = f"Peak memory, {d.label[s]}: storing a {big} MB DataFrame <= 2.5x its size"
         if s in d.unavailable:
-            add(
-                "N/A",
-                f"Peak memory, {d.label[s]}: storing a {big} MB DataFrame <= 2.5x its size",
-                d.unavailable[s],
-            )
+            add("N/A", name, d.unavailable[s])
             continue
         m = d.r["memory"].get(s, {}).get(str(big))
         if m is None:
-            add(
-                "FAIL",
-                f"Peak memory, {d.label[s]}: storing a {big} MB DataFrame <= 2.5x its size",
-                d.why_missing(s, f"memory{big}"),
-            )
+            add("FAIL", name, d.why_missing(s, f"memory{big}"))
             continue
         r = m["store_peak_bytes"] / m["size_bytes"]
         add(
             "PASS" if r <= 2.5 else "FAIL",
-            f"Peak memory, {d.label[s]}: storing a {big} MB DataFrame <= 2.5x its size",
+            name,
             f"{m['store_peak_bytes'] / 2**20:.1f} MiB for {m['size_bytes'] / 2**20:.1f} MiB = "
             f"{r:.2f}x (RSS high-water mark)",
         )
     for s in PERSISTENT_OURS:
+        name = f"4 processes, {d.label[s]}: zero errors and zero lost writes"
         if s in d.unavailable:
-            add(
-                "N/A",
-                f"4 processes, {d.label[s]}: zero errors and zero lost writes",
-                d.unavailable[s],
-            )
+            add("N/A", name, d.unavailable[s])
             continue
         runs = d.runs(s, "procs")
         errors = d.total(s, "procs", "errors") + len(d.r["errors"].get(s, {}).get("procs", []))
@@ -519,7 +509,7 @@ def evaluate(d: Data) -> list[dict[str, Any]]:
         ok = runs and errors == 0 and lost == 0 and wrong == 0
         add(
             "PASS" if ok else "FAIL",
-            f"4 processes, {d.label[s]}: zero errors and zero lost writes",
+            name,
             f"{len(runs)} runs, {errors} errors, {lost} lost writes, {wrong} wrong reads",
         )
     for s in d.r["runs"]:
