@@ -44,6 +44,7 @@ from typing import Any
 
 from .. import _keys
 from ..exceptions import BackendError, InvalidArgumentError
+from . import _fork
 from ._blobs import BlobFiles, DamagedBlobError
 
 __all__ = ["SqliteBackend"]
@@ -138,19 +139,6 @@ _ROWS_PER_STATEMENT = 1000
 # them in the child could release locks or unmap shared memory the parent still relies on.
 _inherited: list[object] = []
 
-# How many fork()s separate this process from the one that imported the module. A backend
-# notes it with its connections and compares on use: cheaper than os.getpid(), a system call.
-_forks = 0
-
-
-def _count_fork() -> None:
-    global _forks
-    _forks += 1
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
-    os.register_at_fork(after_in_child=_count_fork)
-
 
 class SqliteBackend:
     """Store sessions in one SQLite file through sqlitedict.
@@ -193,7 +181,7 @@ class SqliteBackend:
     # -- process-local state ------------------------------------------------------------
 
     def _init_process_state(self) -> None:
-        self._forks = _forks
+        self._forks = _fork.count
         self._lock = threading.Lock()
         self._writer: Any = None
         self._response = _Response()
@@ -202,7 +190,7 @@ class SqliteBackend:
         self._closed = False
 
     def _ensure_process(self) -> None:
-        if self._forks != _forks:
+        if self._forks != _fork.count:
             _inherited.append((self._writer, self._readers))
             self._init_process_state()
         if self._closed:
@@ -253,7 +241,7 @@ class SqliteBackend:
         cursor per read costs a few percent of a small read)."""
         cursor: sqlite3.Cursor | None = getattr(self._local, "cursor", None)
         # After fork() the thread-local still holds the parent's connection.
-        if cursor is not None and self._forks == _forks and not self._closed:
+        if cursor is not None and self._forks == _fork.count and not self._closed:
             return cursor
         return self._open_reader()
 
@@ -459,7 +447,7 @@ class SqliteBackend:
         return len(expired)
 
     def close(self) -> None:
-        if self._forks != _forks:
+        if self._forks != _fork.count:
             _inherited.append((self._writer, self._readers))
             self._init_process_state()
             self._closed = True

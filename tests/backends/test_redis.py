@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -556,6 +557,99 @@ def test_wrong_type_under_a_session_key_raises_backend_error(
     # The purge skips the foreign key and still removes what is expired.
     assert backend.purge_expired(2.0) == 1
     assert client.get(backend.key("user")) == b"not a hash"
+    backend.close()
+
+
+# -- connections kept between calls ------------------------------------------------------------
+
+
+def test_a_server_restart_between_calls_costs_no_error() -> None:
+    server = new_redis_server()
+    try:
+        server.start()
+        db = DashDatabase.from_url(server.url)
+        db.store_user_value("user", "key", "before")
+        server.stop()
+        server.start()
+
+        # The connection kept from before is dead: the call reconnects and sends again.
+        db.store_user_value("user", "key", "after")
+        assert db.get_user_value("user", "key") == "after"
+        db.close()
+    finally:
+        server.remove()
+
+
+def test_a_reply_that_timed_out_never_reaches_a_later_call(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    db = DashDatabase(RedisBackend(redis_url, prefix=prefix, socket_timeout=0.3))
+    db.store_user_value("user", "a", "A")
+    db.store_user_value("user", "b", "B")
+    client.client_pause(1000)  # every client's commands wait 1 s
+
+    with pytest.raises(ddb.BackendError, match="Could not reach Redis"):
+        db.get_user_value("user", "a")
+    time.sleep(1.0)
+
+    # The reply to the timed-out read may arrive late; it must not answer these calls.
+    assert db.get_user_value("user", "b") == "B"
+    assert db.list_stored_user_keys("user") == ["a", "b"]
+    db.close()
+
+
+def test_kept_connections_serve_threads_and_close_with_the_backend(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    def connected() -> int:
+        return int(client.info("clients")["connected_clients"])
+
+    before = connected()
+    backend = RedisBackend(redis_url, prefix=prefix)
+    barrier = threading.Barrier(4)
+    wrong: list[str] = []
+
+    def work(n: int) -> None:
+        barrier.wait()
+        for i in range(100):
+            value = f"{n}-{i}".encode()
+            backend.set_many(f"s{n}", {"k": value}, None, 0.0)
+            if backend.get(f"s{n}", "k", 0.0) != value:
+                wrong.append(f"thread {n} read another value at {i}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert wrong == []
+    assert 1 <= connected() - before <= 4  # one per call running at once, kept for the next
+    backend.close()
+    deadline = time.monotonic() + 5
+    while connected() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert connected() == before
+
+
+def test_a_child_process_opens_its_own_connection(redis_url: str, prefix: str) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    parent_id = backend._command("CLIENT", "ID")
+    read, write = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.write(write, str(backend._command("CLIENT", "ID")).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = int(os.read(read, 64))
+    os.close(read)
+    os.close(write)
+
+    assert child_id != parent_id
+    assert backend._command("CLIENT", "ID") == parent_id  # the parent's is still its own
     backend.close()
 
 
