@@ -79,7 +79,7 @@ STORES = [
     ("sqlitedict", "sqlitedict", "raw SqliteDict(path, autocommit=True)"),
     ("diskcache", "diskcache", "diskcache.Cache(dir), tag=session"),
     ("sqlite3", "sqlite3 WAL", "raw sqlite3, WAL, synchronous=NORMAL (embedded limit)"),
-    ("redis-py", "redis-py hashes", "raw redis-py, one hash per session (Redis limit)"),
+    ("redis-py", "redis-py hashes", "raw redis-py client, one hash per session"),
     ("psycopg", "psycopg", "raw psycopg 3 upsert/select (PostgreSQL limit)"),
 ]
 OURS = ["dd-memory", "dd-sqlite", "dd-redis", "dd-postgres"]
