@@ -326,12 +326,13 @@ class RedisBackend:
             raise BackendError(f"The Redis backend on {self._where} is closed.")
 
     def _failure(self, exc: Exception) -> BackendError:
+        detail = str(exc).rstrip(".")
         if isinstance(exc, self._unreachable):
             return BackendError(
-                f"Could not reach Redis at {self._where}: {exc}. Check that the server is "
+                f"Could not reach Redis at {self._where}: {detail}. Check that the server is "
                 "running and reachable; the next call tries again."
             )
-        return BackendError(f"Redis at {self._where} failed: {exc}")
+        return BackendError(f"Redis at {self._where} failed: {detail}")
 
     def _run(self, script: _Script, session: str, args: tuple[bytes, ...]) -> Any:
         self._check_open()
