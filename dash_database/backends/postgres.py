@@ -35,13 +35,15 @@ then touch value rows, ``set_many`` in key order, so two writers never wait on e
 cycle. The lock also returns the session row as the last writer committed it, although the
 statement's snapshot may be older: a writer that finds the session expired discards its old
 values, and the next writer, which waited for it, finds the session live. A deadlock or
-serialization failure reported by the server is retried a few times. One race is left, which a
-single statement cannot close (its snapshot is taken before it waits for the lock): a ``clear``
-that runs while a ``set_many`` adds new keys to the session removes the session row but not
-those keys, which then have no deadline. The backend had the same race before it used one
-statement per operation. The plain paths (no session row) lock no session row: they touch only
-value rows, in key order. A session row that a concurrent writer adds while a plain write runs
-stays, as if that writer had come second.
+serialization failure reported by the server is retried a few times. A statement's snapshot is
+taken before it waits for a lock, so a ``clear`` that waited for a writer cannot see the rows
+that writer added, although it removes the rows the writer changed: it would leave part of the
+write (and, with a session row, keys without a deadline that never expire). Each ``clear``
+statement therefore also reports whether a row it removed is newer than its snapshot (by the
+rows' ``xmin``); then it runs again, with a newer snapshot, and the clear comes after the writer
+as a whole. The plain paths (no session row) lock no session row: they touch only value rows,
+in key order. A session row that a concurrent writer adds while a plain write runs stays, as if
+that writer had come second.
 
 ``delete`` leaves the session row when it removes the last value, so the session keeps its
 deadline (and ``purge_expired`` counts it once it expires).
@@ -364,15 +366,38 @@ class _Statements:
         self.delete_key = compiled(
             delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
         )
-        #: Removes every row of sid unless it has a session row (its row count: 0 when sid
-        #: was empty, or has a session row and nothing was removed).
-        self.clear_plain = compiled(delete(t).where(in_session(t), no_session_row))
-        #: Removes every row of sid; returns the number of values removed and whether sid had
-        #: expired.
+        # A row's xmin names the transaction that wrote its current version. The rows of sid
+        # as the statement's snapshot shows them; a DELETE returns the versions it removed,
+        # which are newer when a writer committed after the snapshot was taken (the DELETE
+        # waited for that writer's lock, then followed its update). Such a writer may also
+        # have added rows the snapshot cannot show, so the clear must run again.
+        xmin: Any = literal_column("xmin").label("xmin")
+        seen = select(t.c.key, xmin).where(in_session(t)).cte("seen")
+
+        def stale(cleared: Any) -> Any:
+            both = seen.join(cleared, seen.c.key == cleared.c.key, full=True)
+            return (
+                exists()
+                .select_from(both)
+                .where(seen.c.xmin.is_distinct_from(cleared.c.xmin))
+                .label("stale")
+            )
+
+        #: Removes every row of sid unless it has a session row; returns the number removed
+        #: (0 when sid was empty, or has a session row) and whether rows changed after the
+        #: statement's snapshot (then run ``clear``).
+        cleared_plain = (
+            delete(t).where(in_session(t), no_session_row).returning(t.c.key, xmin).cte("cleared")
+        )
+        self.clear_plain = compiled(
+            select(func.count(), stale(cleared_plain)).select_from(cleared_plain).add_cte(seen)
+        )
+        #: Removes every row of sid; returns the number of values removed, whether sid had
+        #: expired, and whether rows changed after the statement's snapshot (then run it again).
         cleared = (
             delete(t)
             .where(in_session(t), after(locked))
-            .returning(t.c.key, t.c.deadline)
+            .returning(t.c.key, t.c.deadline, xmin)
             .cte("cleared")
         )
         self.clear = compiled(
@@ -382,7 +407,8 @@ class _Statements:
                     func.bool_or(and_(cleared.c.key == session_row_key, cleared.c.deadline <= now)),
                     literal_column("false"),
                 ),
-            )
+                stale(cleared),
+            ).add_cte(seen)
         )
         #: Moves the deadline of a live sid to ``deadline`` when that is later.
         self.touch = compiled(
@@ -894,13 +920,20 @@ class PostgresBackend:
 
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now=now)
+        removed = 0
         if not self._deadlines_seen:
             # Without a session row there is no deadline to check and no row to lock first.
-            removed = self._count(self._sql.clear_plain, params)
-            if removed:
-                return removed
-        [(values, expired)] = self._one(self._sql.clear, params)
-        return 0 if expired else int(values)
+            [(removed, stale)] = self._one(self._sql.clear_plain, params)
+            if removed and not stale:
+                return int(removed)
+        # A writer that committed while the statement waited for its lock may have added rows
+        # the statement could not see: run again, with a newer snapshot, to remove them too.
+        for _ in range(_ATTEMPTS):
+            [(values, expired, stale)] = self._one(self._sql.clear, params)
+            removed += 0 if expired else int(values)
+            if not stale:
+                break
+        return int(removed)
 
     def touch(self, session: str, deadline: float, now: float) -> None:
         self._one(self._sql.touch, self._params(session, deadline=deadline, now=now), rows=False)
