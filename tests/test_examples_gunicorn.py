@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import requests
 
+from dash_database import DashDatabase
 from dash_database.dash import COOKIE_NAME, SESSION_STORE_ID
+from tests.servers import unique_name
 from tests.support import require
 from tests.ui_support import (
     SECRET,
@@ -40,6 +42,7 @@ class Gunicorn:
     url: str
     workdir: Path
     pid: int
+    store_url: str | None = None
 
     def worker_pids(self, path: str) -> set[str]:
         """Return the pids of the workers that served a request for ``path``."""
@@ -87,6 +90,39 @@ def basic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]
 def data_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     env = clean_env(DASH_DATABASE_SECRET=SECRET)
     yield from run_gunicorn("data_app", tmp_path_factory.mktemp("data"), env)
+
+
+@pytest.fixture(scope="module", params=["redis", "postgres"])
+def data_server_on_a_server_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    """data_app with DASH_DATABASE_URL naming the tests' Redis or PostgreSQL server, under a
+    prefix or table of its own, removed afterwards."""
+    name = unique_name("dash_database_test")
+    if request.param == "redis":
+        url = f"{request.getfixturevalue('redis_url')}?prefix={name}"
+    else:
+        url = f"{request.getfixturevalue('postgres_url')}?table={name}"
+    env = clean_env(DASH_DATABASE_SECRET=SECRET, DASH_DATABASE_URL=url)
+    try:
+        for server in run_gunicorn("data_app", tmp_path_factory.mktemp(request.param), env):
+            server.store_url = url
+            yield server
+    finally:
+        remove_store(request.param, url, name)
+
+
+def remove_store(kind: str, url: str, name: str) -> None:
+    backend: Any = DashDatabase.from_url(url).backend
+    if kind == "redis":
+        client = backend.client
+        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        with backend.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+    backend.close()
 
 
 def worker_processes(master: int) -> set[int]:
@@ -202,6 +238,23 @@ CHART = callback_body(
 
 
 def test_data_app_frame_stored_through_one_worker_is_charted_by_all(data_server: Gunicorn) -> None:
+    check_frame_stored_through_one_worker_is_charted_by_all(data_server)
+
+
+def test_data_app_on_redis_and_postgres_serves_every_worker(
+    data_server_on_a_server_backend: Gunicorn,
+) -> None:
+    server = data_server_on_a_server_backend
+    cookie = check_frame_stored_through_one_worker_is_charted_by_all(server)
+
+    assert server.store_url is not None
+    with DashDatabase.from_url(server.store_url, secret_key=SECRET) as db:
+        assert db.list_stored_user_keys(cookie) != []  # the session is in that server
+
+
+def check_frame_stored_through_one_worker_is_charted_by_all(data_server: Gunicorn) -> str:
+    """Store a frame through one request, chart it in 48 from other browsers holding the
+    same cookie; return the cookie."""
     owner = requests.Session()
     owner.get(data_server.url, timeout=TIMEOUT)
     assert "321 rows" in data_server.post(owner, GENERATE).text
@@ -217,6 +270,7 @@ def test_data_app_frame_stored_through_one_worker_is_charted_by_all(data_server:
 
     assert all("Rows: 321." in r.text for r in replies)
     assert len(data_server.worker_pids("/_dash-update-component")) > 1
+    return str(cookie)
 
 
 def test_data_app_browsers_are_isolated_and_tampered_cookies_rejected(
