@@ -31,10 +31,12 @@ script after that.
 Connections: redis-py's client checks a connection out of its pool and back in around every
 command, which costs more than a small command's round trip on loopback (about 20-50
 microseconds with redis-py 8.1). A backend built from a URL on a single server therefore keeps
-the connections it has used and lends each to one call at a time; one that was lost is
-reconnected and the command sent once more (a ``delete`` or ``clear`` retried that way may
-report 0 when the first attempt had already run). A client passed in, and a cluster client,
-run every command through their own pool, as configured.
+the connections it has used and lends each to one call at a time (so it holds at most as many
+as calls ran at once), for single commands and for the ``MULTI``/``EXEC`` of large writes; one
+that was lost is reconnected and the command sent once more (a ``delete`` or ``clear`` retried
+that way may report 0 when the first attempt had already run). The client's pool serves only
+``purge_expired``, the loading of a script and ``INFO``. A client passed in, and a cluster
+client, run every command through their own pool, as configured.
 
 Commands used: ``HMGET HSET HDEL HLEN HKEYS HGET DEL PEXPIRE PERSIST SCAN EVALSHA``, all in
 Redis 4 and every Valkey release, and for large writes ``INFO`` (once, for the server version),
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -302,9 +304,11 @@ class RedisBackend:
         self._idle_forks = _fork.count
         self._pool: Any = None
         self._command: Any = self._execute
+        self._transaction: Any = self._pipeline_transaction
         if self._url is not None and isinstance(self._client, redis.Redis):
             self._pool = self._client.connection_pool
             self._command = self._kept_command
+            self._transaction = self._kept_transaction
         self._keys_script = _Script(_KEYS_SCRIPT)
         self._set_many_script = _Script(_SET_MANY_SCRIPT)
         self._delete_script = _Script(_DELETE_SCRIPT)
@@ -353,12 +357,28 @@ class RedisBackend:
             return self._command("EVALSHA", script.sha, b"1", key, *args)
 
     def _kept_command(self, *args: str | bytes) -> Any:
-        """Send one command on a connection this backend keeps and return its reply.
+        """Send one command on a connection this backend keeps and return its reply."""
+        return self._on_kept_connection(lambda conn: _exchange(conn, args))
+
+    def _kept_transaction(self, *commands: tuple[str | bytes, ...]) -> None:
+        """Send ``MULTI``, ``commands`` and ``EXEC`` in one go on a connection this backend
+        keeps; raise the first error any of them got."""
+        self._on_kept_connection(lambda conn: _transaction(conn, commands))
+
+    def _pipeline_transaction(self, *commands: tuple[str | bytes, ...]) -> None:
+        """Run ``commands`` in ``MULTI``/``EXEC`` through the client's own pipeline."""
+        pipe = self._client.pipeline(transaction=True)
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+
+    def _on_kept_connection(self, exchange: Callable[[Any], Any]) -> Any:
+        """Return ``exchange(connection)``, run on a connection this backend keeps.
 
         Each connection serves one call at a time: taken from the idle list, given back after
-        its reply was read whole. A lost connection (the server restarted, say) is reconnected
-        and the command sent once more; any other failure leaves the connection disconnected,
-        so a half-read reply never reaches the next call.
+        its replies were read whole. A lost connection (the server restarted, say) is
+        reconnected and the exchange run once more; any other failure leaves the connection
+        disconnected, so a half-read reply never reaches the next call.
         """
         if self._idle_forks != _fork.count:
             # A child process: the parent's sockets stay the parent's (redis-py never shuts
@@ -371,14 +391,12 @@ class RedisBackend:
             conn = self._pool.make_connection()
         try:
             try:
-                conn.send_command(*args)
-                reply = conn.read_response()
+                reply = exchange(conn)
             except self._lost:
                 conn.disconnect()
-                conn.send_command(*args)
-                reply = conn.read_response()
+                reply = exchange(conn)
         except self._response_error:
-            # An error reply, read whole: the connection is in step with the server.
+            # Error replies, read whole: the connection is in step with the server.
             self._give_back(conn)
             raise
         except BaseException:
@@ -464,10 +482,10 @@ class RedisBackend:
         self._check_open()
         key = self.key(session)
         try:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.execute_command("EVAL", _PREPARE_SCRIPT, 1, key, now_text, deadline_text)
-            pipe.execute_command("HSET", key, *pairs)
-            pipe.execute()
+            self._transaction(
+                ("EVAL", _PREPARE_SCRIPT, b"1", key, now_text, deadline_text),
+                ("HSET", key, *pairs),
+            )
         except self._redis_error as exc:
             raise self._failure(exc) from exc
 
@@ -545,6 +563,36 @@ class RedisBackend:
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url is not None else self._where
         return f"RedisBackend({where!r}, prefix={self.prefix!r})"
+
+
+def _exchange(conn: Any, command: tuple[str | bytes, ...]) -> Any:
+    """Send ``command`` on the redis-py connection ``conn`` and return its reply."""
+    conn.send_command(*command)
+    return conn.read_response()
+
+
+def _transaction(conn: Any, commands: tuple[tuple[str | bytes, ...], ...]) -> None:
+    """Send ``MULTI``, ``commands``, ``EXEC`` on ``conn`` at once and read every reply; raise
+    the first error among them. A command refused while queued makes Redis refuse the whole
+    ``EXEC`` (``EXECABORT``), and that command's own error is the one raised."""
+    from redis.exceptions import ResponseError
+
+    conn.send_packed_command(conn.pack_commands([("MULTI",), *commands, ("EXEC",)]))
+    refused: list[ResponseError] = []
+    for _ in range(len(commands) + 1):  # OK for MULTI, then QUEUED or an error for each
+        try:
+            conn.read_response()
+        except ResponseError as exc:
+            refused.append(exc)
+    try:
+        replies = conn.read_response()
+    except ResponseError as exc:
+        if refused:
+            raise refused[0] from exc
+        raise
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
 
 
 class _Script:

@@ -381,32 +381,36 @@ def test_a_failed_write_writes_nothing_on_both_paths(
     backend.close()
 
 
+def transactions(client: Any) -> int:
+    """Return how many EXEC commands the server has run."""
+    return int(client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("built_from", ["url", "client"])
 def test_only_large_writes_use_a_transaction(
-    client: Any, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+    client: Any, redis_url: str, prefix: str, built_from: str
 ) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
+    # Built from a URL, the backend sends MULTI/EXEC itself on a connection it keeps; given a
+    # client, through that client's pipeline.
+    backend = RedisBackend(redis_url if built_from == "url" else client, prefix=prefix)
     require(backend._can_write_in_multi(), "large writes use MULTI/EXEC from Redis 7 on")
-    pipelines: list[dict[str, Any]] = []
-    pipeline = backend.client.pipeline
-
-    def recording_pipeline(**options: Any) -> Any:
-        pipelines.append(options)
-        return pipeline(**options)
-
-    monkeypatch.setattr(backend.client, "pipeline", recording_pipeline)
     large = b"x" * redis_module._MULTI_WRITE_BYTES
+    before = transactions(client)
 
     backend.set_many("user", {"small": b"1"}, 10.0, 0.0)
-    assert pipelines == []
+    assert transactions(client) == before
     backend.set_many("user", {"large": large}, 10.0, 0.0)
-    assert pipelines == [{"transaction": True}]
+    assert transactions(client) == before + 1
+
     assert backend.get("user", "large", 0.0) == large
+    assert client.hget(backend.key("user"), "deadline") == b"10.0"
+    assert 0 < client.pttl(backend.key("user")) <= 10_000
     backend.close()
 
 
 @pytest.mark.parametrize("info", ["6.2.14", "denied"])
 def test_servers_before_redis_7_keep_to_the_script(
-    info: str, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+    info: str, client: Any, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend = RedisBackend(redis_url, prefix=prefix)
 
@@ -416,20 +420,24 @@ def test_servers_before_redis_7_keep_to_the_script(
         return {"redis_version": info}
 
     monkeypatch.setattr(backend.client, "info", fake_info)
-    monkeypatch.setattr(backend.client, "pipeline", None)
     large = b"x" * redis_module._MULTI_WRITE_BYTES
+    before = transactions(client)
     backend.set_many("user", {"large": large}, 10.0, 0.0)
 
+    assert transactions(client) == before
     assert backend.get("user", "large", 0.0) == large
     backend.close()
 
 
-def test_out_of_memory_writes_all_or_nothing_on_both_paths(write_path: str) -> None:
+@pytest.mark.parametrize("built_from", ["url", "client"])
+def test_out_of_memory_writes_all_or_nothing_on_both_paths(
+    write_path: str, built_from: str
+) -> None:
     server = new_redis_server()
     try:
         server.start()
         admin = redis.Redis(host="127.0.0.1", port=server.port)
-        backend = RedisBackend(server.url)
+        backend = RedisBackend(server.url if built_from == "url" else admin)
         backend.set_many("user", {"old": b"1"}, 10.0, 0.0)
         used = int(admin.info("memory")["used_memory"])
         admin.config_set("maxmemory-policy", "noeviction")
