@@ -36,14 +36,17 @@ cycle. The lock also returns the session row as the last writer committed it, al
 statement's snapshot may be older: a writer that finds the session expired discards its old
 values, and the next writer, which waited for it, finds the session live. A deadlock or
 serialization failure reported by the server is retried a few times. A statement's snapshot is
-taken before it waits for a lock, so a ``clear`` that waited for a writer cannot see the rows
-that writer added, although it removes the rows the writer changed: it would leave part of the
-write (and, with a session row, keys without a deadline that never expire). Each ``clear``
-statement therefore also reports whether a row it removed is newer than its snapshot (by the
-rows' ``xmin``); then it runs again, with a newer snapshot, and the clear comes after the writer
-as a whole. The plain paths (no session row) lock no session row: they touch only value rows,
-in key order. A session row that a concurrent writer adds while a plain write runs stays, as if
-that writer had come second.
+taken before it waits for a lock, so a statement that waited for a writer cannot see the rows
+that writer added, although it follows the rows the writer changed. For ``clear`` on a session
+with a session row, which every writer changes, the statement also reports whether the session
+row it locked is newer than its snapshot (by the row's ``xmin``), and then runs again, so it
+removes the whole write (else the keys the writer added would stay without a deadline, never to
+expire). The plain paths (no session row) lock no session row: they touch only value rows, in
+key order. A session row that a concurrent writer adds while a plain write runs stays, as if
+that writer had come second. A plain ``clear`` that waits for a multi-key write which changes
+some of the session's keys and adds others removes the changed ones and leaves the added ones
+(without a deadline only in an app without ``ttl``, where no key has one); closing that would
+cost every plain ``clear`` a check of each row it removes.
 
 ``delete`` leaves the session row when it removes the last value, so the session keeps its
 deadline (and ``purge_expired`` counts it once it expires).
@@ -366,38 +369,25 @@ class _Statements:
         self.delete_key = compiled(
             delete(t).where(in_session(t), t.c.key == key, ~expired).returning(t.c.key)
         )
-        # A row's xmin names the transaction that wrote its current version. The rows of sid
-        # as the statement's snapshot shows them; a DELETE returns the versions it removed,
-        # which are newer when a writer committed after the snapshot was taken (the DELETE
-        # waited for that writer's lock, then followed its update). Such a writer may also
-        # have added rows the snapshot cannot show, so the clear must run again.
+        #: Removes every row of sid unless it has a session row (its row count: 0 when sid
+        #: was empty, or has a session row and nothing was removed).
+        self.clear_plain = compiled(delete(t).where(in_session(t), no_session_row))
+        # A row's xmin names the transaction that wrote its current version. The session row
+        # as the statement's snapshot shows it, and as locked: newer when a writer changed or
+        # removed it and committed after the snapshot was taken (FOR UPDATE waited for it).
         xmin: Any = literal_column("xmin").label("xmin")
-        seen = select(t.c.key, xmin).where(in_session(t)).cte("seen")
-
-        def stale(cleared: Any) -> Any:
-            both = seen.join(cleared, seen.c.key == cleared.c.key, full=True)
-            return (
-                exists()
-                .select_from(both)
-                .where(seen.c.xmin.is_distinct_from(cleared.c.xmin))
-                .label("stale")
-            )
-
-        #: Removes every row of sid unless it has a session row; returns the number removed
-        #: (0 when sid was empty, or has a session row) and whether rows changed after the
-        #: statement's snapshot (then run ``clear``).
-        cleared_plain = (
-            delete(t).where(in_session(t), no_session_row).returning(t.c.key, xmin).cte("cleared")
-        )
-        self.clear_plain = compiled(
-            select(func.count(), stale(cleared_plain)).select_from(cleared_plain).add_cte(seen)
+        seen_row = select(xmin).where(is_session_row(t)).cte("seen_row")
+        locked_row = (
+            select(t.c.deadline, xmin).where(is_session_row(t)).with_for_update().cte("locked")
         )
         #: Removes every row of sid; returns the number of values removed, whether sid had
-        #: expired, and whether rows changed after the statement's snapshot (then run it again).
+        #: expired, and whether its session row changed after the statement's snapshot: then
+        #: the writer that changed it may have added rows the snapshot cannot show, and the
+        #: statement must run again.
         cleared = (
             delete(t)
-            .where(in_session(t), after(locked))
-            .returning(t.c.key, t.c.deadline, xmin)
+            .where(in_session(t), after(locked_row))
+            .returning(t.c.key, t.c.deadline)
             .cte("cleared")
         )
         self.clear = compiled(
@@ -407,8 +397,10 @@ class _Statements:
                     func.bool_or(and_(cleared.c.key == session_row_key, cleared.c.deadline <= now)),
                     literal_column("false"),
                 ),
-                stale(cleared),
-            ).add_cte(seen)
+                select(locked_row.c.xmin)
+                .scalar_subquery()
+                .is_distinct_from(select(seen_row.c.xmin).scalar_subquery()),
+            ).add_cte(seen_row)
         )
         #: Moves the deadline of a live sid to ``deadline`` when that is later.
         self.touch = compiled(
@@ -920,20 +912,20 @@ class PostgresBackend:
 
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now=now)
-        removed = 0
         if not self._deadlines_seen:
             # Without a session row there is no deadline to check and no row to lock first.
-            [(removed, stale)] = self._one(self._sql.clear_plain, params)
-            if removed and not stale:
-                return int(removed)
-        # A writer that committed while the statement waited for its lock may have added rows
-        # the statement could not see: run again, with a newer snapshot, to remove them too.
+            removed = self._count(self._sql.clear_plain, params)
+            if removed:
+                return removed
+        # A writer that committed while the statement waited for the session row may have
+        # added rows the statement could not see: run again, with a newer snapshot.
+        removed = 0
         for _ in range(_ATTEMPTS):
             [(values, expired, stale)] = self._one(self._sql.clear, params)
             removed += 0 if expired else int(values)
             if not stale:
                 break
-        return int(removed)
+        return removed
 
     def touch(self, session: str, deadline: float, now: float) -> None:
         self._one(self._sql.touch, self._params(session, deadline=deadline, now=now), rows=False)
