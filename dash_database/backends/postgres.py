@@ -247,8 +247,10 @@ class _Statements:
             select(t.c.key).where(in_session(t), t.c.key != session_row_key, ~expired)
         )
         # Writers of a session lock its session row before any other row they write, and value
-        # rows in key order, so two writers never wait on each other in a cycle.
-        locked = select(t.c.deadline).where(is_session_row(t)).with_for_update().cte("locked")
+        # rows in key order, so two writers never wait on each other in a cycle. A row's xmin
+        # names the transaction that wrote its current version (see clear below).
+        xmin: Any = literal_column("xmin").label("xmin")
+        locked = select(t.c.deadline, xmin).where(is_session_row(t)).with_for_update().cte("locked")
 
         def after(cte: Any) -> Any:
             # Always true; PostgreSQL evaluates this uncorrelated subquery once, running ``cte``
@@ -372,21 +374,17 @@ class _Statements:
         #: Removes every row of sid unless it has a session row (its row count: 0 when sid
         #: was empty, or has a session row and nothing was removed).
         self.clear_plain = compiled(delete(t).where(in_session(t), no_session_row))
-        # A row's xmin names the transaction that wrote its current version. The session row
-        # as the statement's snapshot shows it, and as locked: newer when a writer changed or
-        # removed it and committed after the snapshot was taken (FOR UPDATE waited for it).
-        xmin: Any = literal_column("xmin").label("xmin")
+        # The session row as the statement's snapshot shows it, and as locked: newer when a
+        # writer changed or removed it and committed after the snapshot was taken (FOR UPDATE
+        # waited for it).
         seen_row = select(xmin).where(is_session_row(t)).cte("seen_row")
-        locked_row = (
-            select(t.c.deadline, xmin).where(is_session_row(t)).with_for_update().cte("locked")
-        )
         #: Removes every row of sid; returns the number of values removed, whether sid had
         #: expired, and whether its session row changed after the statement's snapshot: then
         #: the writer that changed it may have added rows the snapshot cannot show, and the
         #: statement must run again.
         cleared = (
             delete(t)
-            .where(in_session(t), after(locked_row))
+            .where(in_session(t), after(locked))
             .returning(t.c.key, t.c.deadline)
             .cte("cleared")
         )
@@ -397,7 +395,7 @@ class _Statements:
                     func.bool_or(and_(cleared.c.key == session_row_key, cleared.c.deadline <= now)),
                     literal_column("false"),
                 ),
-                select(locked_row.c.xmin)
+                select(locked.c.xmin)
                 .scalar_subquery()
                 .is_distinct_from(select(seen_row.c.xmin).scalar_subquery()),
             ).add_cte(seen_row)
