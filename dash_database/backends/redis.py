@@ -35,8 +35,8 @@ the connections it has used and lends each to one call at a time (so it holds at
 as calls ran at once), for single commands and for the ``MULTI``/``EXEC`` of large writes; one
 that was lost is reconnected and the command sent once more (a ``delete`` or ``clear`` retried
 that way may report 0 when the first attempt had already run). The client's pool serves only
-``purge_expired``, the loading of a script and ``INFO``. A client passed in, and a cluster
-client, run every command through their own pool, as configured.
+``purge_expired`` and ``INFO``. A client passed in, and a cluster client, run every command
+through their own pool, as configured.
 
 Commands used: ``HMGET HSET HDEL HLEN HKEYS HGET DEL PEXPIRE PERSIST SCAN EVALSHA``, all in
 Redis 4 and every Valkey release, and for large writes ``INFO`` (once, for the server version),
@@ -352,7 +352,10 @@ class RedisBackend:
         try:
             return self._command("EVALSHA", script.sha, b"1", key, *args)
         except self._no_script:
-            sha = self._client.script_load(script.source)
+            if self._pool is not None:
+                sha = self._command("SCRIPT", "LOAD", script.source)
+            else:
+                sha = self._client.script_load(script.source)
             script.sha = sha if isinstance(sha, bytes) else str(sha).encode("ascii")
             return self._command("EVALSHA", script.sha, b"1", key, *args)
 
