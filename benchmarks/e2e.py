@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from servers import free_port
+from servers import free_port, stop_process
 
 ROWS = 10_000
 
@@ -202,13 +202,7 @@ class App:
         }
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, timeout=30)
         self.log.close()
 
 

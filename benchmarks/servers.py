@@ -39,6 +39,17 @@ def _wait_for_port(port: int, proc: subprocess.Popen[Any], seconds: float, what:
     raise RuntimeError(f"{what} did not accept connections on port {port} within {seconds} s")
 
 
+def stop_process(proc: subprocess.Popen[Any], sig: int, timeout: float) -> None:
+    """Send ``sig`` to ``proc`` by its PID unless it has ended; SIGKILL it after ``timeout``."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 class Server:
     """A server process this benchmark started; ``stop`` ends it by its PID."""
 
@@ -48,13 +59,7 @@ class Server:
         self.name, self.proc, self.port, self.directory, self.log = name, proc, port, directory, log
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout=20)
         self.log.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
