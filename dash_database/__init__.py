@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._database import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL, DashDatabase, Session
+from ._database import DashDatabase, Session
+from ._locations import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL
 from ._signing import ENV_SECRET
-from .backends import Backend, MemoryBackend, SqliteBackend
+from .backends import Backend, KeyInfo, MemoryBackend, SessionInfo, SqliteBackend, StoreStats
 from .exceptions import (
     BackendError,
     DashDatabaseError,
@@ -23,7 +24,9 @@ from .exceptions import (
     InvalidIdTypeError,
     InvalidSessionIdError,
     MissingKeyError,
+    QuotaExceededError,
     SerializationError,
+    UpdateConflictError,
     ValueTooLargeError,
 )
 from .serializers import CompressedSerializer, JsonSerializer, PickleSerializer, Serializer
@@ -49,13 +52,18 @@ __all__ = [
     "InvalidIdTypeError",
     "InvalidSessionIdError",
     "JsonSerializer",
+    "KeyInfo",
     "MemoryBackend",
     "MissingKeyError",
     "PickleSerializer",
+    "QuotaExceededError",
     "SerializationError",
     "Serializer",
     "Session",
+    "SessionInfo",
     "SqliteBackend",
+    "StoreStats",
+    "UpdateConflictError",
     "ValueTooLargeError",
     "__version__",
 ]

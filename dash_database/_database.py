@@ -7,13 +7,14 @@ injected clock, and hands plain strings and bytes to a backend (see ``backends/_
 from __future__ import annotations
 
 import os
-import re
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal, TypeVar, Union, overload
 
+from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
 from ._signing import SecretKey, SecretSource, looks_signed
-from .backends import Backend, MemoryBackend, SqliteBackend, backend_from_url
+from .backends import Backend, StoreStats
 from .exceptions import (
     DeserializationError,
     InvalidArgumentError,
@@ -21,29 +22,29 @@ from .exceptions import (
     InvalidIdTypeError,
     MissingKeyError,
     SerializationError,
+    UpdateConflictError,
     ValueTooLargeError,
 )
 from .serializers import CompressedSerializer, Serializer, resolve_serializer
 
-__all__ = ["DEFAULT_PATH", "DEFAULT_SECRET_FILE", "ENV_URL", "DashDatabase", "Id", "Session"]
-
-#: Where ``DashDatabase()`` keeps its data: this file in the current working directory,
-#: resolved to an absolute path at construction, so every worker process of an app started
-#: from one directory shares it.
-DEFAULT_PATH = "dash_database.sqlite"
-#: The environment variable that, when set, chooses the store of ``DashDatabase()``.
-ENV_URL = "DASH_DATABASE_URL"
-#: Where a generated secret key is kept for stores that are neither a SQLite file nor memory.
-DEFAULT_SECRET_FILE = "dash_database.secret"
+__all__ = ["DEFAULT_PATH", "ENV_URL", "DashDatabase", "Id", "Session"]
 
 Id = Union[str, int]
 T = TypeVar("T")
 
 _MISSING: Any = object()
-_DEFAULT_LOCATION: Any = object()
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Remember at most this many recently renewed sessions; forgetting one only costs a renewal.
 _RENEWALS_REMEMBERED = 100_000
+# An atomic update gives up after this many attempts that met a concurrent write.
+_UPDATE_ATTEMPTS = 100
+# The longest pause between two attempts, in seconds (the pause doubles from 1 ms, jittered).
+_UPDATE_MAX_PAUSE = 0.05
+
+
+def _new_version() -> int:
+    """Return a version for one write: random, so a key written again after a delete never
+    gets a version a reader saw before (``random`` reseeds itself in a forked child)."""
+    return random.getrandbits(62) + 1
 
 
 def _check_id(value: object, name: str) -> str:
@@ -88,6 +89,9 @@ class DashDatabase:
             A shortcut for ``serializer=CompressedSerializer(serializer, codec=compression)``;
             values must be read with the same choice of compression on or off.
         max_value_bytes: refuse values whose serialized size exceeds this many bytes.
+        max_session_bytes: refuse a write that would take one session's size (the UTF-8
+            length of its keys plus the serialized length of its values) over this many
+            bytes, with :class:`~dash_database.QuotaExceededError`; nothing is evicted.
         clock: returns the current time in seconds; inject a fake one in tests.
         secret_key: the key that signs session ids (see :meth:`new_session_id`), or several
             keys newest first: ids signed with any of them are accepted, new ids are signed
@@ -103,14 +107,16 @@ class DashDatabase:
 
     def __init__(
         self,
-        db_location: str | os.PathLike[str] | Backend | None = _DEFAULT_LOCATION,
+        db_location: str | os.PathLike[str] | Backend | None = DEFAULT_LOCATION,
         *,
         ttl: float | None = None,
         serializer: str | Serializer = "pickle",
         compression: str | None = None,
         max_value_bytes: int | None = None,
+        max_session_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
+        update_attempts: int = _UPDATE_ATTEMPTS,
     ) -> None:
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
@@ -118,14 +124,15 @@ class DashDatabase:
             raise InvalidArgumentError(
                 f"ttl must be a positive number of seconds or None, got {ttl!r}."
             )
-        if max_value_bytes is not None and (
-            isinstance(max_value_bytes, bool)
-            or not isinstance(max_value_bytes, int)
-            or max_value_bytes < 1
+        for name, limit in (
+            ("max_value_bytes", max_value_bytes),
+            ("max_session_bytes", max_session_bytes),
+            ("update_attempts", update_attempts),
         ):
-            raise InvalidArgumentError(
-                f"max_value_bytes must be a positive int or None, got {max_value_bytes!r}."
-            )
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+            ):
+                raise InvalidArgumentError(f"{name} must be a positive int, got {limit!r}.")
         if not callable(clock):
             raise InvalidArgumentError(f"clock must be callable, got {clock!r}.")
         self._serializer = resolve_serializer(serializer)
@@ -137,9 +144,11 @@ class DashDatabase:
             self._serializer = CompressedSerializer(self._serializer, codec=compression)
         self.ttl = ttl
         self.max_value_bytes = max_value_bytes
+        self.max_session_bytes = max_session_bytes
+        self.update_attempts = update_attempts
         self._clock = clock
-        self._backend = _open_backend(db_location)
-        self._secret = SecretSource(secret_key, _secret_file(self._backend))
+        self._backend = open_backend(db_location)
+        self._secret = SecretSource(secret_key, self._backend.secret_file)
         self._init_expiry_state()
 
     def _init_expiry_state(self) -> None:
@@ -242,6 +251,78 @@ class DashDatabase:
         self._renewed.pop(session, None)
         return self._backend.clear(session, self._clock())
 
+    # -- atomic updates and session ids -----------------------------------------------------
+
+    def update_user_value(
+        self, user_id: Id, key_name: Id, func: Callable[[Any], Any], default: Any = None
+    ) -> Any:
+        """Replace the value under ``key_name`` by ``func(value)`` atomically; return it.
+
+        Reads the current value (``default`` when the key is missing), calls ``func`` on it
+        and writes the result only if no other thread, process or host wrote that key
+        meanwhile; otherwise it reads the fresh value and calls ``func`` again. So ``func``
+        may run more than once: keep it free of side effects.
+
+        Raises:
+            UpdateConflictError: the key kept changing under ``update_attempts`` attempts.
+            QuotaExceededError: the result would take the session over ``max_session_bytes``.
+        """
+        session = self._session_name(user_id)
+        return self._update(session, _check_id(key_name, "key_name"), func, default)
+
+    def _update(self, session: str, key: str, func: Callable[[Any], Any], default: Any) -> Any:
+        pause = 0.001
+        for _ in range(self.update_attempts):
+            now = self._clock()
+            found = self._backend.get_versioned(session, key, now)
+            old, expected = (
+                (default, None) if found is None else (self._loads(key, found[0]), found[1])
+            )
+            new = func(old)
+            data = self._dumps(key, new)
+            deadline = now + self.ttl if self.ttl else None
+            if self._backend.compare_and_set(
+                session,
+                key,
+                data,
+                expected,
+                deadline,
+                now,
+                version=_new_version(),
+                max_bytes=self.max_session_bytes,
+            ):
+                self._after_write(session, now)
+                return new
+            # Jittered, growing pauses let competing writers through one at a time.
+            time.sleep(random.uniform(0, pause))
+            pause = min(pause * 2, _UPDATE_MAX_PAUSE)
+        raise UpdateConflictError(
+            f"Could not update key {key!r}: another writer changed it at each of "
+            f"{self.update_attempts} attempts. Nothing was written by the last one; try again "
+            "later, or write this key from fewer places at once."
+        )
+
+    def rotate_session(self, user_id: Id) -> str:
+        """Move every value of ``user_id`` to a fresh signed session id, atomically, and
+        return that id; ``user_id`` then names an empty session.
+
+        Call it when a user logs in, so that an id an attacker planted before the login
+        (session fixation) never names the logged-in session.
+
+        Raises:
+            InvalidSessionIdError: ``user_id`` is a signed id whose signature is not valid.
+        """
+        session = self._session_name(user_id)
+        new_id = self.new_session_id()
+        self._renewed.pop(session, None)
+        self._backend.rename(session, self._session_name(new_id), self._clock())
+        return new_id
+
+    def stats(self) -> StoreStats:
+        """Return how many live sessions, keys and bytes the store holds, and how many
+        expired sessions wait for :meth:`purge_expired`."""
+        return self._backend.stats(self._clock())
+
     # -- the mapping view and housekeeping --------------------------------------------------
 
     def session(self, user_id: Id) -> Session:
@@ -282,6 +363,8 @@ class DashDatabase:
             "ttl": self.ttl,
             "serializer": self._serializer,
             "max_value_bytes": self.max_value_bytes,
+            "max_session_bytes": self.max_session_bytes,
+            "update_attempts": self.update_attempts,
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
         }
@@ -291,8 +374,10 @@ class DashDatabase:
         self.ttl = state["ttl"]
         self._serializer = state["serializer"]
         self.max_value_bytes = state["max_value_bytes"]
+        self.max_session_bytes = state["max_session_bytes"]
+        self.update_attempts = state["update_attempts"]
         self._clock = state["clock"]
-        self._secret = SecretSource(state["secret_key"], _secret_file(self._backend))
+        self._secret = SecretSource(state["secret_key"], self._backend.secret_file)
         self._init_expiry_state()
 
     # -- internals used by Session ----------------------------------------------------------
@@ -332,7 +417,12 @@ class DashDatabase:
     def _write(self, session: str, items: Mapping[str, bytes]) -> None:
         now = self._clock()
         deadline = now + self.ttl if self.ttl else None
-        self._backend.set_many(session, items, deadline, now)
+        self._backend.set_many(
+            session, items, deadline, now, version=_new_version(), max_bytes=self.max_session_bytes
+        )
+        self._after_write(session, now)
+
+    def _after_write(self, session: str, now: float) -> None:
         if self.ttl:
             self._note_renewal(session, now)
             if now >= self._next_purge:
@@ -406,6 +496,11 @@ class Session(MutableMapping[str, Any]):
         """Remove every key of the session."""
         self._db._clear(self.session_id)
 
+    def update_value(self, key: Id, func: Callable[[Any], Any], default: Any = None) -> Any:
+        """Replace the value of ``key`` by ``func(value)`` atomically and return it, as
+        :meth:`DashDatabase.update_user_value` does (``func`` may run more than once)."""
+        return self._db._update(self.session_id, _check_id(key, "key"), func, default)
+
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store every item of ``other`` and ``kwargs`` in one atomic write: all or none."""
         items: dict[str, bytes] = {}
@@ -419,37 +514,3 @@ class Session(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<Session {self.session_id!r} of {self._db!r}>"
-
-
-def _secret_file(backend: Backend) -> str | None:
-    """Return where a generated secret key is kept for ``backend`` (``None``: in memory)."""
-    if isinstance(backend, MemoryBackend):
-        return None
-    if isinstance(backend, SqliteBackend):
-        # A temporary file belongs to one process, like memory.
-        return None if backend._remove_on_close else backend.path + ".secret"
-    return os.path.abspath(DEFAULT_SECRET_FILE)
-
-
-def _open_backend(location: Any) -> Backend:
-    if location is _DEFAULT_LOCATION:
-        url = os.environ.get(ENV_URL)
-        if url:
-            return backend_from_url(url)
-        return SqliteBackend(DEFAULT_PATH)
-    if location is None:
-        return SqliteBackend.temporary()
-    if isinstance(location, str):
-        if location == ":memory:":
-            return MemoryBackend()
-        if _URL.match(location):
-            return backend_from_url(location)
-        return SqliteBackend(location)
-    if isinstance(location, os.PathLike):
-        return SqliteBackend(location)
-    if isinstance(location, Backend):
-        return location
-    raise InvalidArgumentError(
-        f"db_location must be a file path, a URL, ':memory:', None or a backend object, got "
-        f"{type(location).__name__} {location!r}."
-    )

@@ -16,7 +16,9 @@ __all__ = [
     "InvalidIdTypeError",
     "InvalidSessionIdError",
     "MissingKeyError",
+    "QuotaExceededError",
     "SerializationError",
+    "UpdateConflictError",
     "ValueTooLargeError",
 ]
 
@@ -67,3 +69,40 @@ class MissingKeyError(DashDatabaseError, KeyError):
 class BackendError(DashDatabaseError):
     """The storage backend failed: a file that is not a database, a server that went away,
     a disk that is full. The message names the store; the driver's error is chained."""
+
+
+class QuotaExceededError(DashDatabaseError, ValueError):
+    """A write would take a session over ``max_session_bytes``; nothing was written.
+
+    Attributes:
+        session_bytes: the session's size before the write.
+        needed_bytes: its size had the write gone through.
+        limit: the limit in force.
+    """
+
+    def __init__(self, message: str, session_bytes: int, needed_bytes: int, limit: int) -> None:
+        super().__init__(message)
+        self.session_bytes = session_bytes
+        self.needed_bytes = needed_bytes
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[QuotaExceededError], tuple[str, int, int, int]]:
+        return (type(self), (str(self), self.session_bytes, self.needed_bytes, self.limit))
+
+    @classmethod
+    def for_write(cls, session_bytes: int, needed_bytes: int, limit: int) -> QuotaExceededError:
+        """Return the error for a write that would take a session from ``session_bytes`` to
+        ``needed_bytes``, over ``limit``."""
+        return cls(
+            f"The session holds {session_bytes:,} bytes; this write would take it to "
+            f"{needed_bytes:,} bytes, over max_session_bytes={limit:,}. Nothing was written; "
+            "delete values the session no longer needs, store smaller ones, or raise the limit.",
+            session_bytes,
+            needed_bytes,
+            limit,
+        )
+
+
+class UpdateConflictError(DashDatabaseError, RuntimeError):
+    """An atomic update kept meeting concurrent writes of the same key and gave up after its
+    bounded number of attempts; nothing was written by the last attempt."""

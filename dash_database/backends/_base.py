@@ -1,66 +1,174 @@
 """The backend protocol: the whole seam between DashDatabase and a store.
 
 A backend stores bytes under (session, key) pairs. It knows nothing of serializers, id
-formats or time-to-live policies: DashDatabase validates ids, serializes values, computes
-deadlines and reads the clock, then passes plain ``str`` ids, ``bytes`` values and ``now``
-(seconds since the epoch, from the injected clock) to the backend.
+formats, signing or time-to-live policies: DashDatabase validates ids, serializes values,
+computes deadlines, reads the clock and draws versions, then passes plain ``str`` ids,
+``bytes`` values, ``now`` (seconds since the epoch, from the injected clock) and ``int``
+versions to the backend. The contract suite in ``tests/contract`` runs every rule below
+against every backend and every variant of one (``sqlite-files``, ...).
 
-Expiry model: a session may carry a *deadline*. A session whose deadline is ``<= now`` is
-expired: every method behaves as if the session had no keys, and a write to it first discards
-what it held. A session without a deadline never expires. Expired data stays on disk until
-``purge_expired`` (or a write to that session) removes it.
+Expiry. A session may carry a *deadline*. A session whose deadline is ``<= now`` is expired:
+every method behaves as if the session held no keys, and a write to it first discards what it
+held. A session without a deadline never expires. Expired data stays in the store until
+``purge_expired`` (or a write to that session) removes it. A write's ``deadline`` replaces the
+session's deadline when it is ``None`` (the session no longer expires); otherwise the later of
+the two is kept.
 
-Guarantees every backend gives (the contract suite in ``tests/contract`` checks them):
+Versions. Every write stores, with each key it writes, the ``version`` the caller passes (a
+positive int the core draws at random for each write, so a key deleted and written again never
+gets its old version back). ``get_versioned`` returns it and ``compare_and_set`` writes only
+while it is unchanged: that is the atomic read-modify-write the core builds on.
 
-- Distinct (session, key) pairs never collide, whatever characters they contain (including
-  NUL, separators and non-ASCII text; ids are always valid Unicode).
+Byte totals. A session's *size* is the sum, over its live keys, of the UTF-8 length of the key
+plus the length of the value. Backends keep it (and the key count and the time of the last
+write) with the session, so that ``session_bytes``, ``sessions`` and a quota check never read
+values. A write given ``max_bytes`` raises :class:`~dash_database.QuotaExceededError` (built
+with :meth:`~dash_database.QuotaExceededError.for_write`) and writes nothing when the session's
+size after the write would exceed it; replacing a value counts the difference. Nothing is ever
+evicted to make room.
+
+Ids. Session ids and keys are any valid Unicode text (NUL, separators, glob and SQL
+metacharacters, up to megabytes long); distinct (session, key) pairs never collide.
+
+Guarantees every backend gives:
+
 - Every method is safe to call from several threads at once, and from several processes
-  sharing one store (where the backend can be shared at all).
+  (or hosts) sharing one store (where the store can be shared at all).
 - A write that returned is visible to every later read, in any thread or process.
-- ``set_many`` is atomic: all items and the deadline are written, or nothing is.
-- A failure of the underlying store raises :class:`~dash_database.BackendError` chained from
-  the driver's exception, never returns a made-up result.
-- ``close`` releases what the backend holds; it may be called more than once.
+- ``set_many``, ``compare_and_set``, ``clear`` and ``rename`` are atomic: all of it or nothing,
+  also against concurrent writers in other processes.
+- Writes cost O(keys written), never O(keys in the session) per key; ``keys``, ``clear`` and
+  ``rename`` cost O(keys of that session); enumeration costs O(page), never loads values.
+- ``purge_expired`` works in bounded batches: it never holds one giant transaction or script,
+  so live requests wait at most for one batch.
+- Every wait is bounded. A failure of the store (a driver error, a full disk, a server that
+  went away or froze, a damaged file) raises :class:`~dash_database.BackendError` chained from
+  the cause, and leaves the stored data as it was before the failed call.
+- ``close`` releases what the backend holds; it may be called more than once. After
+  ``fork()`` the child never uses the parent's connections (``_process.py`` has the one rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Optional, Protocol, runtime_checkable
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "KeyInfo", "Page", "SessionInfo", "StoreStats"]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One live session, as :meth:`Backend.sessions` lists it."""
+
+    session: str
+    #: How many keys it holds.
+    keys: int
+    #: Its size: UTF-8 length of each key plus the length of each value.
+    bytes: int
+    #: When it expires (seconds since the epoch), or ``None``.
+    deadline: float | None
+    #: The ``now`` of the last call that changed its keys.
+    written: float
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key of a session, as :meth:`Backend.session_keys` lists it."""
+
+    key: str
+    #: The length of the stored value.
+    bytes: int
+    #: The version the last write of this key stored.
+    version: int
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What a store holds, from :meth:`Backend.stats`."""
+
+    #: Live sessions (with at least one key).
+    sessions: int
+    #: Keys of live sessions.
+    keys: int
+    #: Total size of live sessions (see :class:`SessionInfo`).
+    bytes: int
+    #: Sessions that expired and are still in the store until ``purge_expired``.
+    expired: int
+
+
+#: A page of an enumeration and the cursor of the next page (``None``: this was the last).
+Page = tuple[list[SessionInfo], Optional[str]]
 
 
 @runtime_checkable
 class Backend(Protocol):
     """What a store must provide to back a :class:`~dash_database.DashDatabase`."""
 
+    #: Where a secret key generated for an app on this store is kept: a file path, or ``None``
+    #: to keep it in this process's memory (a store that lives in one process only).
+    secret_file: str | None
+
     def get(self, session: str, key: str, now: float) -> bytes | None:
         """Return the bytes stored under ``(session, key)``, or ``None`` when the key is
         missing or the session expired."""
         ...
 
-    def set_many(
-        self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
-    ) -> None:
-        """Store every item of ``items`` in ``session`` atomically and set the session's
-        deadline.
+    def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
+        """Return the bytes stored under ``(session, key)`` and their version, or ``None``."""
+        ...
 
-        When the session expired, its old keys are discarded first. ``deadline`` replaces the
-        session's deadline when it is ``None`` (the session no longer expires); otherwise the
-        later of the two deadlines is kept.
+    def set_many(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> None:
+        """Store every item of ``items`` in ``session`` with ``version``, atomically, and set
+        the session's deadline.
+
+        Raises:
+            QuotaExceededError: ``max_bytes`` is given and the session's size after the write
+                would exceed it; nothing was written.
+        """
+        ...
+
+    def compare_and_set(
+        self,
+        session: str,
+        key: str,
+        value: bytes,
+        expected: int | None,
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> bool:
+        """Store ``value`` under ``(session, key)`` with ``version`` and set the deadline, as
+        :meth:`set_many` does, only if the key's current version is ``expected`` (``None``:
+        only if the key is missing or its session expired). Return whether it wrote.
+
+        The check and the write are one atomic step against every other writer.
+
+        Raises:
+            QuotaExceededError: as :meth:`set_many` (only when the versions matched).
         """
         ...
 
     def delete(self, session: str, key: str, now: float) -> bool:
-        """Remove ``(session, key)``; return whether a live key was removed."""
+        """Remove ``(session, key)``; return whether a live key was removed.
+
+        A session left without keys keeps its deadline until it expires or is cleared.
+        """
         ...
 
     def keys(self, session: str, now: float) -> list[str]:
-        """Return the key names of a live session, in any order; ``[]`` when it expired.
-
-        Costs O(keys of that session), never a scan of every key in the store.
-        """
+        """Return the key names of a live session, in any order; ``[]`` when it expired."""
         ...
 
     def clear(self, session: str, now: float) -> int:
@@ -75,8 +183,44 @@ class Backend(Protocol):
         """
         ...
 
+    def rename(self, session: str, new_session: str, now: float) -> int:
+        """Move every key of live ``session`` (values, versions, deadline) to ``new_session``
+        in one atomic step and return how many keys moved; ``session`` is left empty.
+
+        Whatever ``new_session`` held before is discarded. An expired or missing ``session``
+        moves nothing and returns 0 (its expired data is discarded).
+        """
+        ...
+
+    def session_bytes(self, session: str, now: float) -> int:
+        """Return the size of a live session (see :class:`SessionInfo`); 0 when it is
+        missing or expired."""
+        ...
+
+    def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
+        """Return a page of at most ``limit`` live sessions, and the cursor of the next page.
+
+        Start with ``cursor=None``; pass each returned cursor back until it is ``None``. A
+        session that exists, unchanged, during the whole enumeration is listed exactly once; a
+        page may be shorter than ``limit`` before the last. The cursor is an opaque string.
+        """
+        ...
+
+    def session_keys(
+        self, session: str, now: float, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[KeyInfo], str | None]:
+        """Return a page of at most ``limit`` keys of a live session with their sizes and
+        versions, and the cursor of the next page, as :meth:`sessions` does."""
+        ...
+
+    def stats(self, now: float) -> StoreStats:
+        """Return how many live sessions, keys and bytes the store holds, and how many expired
+        sessions wait for ``purge_expired``. Never reads values."""
+        ...
+
     def purge_expired(self, now: float) -> int:
-        """Remove every expired session and its data; return how many sessions were removed."""
+        """Remove every expired session and its data, in bounded batches; return how many
+        sessions were removed. A session renewed meanwhile by another process is kept."""
         ...
 
     def close(self) -> None:

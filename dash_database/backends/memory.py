@@ -1,94 +1,216 @@
-"""An in-process backend: a dict guarded by a lock.
+"""An in-process backend: dicts guarded by a lock.
 
-It is the reference implementation of the backend protocol, and handy in an application's own
-tests. Its data lives in one process only: under gunicorn with several workers, each worker has
-its own, so use the SQLite default (one host) or Redis/PostgreSQL (several hosts) there.
+It is the reference implementation of the backend protocol (``_base.py``): every other backend
+must behave as this one does. It is also handy in an application's own tests. Its data lives
+in one process only: under gunicorn with several workers, each worker has its own, so use the
+SQLite default (one host) or Redis/PostgreSQL (several hosts) there.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import NoReturn
+
+from ..exceptions import QuotaExceededError
+from ._base import KeyInfo, Page, SessionInfo, StoreStats
 
 __all__ = ["MemoryBackend"]
 
 
+@dataclass
+class _Session:
+    values: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    deadline: float | None = None
+    bytes: int = 0
+    written: float = 0.0
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and self.deadline <= now
+
+
+def _size(key: str, value: bytes) -> int:
+    return len(key.encode()) + len(value)
+
+
 class MemoryBackend:
-    """Keep sessions in a dict of dicts in this process."""
+    """Keep sessions in a dict in this process."""
+
+    secret_file = None
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._data: dict[str, dict[str, bytes]] = {}
-        self._deadlines: dict[str, float] = {}
+        self._sessions: dict[str, _Session] = {}
 
-    def _expired(self, session: str, now: float) -> bool:
-        deadline = self._deadlines.get(session)
-        return deadline is not None and deadline <= now
-
-    def _live(self, session: str, now: float) -> dict[str, bytes]:
-        if self._expired(session, now):
-            return {}
-        return self._data.get(session, {})
+    def _live(self, session: str, now: float) -> _Session | None:
+        found = self._sessions.get(session)
+        return None if found is None or found.expired(now) else found
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
+        found = self.get_versioned(session, key, now)
+        return None if found is None else found[0]
+
+    def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         with self._lock:
-            return self._live(session, now).get(key)
+            live = self._live(session, now)
+            return None if live is None else live.values.get(key)
 
     def set_many(
-        self, session: str, items: Mapping[str, bytes], deadline: float | None, now: float
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
     ) -> None:
         with self._lock:
-            if self._expired(session, now):
-                self._data.pop(session, None)
-                del self._deadlines[session]
-            if deadline is None:
-                self._deadlines.pop(session, None)
-            else:
-                self._deadlines[session] = max(deadline, self._deadlines.get(session, deadline))
-            self._data.setdefault(session, {}).update(items)
+            self._write(session, items, deadline, now, version, max_bytes)
+
+    def compare_and_set(
+        self,
+        session: str,
+        key: str,
+        value: bytes,
+        expected: int | None,
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> bool:
+        with self._lock:
+            live = self._live(session, now)
+            current = None if live is None else live.values.get(key)
+            if (None if current is None else current[1]) != expected:
+                return False
+            self._write(session, {key: value}, deadline, now, version, max_bytes)
+            return True
+
+    def _write(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        version: int,
+        max_bytes: int | None,
+    ) -> None:
+        # Called with the lock held. Checks the quota before changing anything.
+        live = self._live(session, now)
+        old = live.values if live is not None else {}
+        size = live.bytes if live is not None else 0
+        new_size = size
+        for key, value in items.items():
+            new_size += _size(key, value)
+            if key in old:
+                new_size -= _size(key, old[key][0])
+        if max_bytes is not None and new_size > max_bytes:
+            raise QuotaExceededError.for_write(size, new_size, max_bytes)
+        if live is None:
+            live = self._sessions[session] = _Session()
+        for key, value in items.items():
+            live.values[key] = (value, version)
+        live.bytes = new_size
+        live.written = now
+        if deadline is None or live.deadline is None:
+            live.deadline = deadline
+        else:
+            live.deadline = max(live.deadline, deadline)
 
     def delete(self, session: str, key: str, now: float) -> bool:
         with self._lock:
-            values = self._live(session, now)
-            if key not in values:
+            live = self._live(session, now)
+            if live is None or key not in live.values:
                 return False
-            del values[key]
-            if not values:
-                self._forget(session)
+            value, _ = live.values.pop(key)
+            live.bytes -= _size(key, value)
+            live.written = now
+            if not live.values and live.deadline is None:
+                del self._sessions[session]
             return True
 
     def keys(self, session: str, now: float) -> list[str]:
         with self._lock:
-            return list(self._live(session, now))
+            live = self._live(session, now)
+            return [] if live is None else list(live.values)
 
     def clear(self, session: str, now: float) -> int:
         with self._lock:
-            removed = len(self._live(session, now))
-            self._forget(session)
-            return removed
+            found = self._sessions.pop(session, None)
+            return 0 if found is None or found.expired(now) else len(found.values)
 
     def touch(self, session: str, deadline: float, now: float) -> None:
         with self._lock:
-            current = self._deadlines.get(session)
-            if current is not None and current > now:
-                self._deadlines[session] = max(current, deadline)
+            live = self._live(session, now)
+            if live is not None and live.deadline is not None:
+                live.deadline = max(live.deadline, deadline)
+
+    def rename(self, session: str, new_session: str, now: float) -> int:
+        with self._lock:
+            found = self._sessions.pop(session, None)
+            self._sessions.pop(new_session, None)
+            if found is None or found.expired(now):
+                return 0
+            self._sessions[new_session] = found
+            return len(found.values)
+
+    def session_bytes(self, session: str, now: float) -> int:
+        with self._lock:
+            live = self._live(session, now)
+            return 0 if live is None else live.bytes
+
+    def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
+        with self._lock:
+            names = sorted(self._sessions)
+            start = 0 if cursor is None else bisect.bisect_right(names, cursor)
+            page: list[SessionInfo] = []
+            for name in names[start:]:
+                if len(page) == limit:
+                    return page, page[-1].session
+                live = self._live(name, now)
+                if live is not None and live.values:
+                    page.append(_info(name, live))
+            return page, None
+
+    def session_keys(
+        self, session: str, now: float, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[KeyInfo], str | None]:
+        with self._lock:
+            live = self._live(session, now)
+            if live is None:
+                return [], None
+            names = sorted(live.values)
+            start = 0 if cursor is None else bisect.bisect_right(names, cursor)
+            chosen = names[start : start + limit]
+            page = [KeyInfo(k, len(live.values[k][0]), live.values[k][1]) for k in chosen]
+            more = start + limit < len(names)
+            return page, (chosen[-1] if more else None)
+
+    def stats(self, now: float) -> StoreStats:
+        with self._lock:
+            live = [s for s in self._sessions.values() if not s.expired(now) and s.values]
+            expired = sum(1 for s in self._sessions.values() if s.expired(now))
+            return StoreStats(
+                sessions=len(live),
+                keys=sum(len(s.values) for s in live),
+                bytes=sum(s.bytes for s in live),
+                expired=expired,
+            )
 
     def purge_expired(self, now: float) -> int:
         with self._lock:
-            expired = [s for s, deadline in self._deadlines.items() if deadline <= now]
-            for session in expired:
-                self._forget(session)
+            expired = [name for name, s in self._sessions.items() if s.expired(now)]
+            for name in expired:
+                del self._sessions[name]
             return len(expired)
 
     def close(self) -> None:
         with self._lock:
-            self._data.clear()
-            self._deadlines.clear()
-
-    def _forget(self, session: str) -> None:
-        self._data.pop(session, None)
-        self._deadlines.pop(session, None)
+            self._sessions.clear()
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(
@@ -99,3 +221,7 @@ class MemoryBackend:
 
     def __repr__(self) -> str:
         return "MemoryBackend()"
+
+
+def _info(name: str, live: _Session) -> SessionInfo:
+    return SessionInfo(name, len(live.values), live.bytes, live.deadline, live.written)

@@ -86,7 +86,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from ..exceptions import BackendError, InvalidArgumentError
-from . import redact_url
+from .._locations import DEFAULT_SECRET_FILE, redact_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Dialect, Engine, PoolProxiedConnection, Table
@@ -517,6 +517,9 @@ class PostgresBackend:
         InvalidArgumentError: an option or the engine's dialect cannot be used.
         BackendError: the server cannot be reached or the table cannot be created.
     """
+
+    secret_file = os.path.abspath(DEFAULT_SECRET_FILE)
+
 
     def __init__(
         self,

@@ -47,6 +47,7 @@ Redis 4 and every Valkey release, and for large writes ``INFO`` (once, for the s
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from itertools import islice
@@ -54,7 +55,8 @@ from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..exceptions import BackendError, InvalidArgumentError
-from . import _fork, redact_url
+from .._locations import DEFAULT_SECRET_FILE, redact_url
+from . import _fork
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -240,6 +242,9 @@ class RedisBackend:
         ImportError: the ``redis`` package is not installed.
         InvalidArgumentError: the prefix or the client cannot be used.
     """
+
+    secret_file = os.path.abspath(DEFAULT_SECRET_FILE)
+
 
     def __init__(self, client: str | Client, *, prefix: str | None = None, **options: Any) -> None:
         redis = _import_redis()

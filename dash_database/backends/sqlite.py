@@ -482,6 +482,11 @@ class SqliteBackend:
         self._owner_pid = os.getpid()
         self._init_process_state()
 
+    @property
+    def secret_file(self) -> str | None:
+        # A temporary file belongs to one process, like memory.
+        return None if self._remove_on_close else self.path + ".secret"
+
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r})"
 

@@ -92,7 +92,7 @@ def test_value_over_max_value_bytes_raises_and_writes_nothing(make_db: Any) -> N
 
 
 def test_value_that_cannot_be_read_back_raises_naming_the_key(db: DashDatabase) -> None:
-    db.backend.set_many("user", {"key": b"not a pickle"}, None, 0.0)
+    db.backend.set_many("user", {"key": b"not a pickle"}, None, 0.0, version=1)
 
     with pytest.raises(ddb.DeserializationError, match="key 'key'"):
         db.get_user_value("user", "key")
