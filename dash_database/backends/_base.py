@@ -105,9 +105,11 @@ Page = tuple[list[SessionInfo], Optional[str]]
 class Backend(Protocol):
     """What a store must provide to back a :class:`~dash_database.DashDatabase`."""
 
-    #: Where a secret key generated for an app on this store is kept: a file path, or ``None``
-    #: to keep it in this process's memory (a store that lives in one process only).
-    secret_file: str | None
+    @property
+    def secret_file(self) -> str | None:
+        """Where a secret key generated for an app on this store is kept: a file path, or
+        ``None`` to keep it in this process's memory (a store that lives in one process)."""
+        ...
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         """Return the bytes stored under ``(session, key)``, or ``None`` when the key is

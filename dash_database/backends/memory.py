@@ -38,9 +38,8 @@ def _size(key: str, value: bytes) -> int:
 class MemoryBackend:
     """Keep sessions in a dict in this process."""
 
-    secret_file = None
-
     def __init__(self) -> None:
+        self.secret_file: str | None = None
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
 

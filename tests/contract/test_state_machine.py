@@ -60,6 +60,14 @@ def run_machine(make_db: Any, clock: FakeClock) -> None:
                 self.used(user)
 
         @rule(user=users, key=keys)
+        def update_value(self, user: str, key: str) -> None:
+            live = self.model.live(user, clock.now)
+            new = self.db.session(user).update_value(key, lambda old: [old], default="none")
+            assert [live.get(key, "none")] == new
+            self.model.data.setdefault(user, {})[key] = new
+            self.used(user)
+
+        @rule(user=users, key=keys)
         def get(self, user: str, key: str) -> None:
             live = self.model.live(user, clock.now)
             missing = object()
@@ -99,10 +107,21 @@ def run_machine(make_db: Any, clock: FakeClock) -> None:
         def sessions_match(self) -> None:
             if not hasattr(self, "model"):
                 return
+            backend, now = self.db.backend, clock.now
             for user in list(self.model.data):
                 live = self.model.live(user, clock.now)
                 # Read through the backend so the check does not renew the session.
-                assert sorted(live) == sorted(self.db.backend.keys(user, clock.now))
+                assert sorted(live) == sorted(backend.keys(user, now))
+                infos, _ = backend.session_keys(user, now, None, 100)
+                assert sorted(live) == sorted(info.key for info in infos)
+                sizes = sum(len(info.key.encode()) + info.bytes for info in infos)
+                assert sizes == backend.session_bytes(user, now)
+            nonempty = {user for user in self.model.data if self.model.live(user, now)}
+            listed, _ = backend.sessions(now, None, 100)
+            assert nonempty == {info.session for info in listed}
+            stats = backend.stats(now)
+            expected = (len(nonempty), sum(len(self.model.data[u]) for u in nonempty))
+            assert expected == (stats.sessions, stats.keys)
 
     DatabaseMachine.TestCase.settings = settings(
         max_examples=25, stateful_step_count=30, deadline=None
