@@ -60,7 +60,13 @@ def _check_id(value: object, name: str) -> str:
             ) from None
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # over sys.get_int_max_str_digits() digits
+            raise InvalidIdError(
+                f"{name} is an int of about {value.bit_length() * 30103 // 100000:,} digits, "
+                "too long to convert to text; use a str id instead."
+            ) from None
     raise InvalidIdTypeError(
         f"{name} must be a str or an int, got {type(value).__name__} {value!r}."
     )

@@ -45,6 +45,11 @@ def test_every_method_checks_user_id(db: DashDatabase) -> None:
             call()
 
 
+def test_int_id_too_long_for_text_raises_invalid_id_error(db: DashDatabase) -> None:
+    with pytest.raises(ddb.InvalidIdError, match="digits"):
+        db.store_user_value(10**5000, "key", 1)
+
+
 def test_lone_surrogate_id_raises_value_error(db: DashDatabase) -> None:
     with pytest.raises(ValueError, match="not valid Unicode") as info:
         db.store_user_value("\udc80", "key", 1)
