@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_SECRET_FILE",
     "ENV_URL",
     "backend_from_url",
+    "local_file",
     "open_backend",
     "redact_url",
 ]
@@ -55,7 +56,7 @@ def _memory(url: str, options: dict[str, Any]) -> Backend:
     return MemoryBackend(**options)
 
 
-def _sqlite(url: str, options: dict[str, Any]) -> Backend:
+def _sqlite_path(url: str) -> str:
     # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
     path = unquote(url.split("://", 1)[1])
     if not path.startswith("/") or len(path) == 1:
@@ -63,7 +64,11 @@ def _sqlite(url: str, options: dict[str, Any]) -> Backend:
             f"A SQLite URL names a file: 'sqlite:///relative/path.sqlite' or "
             f"'sqlite:////absolute/path.sqlite', got {url!r}."
         )
-    return SqliteBackend(path[1:], **options)
+    return path[1:]
+
+
+def _sqlite(url: str, options: dict[str, Any]) -> Backend:
+    return SqliteBackend(_sqlite_path(url), **options)
 
 
 def _redis(url: str, options: dict[str, Any]) -> Backend:
@@ -129,6 +134,25 @@ def open_backend(location: Any) -> Backend:
         f"db_location must be a file path, a URL, ':memory:', None or a backend object, got "
         f"{type(location).__name__} {location!r}."
     )
+
+
+def local_file(location: Any = DEFAULT_LOCATION) -> str | None:
+    """Return the absolute path of the SQLite file that ``location`` names (resolved as
+    :func:`open_backend` does), or ``None`` when it names another kind of store.
+
+    Opening a SQLite store creates its file; this lets a caller check first that it exists.
+    """
+    if location is DEFAULT_LOCATION:
+        location = os.environ.get(ENV_URL) or DEFAULT_PATH
+    if isinstance(location, os.PathLike):
+        location = os.fspath(location)
+    if not isinstance(location, str) or location == ":memory:":
+        return None
+    if _URL.match(location):
+        if urlsplit(location).scheme.lower() != "sqlite":
+            return None
+        location = _sqlite_path(location)
+    return str(os.path.abspath(location))
 
 
 def redact_url(url: str) -> str:

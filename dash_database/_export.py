@@ -1,0 +1,295 @@
+"""The export format: every live session of a store, as one stream of bytes.
+
+An export is read and written one value at a time, so moving a store of any size takes the
+memory of its largest value plus a small buffer, never the whole store. Values travel as the
+stored bytes (serialized, and signed once values carry MACs): nothing is deserialized, so an
+export moves data between stores whatever serializer the app uses.
+
+Format, version 1. Lines of JSON (UTF-8, each ending in ``\\n``), each value's bytes following
+its key's line:
+
+``{"format": "dash-database-export", "version": 1, "created": 1700000000.0}``
+    the first line. A reader refuses a ``version`` it does not know.
+``{"session": "<name>", "deadline": 1700003600.0}``
+    starts a session: its storage name (as ``dash-database sessions`` prints it) and when it
+    expires, in seconds since the epoch (``null``: never). The ``key`` lines that follow, up to
+    the next ``session`` or ``end`` line, belong to it.
+``{"key": "<name>", "bytes": 12}``
+    one key of that session; exactly ``bytes`` bytes of its value follow, then ``\\n``.
+``{"end": true, "sessions": 1, "keys": 1, "bytes": 12}``
+    the last line, with the totals written: a file without it was cut short.
+
+Deadlines are kept as they are (JSON floats round-trip exactly). Key versions (the tokens of
+compare-and-set) and the time of each session's last write are not exported: an import writes
+each session afresh, at the time of the import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Literal
+
+from ._database import _new_version
+from .backends import Backend
+from .exceptions import InvalidArgumentError
+
+__all__ = ["FORMAT", "VERSION", "ExportSummary", "ImportSummary", "export_store", "import_store"]
+
+FORMAT = "dash-database-export"
+VERSION = 1
+
+#: Sessions and keys asked of the store per page while exporting.
+_SESSION_PAGE = 500
+_KEY_PAGE = 1000
+#: An import writes a session's keys in writes of at most this many bytes, so one huge session
+#: never has to sit in memory whole.
+_WRITE_BYTES = 8 * 1024 * 1024
+#: A header line longer than this is not a header line: the file is damaged.
+_MAX_LINE = 1 << 26
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    sessions: int
+    keys: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import wrote, and what it left alone."""
+
+    sessions: int
+    keys: int
+    bytes: int
+    #: Sessions that already held data in the target and were kept as they were.
+    skipped: int
+    #: Sessions whose deadline had passed by the time they were read.
+    expired: int
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+
+
+def export_store(
+    backend: Backend,
+    out: IO[bytes],
+    clock: Callable[[], float],
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Write every live session of ``backend`` to ``out``, in the format above.
+
+    The store is read page by page as it was at the start (one ``now`` for the whole run);
+    sessions written meanwhile may or may not be included. ``progress`` is called with the
+    number of sessions written since its last call.
+    """
+    now = clock()
+    out.write(_line({"format": FORMAT, "version": VERSION, "created": now}))
+    sessions = keys = size = 0
+    cursor: str | None = None
+    while True:
+        page, cursor = backend.sessions(now, cursor, _SESSION_PAGE)
+        for info in page:
+            out.write(_line({"session": info.session, "deadline": info.deadline}))
+            for key, value in _values(backend, info.session, now):
+                out.write(_line({"key": key, "bytes": len(value)}))
+                out.write(value)
+                out.write(b"\n")
+                keys += 1
+                size += len(value)
+            sessions += 1
+        if progress is not None and page:
+            progress(len(page))
+        if cursor is None:
+            break
+    out.write(_line({"end": True, "sessions": sessions, "keys": keys, "bytes": size}))
+    out.flush()
+    return ExportSummary(sessions, keys, size)
+
+
+def _values(backend: Backend, session: str, now: float) -> Iterator[tuple[str, bytes]]:
+    cursor: str | None = None
+    while True:
+        page, cursor = backend.session_keys(session, now, cursor, _KEY_PAGE)
+        for info in page:
+            value = backend.get(session, info.key, now)
+            if value is not None:  # deleted since the listing
+                yield info.key, value
+        if cursor is None:
+            return
+
+
+class _Reader:
+    """Reads the records of an export, checking each one's shape."""
+
+    def __init__(self, source: IO[bytes], name: str) -> None:
+        self._source = source
+        self.name = name
+        self.position = 0
+
+    def fail(self, problem: str) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"{self.name} is not a complete dash-database export: {problem} (at byte "
+            f"{self.position:,}). Nothing after that point was imported; export the store "
+            "again with 'dash-database export'."
+        )
+
+    def record(self) -> dict[str, Any]:
+        line = self._source.readline(_MAX_LINE)
+        self.position += len(line)
+        if not line:
+            raise self.fail("the file ends before its 'end' line, so it was cut short")
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise self.fail(f"a line that is not JSON: {line[:80]!r}") from None
+        if not isinstance(record, dict):
+            raise self.fail(f"a line that is not a JSON object: {line[:80]!r}")
+        return record
+
+    def value(self, length: int) -> bytes:
+        data = self._source.read(length + 1)
+        self.position += len(data)
+        if len(data) != length + 1 or data[-1:] != b"\n":
+            raise self.fail(f"a value shorter than the {length:,} bytes its line announces")
+        return data[:-1]
+
+
+def _check_header(reader: _Reader) -> None:
+    header = reader.record()
+    if header.get("format") != FORMAT:
+        raise reader.fail("its first line does not name the format")
+    if header.get("version") != VERSION:
+        raise InvalidArgumentError(
+            f"{reader.name} is an export of format version {header.get('version')!r}; this "
+            f"dash_database reads version {VERSION}. Import it with the dash_database version "
+            "that wrote it, or a newer one."
+        )
+
+
+def import_store(
+    backend: Backend,
+    source: IO[bytes],
+    clock: Callable[[], float],
+    *,
+    existing: Literal["skip", "replace"] = "skip",
+    name: str = "the input",
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Write every session of the export ``source`` into ``backend``.
+
+    Args:
+        existing: what to do with a session that already holds data in ``backend``: keep it
+            as it is and skip the exported one (``"skip"``), or remove it first
+            (``"replace"``).
+        name: how messages name ``source``.
+        progress: called with the number of bytes of ``source`` read since its last call.
+
+    Raises:
+        InvalidArgumentError: ``source`` is not an export this version reads, or it was cut
+            short; what came before the damage was imported.
+    """
+    if existing not in ("skip", "replace"):
+        raise InvalidArgumentError(f"existing must be 'skip' or 'replace', got {existing!r}.")
+    reader = _Reader(source, name)
+    _check_header(reader)
+    writer = _SessionWriter(backend, clock, existing)
+    reported = 0
+    while True:
+        record = reader.record()
+        if "key" in record:
+            key, length = record.get("key"), record.get("bytes")
+            if not isinstance(key, str) or not isinstance(length, int) or length < 0:
+                raise reader.fail(f"a malformed key line {record!r}")
+            if writer.session is None:
+                raise reader.fail("a key line before any session line")
+            writer.add(key, reader.value(length))
+        elif "session" in record:
+            session, deadline = record.get("session"), record.get("deadline")
+            if not isinstance(session, str) or not (
+                deadline is None or isinstance(deadline, (int, float))
+            ):
+                raise reader.fail(f"a malformed session line {record!r}")
+            writer.start(session, None if deadline is None else float(deadline))
+        elif record.get("end") is True:
+            writer.finish()
+            break
+        else:
+            raise reader.fail(f"a line of unknown kind {record!r}")
+        if progress is not None and reader.position - reported >= 1 << 20:
+            progress(reader.position - reported)
+            reported = reader.position
+    if progress is not None:
+        progress(reader.position - reported)
+    return writer.summary()
+
+
+class _SessionWriter:
+    """Writes one session at a time into the target, in bounded writes."""
+
+    def __init__(self, backend: Backend, clock: Callable[[], float], existing: str) -> None:
+        self._backend = backend
+        self._clock = clock
+        self._existing = existing
+        self.session: str | None = None
+        self._deadline: float | None = None
+        self._writing = False
+        self._items: dict[str, bytes] = {}
+        self._pending = 0
+        self._session_keys = 0
+        self._sessions = self._keys = self._bytes = self._skipped = self._expired = 0
+
+    def start(self, session: str, deadline: float | None) -> None:
+        self.finish()
+        self.session, self._deadline = session, deadline
+        self._session_keys = 0
+        now = self._clock()
+        if deadline is not None and deadline <= now:
+            self._expired += 1
+            self._writing = False
+            return
+        present, _ = self._backend.session_keys(session, now, None, 1)
+        if present and self._existing == "skip":
+            self._skipped += 1
+            self._writing = False
+            return
+        if present:
+            self._backend.clear(session, now)
+        self._writing = True
+
+    def add(self, key: str, value: bytes) -> None:
+        if not self._writing:
+            return
+        if self._session_keys == 0:
+            self._sessions += 1
+        self._session_keys += 1
+        self._items[key] = value
+        self._pending += len(value)
+        self._keys += 1
+        self._bytes += len(value)
+        if self._pending >= _WRITE_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._items and self.session is not None:
+            self._backend.set_many(
+                self.session, self._items, self._deadline, self._clock(), version=_new_version()
+            )
+        self._items = {}
+        self._pending = 0
+
+    def finish(self) -> None:
+        if self._writing:
+            self._flush()
+        self.session = None
+        self._writing = False
+
+    def summary(self) -> ImportSummary:
+        return ImportSummary(self._sessions, self._keys, self._bytes, self._skipped, self._expired)
