@@ -330,7 +330,7 @@ def delete(url: str | None, as_json: bool, session: str, yes: bool) -> None:
                     EXIT_FAILED,
                 )
             size = db.backend.session_bytes(session, time.time())
-            if not click.confirm(f"Delete session {_shown(session)} ({_size(size)})?"):
+            if not click.confirm(f"Delete session {_shown(session)} ({_size(size)})?", err=True):
                 _fail("Nothing was deleted.", EXIT_FAILED)
         removed = db.backend.clear(session, time.time())
     if as_json:
