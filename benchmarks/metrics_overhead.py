@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from prometheus_client import CollectorRegistry  # noqa: E402
+from prometheus_client import CollectorRegistry
 
-from dash_database import DashDatabase  # noqa: E402
-from dash_database.metrics import MetricsBackend  # noqa: E402
+from dash_database import DashDatabase
+from dash_database.metrics import MetricsBackend
 
 TARGET = 0.05
 
