@@ -126,6 +126,10 @@ def _size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _when(seconds: float | None) -> str:
     if seconds is None:
         return "never"
@@ -217,7 +221,7 @@ def sessions(url: str | None, as_json: bool, sort: str, limit: int, full: bool) 
     with _store(url) as db:
         rows = _chosen(db, sort, limit)
         if as_json:
-            click.echo("[")
+            click.echo("[", nl=False)
             for i, s in enumerate(rows):
                 item = json.dumps(
                     {
@@ -229,8 +233,8 @@ def sessions(url: str | None, as_json: bool, sort: str, limit: int, full: bool) 
                     },
                     ensure_ascii=False,
                 )
-                click.echo(("  " if i == 0 else ", ") + item)
-            click.echo("]")
+                click.echo(("\n  " if i == 0 else ",\n  ") + item, nl=False)
+            click.echo("\n]")
             return
         click.echo(f"{'KEYS':>6}  {'BYTES':>11}  {'LAST WRITE':<19}  {'EXPIRES':<19}  SESSION")
         for s in rows:
@@ -336,7 +340,7 @@ def delete(url: str | None, as_json: bool, session: str, yes: bool) -> None:
     if as_json:
         _emit_json({"session": session, "deleted_keys": removed})
     else:
-        click.echo(f"Deleted session {_shown(session)}: {removed:,} keys.")
+        click.echo(f"Deleted session {_shown(session)}: {_count(removed, 'key')}.")
 
 
 @cli.command()
@@ -349,7 +353,7 @@ def purge(url: str | None, as_json: bool, quiet: bool) -> None:
     if as_json:
         _emit_json({"purged": removed})
     elif not quiet:
-        click.echo(f"Purged {removed:,} expired sessions.")
+        click.echo(f"Purged {_count(removed, 'expired session')}.")
 
 
 @contextmanager
@@ -399,7 +403,7 @@ def _report(as_json: bool, verb: str, summary: dict[str, int], *, to_stderr: boo
         click.echo(json.dumps(summary), err=to_stderr)
         return
     line = (
-        f"{verb} {summary['sessions']:,} sessions, {summary['keys']:,} keys, "
+        f"{verb} {_count(summary['sessions'], 'session')}, {_count(summary['keys'], 'key')}, "
         f"{_size(summary['bytes'])}."
     )
     if summary.get("skipped"):

@@ -90,6 +90,10 @@ class _Totals(Collector):
         with self.lock:
             self._backends.add(backend)
 
+    def discard(self, backend: MetricsBackend) -> None:
+        with self.lock:
+            self._backends.discard(backend)
+
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             timings = {op: list(values) for op, values in self.timings.items()}
@@ -333,6 +337,8 @@ class MetricsBackend:
         return removed
 
     def close(self) -> None:
+        # A closed store has no figures to report: scrapes leave it out from now on.
+        self._totals.discard(self)
         self.inner.close()
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -110,7 +110,7 @@ def test_delete_removes_one_session_and_asks_first(store: Store) -> None:
     deleted = run_cli("delete", "small", "--yes", "--url", store.url)
 
     assert 0 == deleted.returncode, deleted.stderr.decode()
-    assert "1 keys" in deleted.stdout.decode()
+    assert "1 key." in deleted.stdout.decode()
     assert {"big", LONG_ID + "xyz"} == set(contents(store.backend, time.time()))
 
 

@@ -148,3 +148,24 @@ def test_importing_the_package_loads_neither_click_nor_prometheus_client() -> No
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
     assert "[]\n" == result.stdout, result.stderr
+
+
+def test_the_documented_metrics_route_serves_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "operating.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "operating_example"}
+    exec(compile(block, "docs/operating.md", "exec"), namespace)
+    db = namespace["db"]
+    assert isinstance(db, DashDatabase)
+    try:
+        db.store_user_value("s", "k", 1)
+        reply = namespace["app"].server.test_client().get("/metrics")  # type: ignore[attr-defined]
+    finally:
+        db.close()
+
+    assert 200 == reply.status_code
+    assert 'dash_database_operation_seconds_count{operation="set_many"}' in reply.text
+    assert "dash_database_sessions{store=" in reply.text
