@@ -27,12 +27,14 @@ each session afresh, at the time of the import.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 from ._database import _new_version
-from .backends import Backend
+from .backends import Backend, SessionInfo
 from .exceptions import InvalidArgumentError
 
 __all__ = ["FORMAT", "VERSION", "ExportSummary", "ImportSummary", "export_store", "import_store"]
@@ -43,6 +45,8 @@ VERSION = 1
 #: Sessions and keys asked of the store per page while exporting.
 _SESSION_PAGE = 500
 _KEY_PAGE = 1000
+#: Threads reading sessions ahead of the one being written.
+_WORKERS = 4
 #: An import writes a session's keys in writes of at most this many bytes, so one huge session
 #: never has to sit in memory whole.
 _WRITE_BYTES = 8 * 1024 * 1024
@@ -83,47 +87,75 @@ def export_store(
     out: IO[bytes],
     clock: Callable[[], float],
     progress: Progress | None = None,
+    *,
+    workers: int = _WORKERS,
 ) -> ExportSummary:
     """Write every live session of ``backend`` to ``out``, in the format above.
 
     The store is read page by page as it was at the start (one ``now`` for the whole run);
-    sessions written meanwhile may or may not be included. ``progress`` is called with the
-    number of sessions written since its last call.
+    sessions written meanwhile may or may not be included. ``workers`` threads read sessions
+    ahead, so that the round trips to a server overlap; at most ``2 * workers`` sessions are
+    held at once, so memory stays bounded by the largest sessions, not by the store.
+    ``progress`` is called with the number of sessions written since its last call.
     """
     now = clock()
     out.write(_line({"format": FORMAT, "version": VERSION, "created": now}))
-    sessions = keys = size = 0
-    cursor: str | None = None
-    while True:
-        page, cursor = backend.sessions(now, cursor, _SESSION_PAGE)
-        for info in page:
-            out.write(_line({"session": info.session, "deadline": info.deadline}))
-            for key, value in _values(backend, info.session, now):
-                out.write(_line({"key": key, "bytes": len(value)}))
-                out.write(value)
-                out.write(b"\n")
-                keys += 1
-                size += len(value)
-            sessions += 1
-        if progress is not None and page:
-            progress(len(page))
-        if cursor is None:
-            break
+    sessions = keys = size = unreported = 0
+    window: deque[Future[_Block]] = deque()
+
+    def write_oldest() -> None:
+        nonlocal sessions, keys, size, unreported
+        block = window.popleft().result()
+        out.writelines(block.chunks)
+        sessions += 1
+        keys += block.keys
+        size += block.bytes
+        unreported += 1
+        if progress is not None and unreported >= _SESSION_PAGE:
+            progress(unreported)
+            unreported = 0
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+        cursor: str | None = None
+        while True:
+            page, cursor = backend.sessions(now, cursor, _SESSION_PAGE)
+            for info in page:
+                window.append(pool.submit(_read_session, backend, info, now))
+                if len(window) >= 2 * workers:
+                    write_oldest()
+            if cursor is None:
+                break
+        while window:
+            write_oldest()
+    if progress is not None and unreported:
+        progress(unreported)
     out.write(_line({"end": True, "sessions": sessions, "keys": keys, "bytes": size}))
     out.flush()
     return ExportSummary(sessions, keys, size)
 
 
-def _values(backend: Backend, session: str, now: float) -> Iterator[tuple[str, bytes]]:
+@dataclass
+class _Block:
+    """One session's part of an export, ready to write."""
+
+    chunks: list[bytes]
+    keys: int
+    bytes: int
+
+
+def _read_session(backend: Backend, info: SessionInfo, now: float) -> _Block:
+    block = _Block([_line({"session": info.session, "deadline": info.deadline})], 0, 0)
     cursor: str | None = None
     while True:
-        page, cursor = backend.session_keys(session, now, cursor, _KEY_PAGE)
-        for info in page:
-            value = backend.get(session, info.key, now)
+        page, cursor = backend.session_keys(info.session, now, cursor, _KEY_PAGE)
+        for key in page:
+            value = backend.get(info.session, key.key, now)
             if value is not None:  # deleted since the listing
-                yield info.key, value
+                block.chunks += (_line({"key": key.key, "bytes": len(value)}), value, b"\n")
+                block.keys += 1
+                block.bytes += len(value)
         if cursor is None:
-            return
+            return block
 
 
 class _Reader:
