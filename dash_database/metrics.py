@@ -32,10 +32,11 @@ are the whole store's from any worker).
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 import weakref
+from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterator, Mapping
 from time import perf_counter
 from typing import Any, Callable, TypeVar
@@ -62,6 +63,8 @@ _BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 )  # fmt: skip
+#: Pending observations of one operation are folded into the totals when there are this many.
+_FOLD_AT = 1024
 _OPERATIONS = (
     "get", "get_versioned", "set_many", "compare_and_set", "delete", "keys", "clear", "touch",
     "rename", "session_bytes", "sessions", "session_keys", "stats", "purge_expired",
@@ -69,15 +72,22 @@ _OPERATIONS = (
 
 
 class _Totals(Collector):
-    """The counts of one registry, kept as plain numbers and turned into metrics at scrape.
+    """The counts of one registry, turned into metrics at each scrape.
 
-    prometheus_client's own Histogram and Counter take a lock per bucket, sum and counter;
-    one lock for the whole record of a call costs a third as much, which is what keeps a small
-    get within its budget.
+    A call records its latency and value size by appending them to a deque, which is atomic
+    and costs a fraction of a lock; the observations are folded into the totals in batches
+    (sorted once, counted per bucket by bisection) when a deque reaches ``_FOLD_AT`` and at
+    each scrape. That keeps the cost of a small get to a few percent, where prometheus_client's
+    own Histogram, with a lock per bucket, sum and counter, costs several times as much.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        #: Per operation: latencies (seconds) not yet folded.
+        self.pending: dict[str, deque[float]] = {op: deque() for op in _OPERATIONS}
+        #: Sizes of values read and written, not yet folded.
+        self.read_sizes: deque[int] = deque()
+        self.written_sizes: deque[int] = deque()
         #: Per operation: a count per bucket (the last one: over the largest bound), then
         #: the sum of the seconds.
         self.timings: dict[str, list[float]] = {op: [0] * (len(_BUCKETS) + 2) for op in _OPERATIONS}
@@ -85,6 +95,23 @@ class _Totals(Collector):
         self.counts = [0, 0, 0, 0]
         self.errors: dict[tuple[str, str], int] = {}
         self._backends: weakref.WeakSet[MetricsBackend] = weakref.WeakSet()
+
+    def fold(self) -> None:
+        """Add the pending observations to the totals."""
+        with self.lock:
+            for op, queue in self.pending.items():
+                if queue:
+                    batch = sorted([queue.popleft() for _ in range(len(queue))])
+                    totals = self.timings[op]
+                    below = 0
+                    for i, bound in enumerate(_BUCKETS):
+                        upto = bisect_right(batch, bound)
+                        totals[i] += upto - below
+                        below = upto
+                    totals[len(_BUCKETS)] += len(batch) - below
+                    totals[-1] += sum(batch)
+            for index, sizes in ((0, self.read_sizes), (1, self.written_sizes)):
+                self.counts[index] += sum([sizes.popleft() for _ in range(len(sizes))])
 
     def add(self, backend: MetricsBackend) -> None:
         with self.lock:
@@ -95,6 +122,7 @@ class _Totals(Collector):
             self._backends.discard(backend)
 
     def collect(self) -> Iterator[Metric]:
+        self.fold()
         with self.lock:
             timings = {op: list(values) for op, values in self.timings.items()}
             counts = list(self.counts)
@@ -189,21 +217,16 @@ class MetricsBackend:
         totals = self._totals = _totals(registry)
         self._lock = totals.lock
         self._counts = totals.counts
-        self._get_timings = totals.timings["get"]
-        self._set_timings = totals.timings["set_many"]
+        self._get_pending = totals.pending["get"]
+        self._set_pending = totals.pending["set_many"]
+        self._read_size = totals.read_sizes.append
+        self._written_size = totals.written_sizes.append
         if store_stats:
             totals.add(self)
 
     @property
     def secret_file(self) -> str | None:
         return self.inner.secret_file
-
-    def _record(self, operation: str, seconds: float) -> None:
-        timings = self._totals.timings[operation]
-        bucket = bisect.bisect_left(_BUCKETS, seconds)
-        with self._lock:
-            timings[bucket] += 1
-            timings[-1] += seconds
 
     def _count(self, index: int, amount: int) -> None:
         with self._lock:
@@ -221,7 +244,10 @@ class MetricsBackend:
         except Exception as exc:
             self._failed(operation, exc)
             raise
-        self._record(operation, perf_counter() - start)
+        pending = self._totals.pending[operation]
+        pending.append(perf_counter() - start)
+        if len(pending) >= _FOLD_AT:
+            self._totals.fold()
         return result
 
     # The two calls of every small read and write are written out in full: they are the hot
@@ -234,14 +260,12 @@ class MetricsBackend:
         except Exception as exc:
             self._failed("get", exc)
             raise
-        seconds = perf_counter() - start
-        bucket = bisect.bisect_left(_BUCKETS, seconds)
-        timings = self._get_timings
-        with self._lock:
-            timings[bucket] += 1
-            timings[-1] += seconds
-            if value is not None:
-                self._counts[0] += len(value)
+        pending = self._get_pending
+        pending.append(perf_counter() - start)
+        if value is not None:
+            self._read_size(len(value))
+        if len(pending) >= _FOLD_AT:
+            self._totals.fold()
         return value
 
     def set_many(
@@ -260,19 +284,16 @@ class MetricsBackend:
         except Exception as exc:
             self._failed("set_many", exc)
             raise
-        seconds = perf_counter() - start
-        bucket = bisect.bisect_left(_BUCKETS, seconds)
-        timings = self._set_timings
-        size = sum(map(len, items.values()))
-        with self._lock:
-            timings[bucket] += 1
-            timings[-1] += seconds
-            self._counts[1] += size
+        pending = self._set_pending
+        pending.append(perf_counter() - start)
+        self._written_size(sum(map(len, items.values())))
+        if len(pending) >= _FOLD_AT:
+            self._totals.fold()
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         found = self._call("get_versioned", self.inner.get_versioned, session, key, now)
         if found is not None:
-            self._count(0, len(found[0]))
+            self._read_size(len(found[0]))
         return found
 
     def compare_and_set(
@@ -299,7 +320,10 @@ class MetricsBackend:
             version=version,
             max_bytes=max_bytes,
         )
-        self._count(1 if wrote else 2, len(value) if wrote else 1)
+        if wrote:
+            self._written_size(len(value))
+        else:
+            self._count(2, 1)
         return wrote
 
     def delete(self, session: str, key: str, now: float) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,26 @@ def test_histogram_buckets_are_cumulative(registry: CollectorRegistry) -> None:
     assert 5 == value(registry, "dash_database_operation_seconds_bucket", le="+Inf", **labels)
     assert 5 == value(registry, "dash_database_operation_seconds_bucket", le="10.0", **labels)
     assert 0 == value(registry, "dash_database_operation_seconds_count", operation="clear")
+
+
+def test_no_call_is_lost_by_threads_recording_at_once(registry: CollectorRegistry) -> None:
+    backend = MetricsBackend(MemoryBackend(), registry=registry)
+    backend.set_many("s", {"k": b"12345"}, None, 1.0, version=1)
+
+    def read() -> None:
+        for _ in range(5000):
+            backend.get("s", "k", 2.0)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert 20_000 == value(registry, "dash_database_operation_seconds_count", operation="get")
+    assert 20_000 * 5 == value(registry, "dash_database_read_bytes_total")
+    labels = {"operation": "get", "le": "+Inf"}
+    assert 20_000 == value(registry, "dash_database_operation_seconds_bucket", **labels)
 
 
 def test_errors_are_counted_by_operation_and_class(registry: CollectorRegistry) -> None:
