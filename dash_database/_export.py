@@ -45,7 +45,8 @@ VERSION = 1
 #: Sessions and keys asked of the store per page while exporting.
 _SESSION_PAGE = 500
 _KEY_PAGE = 1000
-#: Threads reading sessions ahead of the one being written.
+#: Threads reading sessions ahead of the one being written (export), or writing sessions
+#: while the next are read (import).
 _WORKERS = 4
 #: An import writes a session's keys in writes of at most this many bytes, so one huge session
 #: never has to sit in memory whole.
@@ -214,6 +215,7 @@ def import_store(
     existing: Literal["skip", "replace"] = "skip",
     name: str = "the input",
     progress: Progress | None = None,
+    workers: int = _WORKERS,
 ) -> ImportSummary:
     """Write every session of the export ``source`` into ``backend``.
 
@@ -223,6 +225,7 @@ def import_store(
             (``"replace"``).
         name: how messages name ``source``.
         progress: called with the number of bytes of ``source`` read since its last call.
+        workers: threads writing sessions, so that the round trips of several overlap.
 
     Raises:
         InvalidArgumentError: ``source`` is not an export this version reads, or it was cut
@@ -232,96 +235,159 @@ def import_store(
         raise InvalidArgumentError(f"existing must be 'skip' or 'replace', got {existing!r}.")
     reader = _Reader(source, name)
     _check_header(reader)
-    writer = _SessionWriter(backend, clock, existing)
     reported = 0
-    while True:
-        record = reader.record()
-        if "key" in record:
-            key, length = record.get("key"), record.get("bytes")
-            if not isinstance(key, str) or not isinstance(length, int) or length < 0:
-                raise reader.fail(f"a malformed key line {record!r}")
-            if writer.session is None:
-                raise reader.fail("a key line before any session line")
-            writer.add(key, reader.value(length))
-        elif "session" in record:
-            session, deadline = record.get("session"), record.get("deadline")
-            if not isinstance(session, str) or not (
-                deadline is None or isinstance(deadline, (int, float))
-            ):
-                raise reader.fail(f"a malformed session line {record!r}")
-            writer.start(session, None if deadline is None else float(deadline))
-        elif record.get("end") is True:
-            writer.finish()
-            break
-        else:
-            raise reader.fail(f"a line of unknown kind {record!r}")
-        if progress is not None and reader.position - reported >= 1 << 20:
-            progress(reader.position - reported)
-            reported = reader.position
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import") as pool:
+        writer = _SessionWriter(backend, clock, existing, pool, workers)
+        try:
+            while True:
+                record = reader.record()
+                if "key" in record:
+                    key, length = record.get("key"), record.get("bytes")
+                    if not isinstance(key, str) or not isinstance(length, int) or length < 0:
+                        raise reader.fail(f"a malformed key line {record!r}")
+                    if writer.session is None:
+                        raise reader.fail("a key line before any session line")
+                    writer.add(key, reader.value(length))
+                elif "session" in record:
+                    session, deadline = record.get("session"), record.get("deadline")
+                    if not isinstance(session, str) or not (
+                        deadline is None or isinstance(deadline, (int, float))
+                    ):
+                        raise reader.fail(f"a malformed session line {record!r}")
+                    writer.start(session, None if deadline is None else float(deadline))
+                elif record.get("end") is True:
+                    writer.finish()
+                    break
+                else:
+                    raise reader.fail(f"a line of unknown kind {record!r}")
+                if progress is not None and reader.position - reported >= 1 << 20:
+                    progress(reader.position - reported)
+                    reported = reader.position
+        finally:
+            # What was read before a damaged part is written all the same.
+            writer.drain()
     if progress is not None:
         progress(reader.position - reported)
     return writer.summary()
 
 
-class _SessionWriter:
-    """Writes one session at a time into the target, in bounded writes."""
+#: What became of one session of an import: "written", "skipped" or "expired", its keys and
+#: its bytes.
+_Outcome = tuple[str, int, int]
 
-    def __init__(self, backend: Backend, clock: Callable[[], float], existing: str) -> None:
+
+class _SessionWriter:
+    """Writes the sessions of an import into the target.
+
+    A session that fits in one bounded write goes to a pool of threads, so that the round
+    trips of several sessions overlap (at most ``2 * workers`` wait at once, which bounds the
+    memory); a larger one is written here, in parts of at most ``_WRITE_BYTES``.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Callable[[], float],
+        existing: str,
+        pool: ThreadPoolExecutor,
+        workers: int,
+    ) -> None:
         self._backend = backend
         self._clock = clock
         self._existing = existing
+        self._pool = pool
+        self._workers = workers
+        self._window: deque[Future[_Outcome]] = deque()
+        # Into a store that held nothing when the import began, sessions are written without
+        # asking first whether each exists (one round trip less per session): the export
+        # lists each session once. Imports are meant to run while the app is stopped.
+        stats = backend.stats(clock())
+        self._target_was_empty = stats.sessions == 0 and stats.expired == 0
         self.session: str | None = None
         self._deadline: float | None = None
-        self._writing = False
         self._items: dict[str, bytes] = {}
         self._pending = 0
-        self._session_keys = 0
+        #: The outcome of the session being written in parts, once it is known.
+        self._parts: _Outcome | None = None
         self._sessions = self._keys = self._bytes = self._skipped = self._expired = 0
 
     def start(self, session: str, deadline: float | None) -> None:
         self.finish()
         self.session, self._deadline = session, deadline
-        self._session_keys = 0
-        now = self._clock()
-        if deadline is not None and deadline <= now:
-            self._expired += 1
-            self._writing = False
-            return
-        present, _ = self._backend.session_keys(session, now, None, 1)
-        if present and self._existing == "skip":
-            self._skipped += 1
-            self._writing = False
-            return
-        if present:
-            self._backend.clear(session, now)
-        self._writing = True
 
     def add(self, key: str, value: bytes) -> None:
-        if not self._writing:
-            return
-        if self._session_keys == 0:
-            self._sessions += 1
-        self._session_keys += 1
         self._items[key] = value
         self._pending += len(value)
-        self._keys += 1
-        self._bytes += len(value)
         if self._pending >= _WRITE_BYTES:
-            self._flush()
+            assert self.session is not None
+            if self._parts is None:
+                self._parts = (self._claim(self.session, self._deadline), 0, 0)
+            self._write_part()
 
-    def _flush(self) -> None:
-        if self._items and self.session is not None:
+    def _write_part(self) -> None:
+        assert self._parts is not None and self.session is not None
+        outcome, keys, size = self._parts
+        if outcome == "written" and self._items:
             self._backend.set_many(
                 self.session, self._items, self._deadline, self._clock(), version=_new_version()
             )
+            keys += len(self._items)
+            size += self._pending
+        self._parts = (outcome, keys, size)
         self._items = {}
         self._pending = 0
 
     def finish(self) -> None:
-        if self._writing:
-            self._flush()
-        self.session = None
-        self._writing = False
+        if self.session is None:
+            return
+        if self._parts is not None:
+            self._write_part()
+            self._tally(self._parts)
+        elif self._items:
+            task = self._pool.submit(self._write_whole, self.session, self._deadline, self._items)
+            self._window.append(task)
+            if len(self._window) >= 2 * self._workers:
+                self._tally(self._window.popleft().result())
+        self.session, self._items, self._pending, self._parts = None, {}, 0, None
+
+    def drain(self) -> None:
+        """Wait for every session handed to the pool; raise the first error among them."""
+        while self._window:
+            self._tally(self._window.popleft().result())
+
+    def _claim(self, session: str, deadline: float | None) -> str:
+        """Return whether to write ``session`` ("written"), or why not; clear it when it is
+        to be replaced."""
+        now = self._clock()
+        if deadline is not None and deadline <= now:
+            return "expired"
+        if self._target_was_empty:
+            return "written"
+        present, _ = self._backend.session_keys(session, now, None, 1)
+        if present:
+            if self._existing == "skip":
+                return "skipped"
+            self._backend.clear(session, now)
+        return "written"
+
+    def _write_whole(
+        self, session: str, deadline: float | None, items: dict[str, bytes]
+    ) -> _Outcome:
+        outcome = self._claim(session, deadline)
+        if outcome == "written":
+            self._backend.set_many(session, items, deadline, self._clock(), version=_new_version())
+        return outcome, len(items), sum(map(len, items.values()))
+
+    def _tally(self, outcome: _Outcome) -> None:
+        kind, keys, size = outcome
+        if kind == "written":
+            self._sessions += 1
+            self._keys += keys
+            self._bytes += size
+        elif kind == "skipped":
+            self._skipped += 1
+        else:
+            self._expired += 1
 
     def summary(self) -> ImportSummary:
         return ImportSummary(self._sessions, self._keys, self._bytes, self._skipped, self._expired)
