@@ -13,11 +13,13 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import reprlib
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from itertools import islice
 from typing import IO, Any, Literal, NoReturn
 
 import click
@@ -142,6 +144,15 @@ def _shown(name: str, full: bool = True) -> str:
     return text if full or len(text) <= _SHORT_ID else text[: _SHORT_ID - 1] + "…"
 
 
+def _short_repr(value: object) -> str:
+    """Return a repr of ``value`` without building the whole repr of a large container."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return repr(value[: _REPR_CHARS + 1])
+    brief = reprlib.Repr()
+    brief.maxlevel, brief.maxstring, brief.maxother = 3, _REPR_CHARS, _REPR_CHARS
+    return brief.repr(value)
+
+
 def _known_session(db: DashDatabase, session: str) -> None:
     if not db.backend.session_keys(session, time.time(), None, 1)[0]:
         _fail(
@@ -191,7 +202,7 @@ def _chosen(db: DashDatabase, sort: str, limit: int) -> Iterator[SessionInfo]:
     top ``limit`` by ``sort`` (one pass over every session, keeping ``limit`` of them)."""
     everything = _all_sessions(db, min(limit, 1000) if limit else 1000)
     if sort == "store":
-        return everything if not limit else (s for s, _ in zip(everything, range(limit)))
+        return everything if not limit else islice(everything, limit)
     key: Callable[[SessionInfo], Any] = {
         "id": lambda s: s.session,
         "keys": lambda s: -s.keys,
@@ -300,7 +311,7 @@ def show(
         reader = DashDatabase(db.backend, serializer=serializer, compression=compression)
         value = Session(reader, session)[key]
     kind = type(value)
-    text = repr(value)
+    text = _short_repr(value)
     shown = text if len(text) <= _REPR_CHARS else text[: _REPR_CHARS - 1] + "…"
     result = {
         "session": session,
