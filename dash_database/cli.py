@@ -165,13 +165,20 @@ def _known_session(db: DashDatabase, session: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dash-database")
 def cli() -> None:
-    """See and manage what a dash_database store holds."""
+    """See and manage what a dash_database store holds.
+
+    Exit statuses: 0 done, 1 failed, 2 bad command line, 3 bad --url or no such store,
+    4 store unreachable or failing, 5 no such session or key.
+    """
 
 
 @cli.command()
 @_url_option
 def info(url: str | None, as_json: bool) -> None:
-    """Show the store, its location, and how many sessions, keys and bytes it holds."""
+    """Show what the store holds.
+
+    The store, its location, and its sessions, keys, bytes and expired sessions.
+    """
     with _store(url) as db:
         stats = db.stats()
         data = {"store": repr(db.backend), "location": _location(url), **asdict(stats)}
@@ -228,7 +235,10 @@ def _chosen(db: DashDatabase, sort: str, limit: int) -> Iterator[SessionInfo]:
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="0: all.")
 @click.option("--full", is_flag=True, help="Print whole session names.")
 def sessions(url: str | None, as_json: bool, sort: str, limit: int, full: bool) -> None:
-    """List live sessions: keys, bytes, last write and expiry (times in UTC)."""
+    """List live sessions.
+
+    Keys, bytes, last write and expiry (times in UTC) of each session.
+    """
     with _store(url) as db:
         rows = _chosen(db, sort, limit)
         if as_json:
@@ -259,7 +269,7 @@ def sessions(url: str | None, as_json: bool, sort: str, limit: int, full: bool) 
 @_url_option
 @click.argument("session")
 def keys(url: str | None, as_json: bool, session: str) -> None:
-    """List the keys of SESSION with the size of each value."""
+    """List the keys of SESSION and their sizes."""
     with _store(url) as db:
         _known_session(db, session)
         now = time.time()
@@ -297,7 +307,7 @@ def show(
     serializer: str,
     compression: str | None,
 ) -> None:
-    """Show the type, size and a short repr of the value of KEY in SESSION."""
+    """Show one value: its type, size and a short repr."""
     with _store(url) as db:
         _known_session(db, session)
         data = db.backend.get(session, key, time.time())
@@ -334,7 +344,10 @@ def show(
 @click.argument("session")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
 def delete(url: str | None, as_json: bool, session: str, yes: bool) -> None:
-    """Delete SESSION and every value it holds (asks first unless --yes)."""
+    """Delete one session and all its values.
+
+    Asks first, unless --yes. SESSION is a name as 'sessions --full' prints it.
+    """
     with _store(url) as db:
         _known_session(db, session)
         if not yes:
@@ -358,7 +371,10 @@ def delete(url: str | None, as_json: bool, session: str, yes: bool) -> None:
 @_url_option
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when it succeeds (for cron).")
 def purge(url: str | None, as_json: bool, quiet: bool) -> None:
-    """Remove expired sessions, in bounded batches; print how many (exit 0 on success)."""
+    """Remove expired sessions; print how many.
+
+    Works in bounded batches; exits 0 when it succeeded, for cron.
+    """
     with _store(url) as db:
         removed = db.purge_expired()
     if as_json:
@@ -382,7 +398,10 @@ def _progress(label: str, length: int | None) -> Iterator[Callable[[int], None] 
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 def export_command(url: str | None, as_json: bool, file: str, force: bool) -> None:
-    """Write every live session to FILE ('-': stdout) in the export format."""
+    """Write every live session to FILE.
+
+    FILE '-' is stdout. The format is documented in docs/operating.md.
+    """
     if file != "-" and os.path.exists(file) and not force:
         _fail(f"{file!r} exists. Choose another name, or add --force to replace it.", EXIT_FAILED)
     with _store(url) as db:
@@ -438,7 +457,10 @@ def _report(as_json: bool, verb: str, summary: dict[str, int], *, to_stderr: boo
     help="A session the store already holds: keep it, or replace it by the imported one.",
 )
 def import_command(url: str | None, as_json: bool, file: str, existing: str) -> None:
-    """Write the sessions of FILE ('-': stdin), an export, into the store."""
+    """Write the sessions of an export FILE into the store.
+
+    FILE '-' is stdin. A SQLite store is created if missing.
+    """
     if file != "-" and not os.path.isfile(file):
         _fail(f"There is no file {file!r} to import.", EXIT_FAILED)
     policy: Literal["skip", "replace"] = "replace" if existing == "replace" else "skip"
