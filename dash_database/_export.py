@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quote
 from typing import IO, Any, Literal
 
 from ._database import _new_version
@@ -79,8 +80,17 @@ class ImportSummary:
     expired: int
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _line(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+    return _ENCODER.encode(record).encode("utf-8") + b"\n"
+
+
+def _key_line(key: str, size: int) -> bytes:
+    # Written once per value: built by hand with json's own C string quoting, several times
+    # faster than encoding a dict (the same text as _line would give).
+    return f'{{"key":{_quote(key)},"bytes":{size}}}\n'.encode("ascii")
 
 
 def export_store(
@@ -152,7 +162,7 @@ def _read_session(backend: Backend, info: SessionInfo, now: float) -> _Block:
         for key in page:
             value = backend.get(info.session, key.key, now)
             if value is not None:  # deleted since the listing
-                block.chunks += (_line({"key": key.key, "bytes": len(value)}), value, b"\n")
+                block.chunks += (_key_line(key.key, len(value)), value, b"\n")
                 block.keys += 1
                 block.bytes += len(value)
         if cursor is None:
