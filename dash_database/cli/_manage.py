@@ -63,6 +63,9 @@ def purge(url: str | None, as_json: bool, quiet: bool) -> None:
     Works in bounded batches; exits 0 when it succeeded, for cron.
     """
     with open_store(url) as db:
+        if sys.stderr.isatty() and not quiet:
+            waiting = db.stats().expired
+            click.echo(f"Purging {plural(waiting, 'expired session')}, in batches...", err=True)
         removed = db.purge_expired()
     if as_json:
         emit_json({"purged": removed})
