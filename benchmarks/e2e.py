@@ -185,7 +185,10 @@ def measure(
     out: dict[str, Any] = {}
     try:
         for name, start in apps.items():
-            running[name] = start()
+            try:
+                running[name] = start()
+            except OSError as exc:  # gunicorn missing from the venv
+                out[name] = {"failed": f"{type(exc).__name__}: {exc}"}
         for name in list(running):
             try:
                 running[name].connect(settings.e2e_warmup)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -26,6 +27,9 @@ sys.path.insert(0, HERE)
 
 from stores import Store, open_store  # noqa: E402
 from workloads import LIST_KEYS, WORKLOADS, frame, populated_value, session_name  # noqa: E402
+
+#: Seconds one command may take (filling a store of 100,000 sessions is the longest).
+CALL_TIMEOUT = 900
 
 
 class WorkerError(Exception):
@@ -51,6 +55,10 @@ class Worker:
         assert self.proc.stdin and self.proc.stdout
         self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
+        # One reply line per command, so nothing waits in the pipe's buffer between calls.
+        if not select.select([self.proc.stdout], [], [], CALL_TIMEOUT)[0]:
+            self.proc.kill()
+            raise WorkerError(f"the worker of {self.store} took over {CALL_TIMEOUT} s: stopped")
         line = self.proc.stdout.readline()
         if not line:
             raise WorkerError(f"the worker of {self.store} exited (see {self.log.name})")

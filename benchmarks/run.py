@@ -25,6 +25,24 @@ REPO = os.path.dirname(HERE)
 MAIN, V1 = os.path.join(HERE, ".venv"), os.path.join(HERE, ".venv-v1")
 
 
+class Settings:
+    """How much of each workload a run does (``--quick``: less)."""
+
+    def __init__(self, quick: bool, e2e: bool) -> None:
+        self.quick, self.e2e = quick, e2e
+        self.reps = 3 if quick else 20  # of workloads 1-3, each a short turn per store
+        self.small_sessions, self.dict10k_sessions = 20, 4
+        self.thread_reps, self.proc_reps = (1, 1) if quick else (5, 3)
+        self.increments, self.cas_reps = 500, 1 if quick else 2
+        self.bulk_keys, self.bulk_reps = 20_000, 1 if quick else 3
+        self.mem_sizes_mb = [1, 10] if quick else [1, 100]
+        self.sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
+        self.mid = 10_000  # the N at which stores are compared with each other
+        self.n_reps, self.list_ops, self.delete_ops = (2, 10, 10) if quick else (5, 20, 20)
+        self.e2e_seconds, self.e2e_warmup, self.e2e_rounds = (4, 1, 2) if quick else (12, 2, 4)
+        self.e2e_backends = ["dd-sqlite"] if quick else ["dd-sqlite", "dd-redis", "dd-postgres"]
+
+
 def _ensure(env_dir: str, inputs: list[str], install: list[str]) -> None:
     """Create ``env_dir`` and pip install ``install`` into it, unless done for these inputs."""
     digest = hashlib.sha256()
@@ -72,7 +90,7 @@ def main() -> int:
         parser.error(f"--without: the stores are {', '.join(schedule.LABELS)}")
     command = " ".join(["python benchmarks/run.py", *(a for a in sys.argv[1:] if a != "--in-venv")])
     os.makedirs(args.out, exist_ok=True)
-    settings = schedule.Settings(args.quick, not args.no_e2e)
+    settings = Settings(args.quick, not args.no_e2e)
     return schedule.bench(settings, args.out, without, command)
 
 

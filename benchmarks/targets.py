@@ -19,7 +19,7 @@ def evaluate(d: Data, meta: dict[str, Any]) -> list[Target]:
     sizes, increments = meta["settings"]["sizes"], meta["settings"]["increments"]
 
     def check(name: str, stores: list[str], ok: bool, detail: str) -> None:
-        missing = [d.label[s] for s in stores if s in d.unavailable]
+        missing = [d.label[s] for s in dict.fromkeys(stores) if s in d.unavailable]
         if missing:
             found.append(("N/A", name, f"not available: {', '.join(missing)}"))
         else:
