@@ -38,7 +38,7 @@ class Settings:
         self.mem_sizes_mb = [1, 10] if quick else [1, 100]
         self.sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
         self.mid = 10_000  # the N at which stores are compared with each other
-        self.n_reps, self.list_ops, self.delete_ops = (2, 10, 10) if quick else (5, 20, 20)
+        self.n_reps, self.n_ops = (2, 10) if quick else (5, 20)  # list/delete: reps x calls
         self.e2e_seconds, self.e2e_warmup, self.e2e_rounds = (4, 1, 2) if quick else (12, 2, 4)
         self.e2e_backends = ["dd-sqlite"] if quick else ["dd-sqlite", "dd-redis", "dd-postgres"]
 

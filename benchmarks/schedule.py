@@ -225,7 +225,7 @@ class Run:
                 for workload in ("list", "delete"):
                     for store in self.rng.sample(ready, len(ready)):
                         # 1.0 scans the whole store per call: two calls say enough.
-                        ops = 2 if store == "v1" else self.settings.list_ops
+                        ops = 2 if store == "v1" else self.settings.n_ops
                         self.run(store, f"{workload}@{n}", workload, phase, rep, n=n, ops=ops)
             for store in ready:
                 try:

@@ -168,8 +168,8 @@ PRELOAD = {
 }
 
 
-def _child(config: dict[str, Any], job: str, idx: int, rep: int, p: dict[str, Any], barrier: Any,
-           queue: Any) -> None:  # fmt: skip
+def _child(config: dict[str, Any], job: str, idx: int, rep: int, p: Any, sync: Any) -> None:
+    barrier, queue = sync
     try:
         store = open_store(config)
         store.get("warmup", "k")  # connect before the clock starts
@@ -197,7 +197,7 @@ def in_processes(store: Store, job: str, rep: int, p: dict[str, Any]) -> dict[st
     ctx.set_forkserver_preload(["stores", "workloads", *PRELOAD.get(store.config["kind"], [])])
     barrier, queue = ctx.Barrier(n + 1), ctx.Queue()
     procs = [
-        ctx.Process(target=_child, args=(store.config, job, i, rep, p, barrier, queue))
+        ctx.Process(target=_child, args=(store.config, job, i, rep, p, (barrier, queue)))
         for i in range(n)
     ]
     for proc in procs:
