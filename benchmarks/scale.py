@@ -17,9 +17,9 @@ Per store it prints PASS/FAIL lines for:
    one in a hundred holding a 1 MB value and the others 5 small keys: each >= 50 MB/s of
    export file, and the peak memory of each command < 200 MB whatever the store's size.
 
-Without --redis-url / --postgres-url it starts its own servers (benchmarks/servers.py) and
-stops them at the end. On a server given by URL it works under its own key prefix or
-namespace and removes what it wrote.
+Without --redis-url / --postgres-url it starts its own servers (tests/launcher.py, as the tests
+and the main benchmark do) and removes them at the end. On a server given by URL it works under
+its own key prefix or namespace and removes what it wrote.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, ROOT)  # the package under test, and tests/launcher.py
 
 from dash_database import DashDatabase  # noqa: E402
 from dash_database.backends import Backend  # noqa: E402
@@ -185,14 +185,11 @@ def locations(kind: str, args: argparse.Namespace, tmp: str) -> Iterator[list[st
             return
         url = getattr(args, f"{kind}_url")
         if url is None:
-            import servers  # benchmarks/servers.py, beside this script
+            from tests.launcher import PostgresServer, RedisServer
 
-            server = servers.start_redis() if kind == "redis" else servers.start_postgres()
-            url = (
-                f"redis://127.0.0.1:{server.port}/0"
-                if kind == "redis"
-                else f"postgresql://postgres@127.0.0.1:{server.port}/postgres"
-            )
+            server = RedisServer() if kind == "redis" else PostgresServer()
+            server.start()
+            url = server.url
         option = "prefix" if kind == "redis" else "namespace"
         made = [f"{url}{'&' if '?' in url else '?'}{option}={name}" for name in names]
         try:
@@ -203,7 +200,7 @@ def locations(kind: str, args: argparse.Namespace, tmp: str) -> Iterator[list[st
                     empty(location)
     finally:
         if server is not None:
-            server.stop()
+            server.remove()
 
 
 def run_store(kind: str, args: argparse.Namespace, tmp: str) -> bool:
