@@ -117,6 +117,8 @@ def export_store(
     def write_oldest() -> None:
         nonlocal sessions, keys, size, unreported
         block = window.popleft().result()
+        if not block.keys:  # emptied or expired since it was listed
+            return
         out.writelines(block.chunks)
         sessions += 1
         keys += block.keys
