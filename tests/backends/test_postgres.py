@@ -135,7 +135,7 @@ def test_backend_from_a_ready_engine(postgres_url: str, table: str) -> None:
 
 
 def test_engine_of_another_database_is_refused() -> None:
-    with pytest.raises(ddb.InvalidArgumentError, match="'sqlite"):
+    with pytest.raises(ddb.InvalidArgumentError, match="runs sqlite"):
         PostgresBackend(sqlalchemy.create_engine("sqlite://"))
 
 

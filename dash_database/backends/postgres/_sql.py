@@ -21,25 +21,6 @@ row, which each locks before any value row, so they never wait on each other in 
 
 from __future__ import annotations
 
-__all__ = [
-    "CLEAR",
-    "COPY_ITEMS",
-    "CREATE",
-    "DELETE",
-    "GET",
-    "KEYS",
-    "PURGE",
-    "RENAME",
-    "SESSIONS",
-    "SESSION_BYTES",
-    "SESSION_KEYS",
-    "STAGE_ITEMS",
-    "STATS",
-    "TOUCH",
-    "WRITE",
-    "WRITE_STAGED",
-]
-
 #: Creates the tables and the index unless they exist (run under an advisory lock).
 CREATE = """
 CREATE TABLE IF NOT EXISTS {sessions} (
