@@ -43,8 +43,8 @@ from ..._locations import DEFAULT_SECRET_FILE, redact_url
 from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._process import PerProcess
-from . import _sql
-from ._connect import Connection, Engine, open_engine, psycopg, quote, run, split_url, where
+from . import _connect, _sql
+from ._connect import Connection, Engine, psycopg
 from ._copy import stage
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
@@ -57,8 +57,6 @@ DEFAULT_NAMESPACE = "default"
 # Expired sessions removed per statement by purge_expired: few enough that a batch holds its
 # locks briefly, enough that the round trips are spread over many sessions.
 _PURGE_BATCH = 1000
-# PostgreSQL cuts longer identifiers, which could make two tables' names collide.
-_MAX_IDENTIFIER = 63
 # A concurrent writer committed what a statement waited for or could not see: run it again.
 _CONFLICTS = (
     psycopg.errors.SerializationFailure,
@@ -119,7 +117,7 @@ class PostgresBackend:
         self._url: str | None = None
         self._given: Engine | None = None
         if isinstance(engine, str):
-            self._url, own = split_url(engine)
+            self._url, own = _connect.split_url(engine)
             table, schema = own.get("table", table), own.get("schema", schema)
             namespace = own.get("namespace", namespace)
         elif isinstance(engine, Engine) and not options:
@@ -137,7 +135,9 @@ class PostgresBackend:
         self.table_name = DEFAULT_TABLE if table is None else table
         self.schema = schema
         self.namespace = DEFAULT_NAMESPACE if namespace is None else namespace
-        _check(self.table_name, schema, self.namespace, connect_timeout, statement_timeout)
+        _connect.check_options(
+            self.table_name, schema, self.namespace, connect_timeout, statement_timeout
+        )
         if type(copy_threshold) is not int or copy_threshold < 0:
             raise InvalidArgumentError(
                 f"copy_threshold must be an int >= 0, got {copy_threshold!r}."
@@ -147,19 +147,19 @@ class PostgresBackend:
         self._options = options
         #: Where a generated secret key is kept: a file in the working directory at creation.
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
-        prefix = "" if schema is None else quote(schema) + "."
+        prefix = "" if schema is None else _connect.quote(schema) + "."
         #: The quoted, qualified names of the two tables.
-        self.sessions_table = prefix + quote(f"{self.table_name}_sessions")
-        self.values_table = prefix + quote(f"{self.table_name}_values")
+        self.sessions_table = prefix + _connect.quote(f"{self.table_name}_sessions")
+        self.values_table = prefix + _connect.quote(f"{self.table_name}_values")
         names = {
             "sessions": self.sessions_table,
             "values": self.values_table,
-            "deadline_index": quote(f"{self.table_name}_sessions_deadline"),
+            "deadline_index": _connect.quote(f"{self.table_name}_sessions_deadline"),
         }
         self._sql = {name: getattr(_sql, name).format(**names) for name in _STATEMENTS}
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
-        self._store = where(self.engine)
+        self._store = _connect.where(self.engine)
         dialect = self.engine.dialect
         if (dialect.name, dialect.driver, dialect.is_async) != ("postgresql", "psycopg", False):
             raise InvalidArgumentError(
@@ -183,7 +183,7 @@ class PostgresBackend:
         # PerProcess calls this once in each process that uses the backend.
         if self._given is None:
             assert self._url is not None
-            return open_engine(
+            return _connect.open_engine(
                 self._url, self.connect_timeout, self.statement_timeout, self._options
             )
         if self._adopted:
@@ -195,7 +195,7 @@ class PostgresBackend:
     def _run(self, action: str, work: Callable[[Connection], Any]) -> Any:
         if self._closed:
             raise BackendError(f"The backend on {self._store} is closed; open a new one.")
-        return run(self.engine, self._store, action, work)
+        return _connect.run(self.engine, self._store, action, work)
 
     def _execute(self, conn: Connection, name: str, params: dict[str, Any]) -> list[Row]:
         with conn.cursor(binary=True) as cursor:
@@ -302,9 +302,12 @@ class PostgresBackend:
         if sum(len(value) for _, _, value in rows) >= self.copy_threshold:
             row = self._change("write to", "WRITE_STAGED", params, staged=rows)
         else:
-            params["key_hashes"] = [key_hash for key_hash, _, _ in rows]
-            params["keys"] = [key for _, key, _ in rows]
-            params["values"] = [value for _, _, value in rows]
+            first = rows[0] if rows else (None, None, None)
+            params.update(zip(("kh", "key", "value"), first))
+            more = rows[1:]
+            params["key_hashes"] = [key_hash for key_hash, _, _ in more] if more else None
+            params["keys"] = [key for _, key, _ in more] if more else None
+            params["values"] = [value for _, _, value in more] if more else None
             row = self._change("write to", "WRITE", params)
         written, matched, before, after, _ = row
         if written or not matched:
@@ -380,16 +383,10 @@ class PostgresBackend:
                 "to pickle it."
             )
         # The URL and options, never the connections; the original created the tables.
-        options = {
-            "table": self.table_name,
-            "schema": self.schema,
-            "namespace": self.namespace,
-            "create_table": False,
-            "connect_timeout": self.connect_timeout,
-            "statement_timeout": self.statement_timeout,
-            "copy_threshold": self.copy_threshold,
-            **self._options,
-        }
+        names = ("connect_timeout", "statement_timeout", "copy_threshold")
+        options = {name: getattr(self, name) for name in names}
+        options.update(table=self.table_name, schema=self.schema, namespace=self.namespace)
+        options.update(self._options, create_table=False)
         return (_reopen, (self._url, options))
 
     def __repr__(self) -> str:
@@ -420,26 +417,3 @@ def _after(cursor: str | None) -> bytes:
 def _next(rows: list[Row], limit: int) -> str | None:
     """Return the cursor after a page, or ``None`` when no row follows it."""
     return rows[limit - 1][0].hex() if len(rows) > limit else None
-
-
-def _check(table: object, schema: object, namespace: object, *timeouts: object) -> None:
-    for name, value in [("table", table), ("schema", schema)]:
-        if value is not None and (not isinstance(value, str) or not value or "\0" in value):
-            raise InvalidArgumentError(
-                f"{name} must be a non-empty str without NUL characters, got {value!r}."
-            )
-    if len(f"{table}_sessions_deadline".encode()) > _MAX_IDENTIFIER:
-        raise InvalidArgumentError(
-            f"table {table!r} is too long: PostgreSQL cuts names at {_MAX_IDENTIFIER} bytes, "
-            "and this backend adds up to 18 to it. Use a shorter one."
-        )
-    if not isinstance(namespace, str) or "\0" in namespace:
-        raise InvalidArgumentError(
-            f"namespace must be a str without NUL characters, got {namespace!r}."
-        )
-    for value in timeouts:
-        if type(value) not in (int, float) or not value > 0:  # type: ignore[operator]
-            raise InvalidArgumentError(
-                f"connect_timeout and statement_timeout must be positive numbers of seconds, "
-                f"got {value!r}."
-            )

@@ -26,6 +26,7 @@ from .._errors import store_errors
 __all__ = [
     "Connection",
     "Engine",
+    "check_options",
     "open_engine",
     "psycopg",
     "quote",
@@ -39,6 +40,8 @@ T = TypeVar("T")
 
 # URL query parameters read by the backend rather than passed to the driver.
 _OWN_QUERY = ("table", "schema", "namespace")
+# PostgreSQL cuts longer identifiers, which could make two tables' names collide.
+_MAX_IDENTIFIER = 63
 
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:
@@ -123,3 +126,27 @@ def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]
 def quote(name: str) -> str:
     """Return ``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def check_options(table: object, schema: object, namespace: object, *timeouts: object) -> None:
+    """Raise InvalidArgumentError unless the names and timeouts can be used."""
+    for name, value in [("table", table), ("schema", schema)]:
+        if value is not None and (not isinstance(value, str) or not value or "\0" in value):
+            raise InvalidArgumentError(
+                f"{name} must be a non-empty str without NUL characters, got {value!r}."
+            )
+    if len(f"{table}_sessions_deadline".encode()) > _MAX_IDENTIFIER:
+        raise InvalidArgumentError(
+            f"table {table!r} is too long: PostgreSQL cuts names at {_MAX_IDENTIFIER} bytes, "
+            "and this backend adds up to 18 to it. Use a shorter one."
+        )
+    if not isinstance(namespace, str) or "\0" in namespace:
+        raise InvalidArgumentError(
+            f"namespace must be a str without NUL characters, got {namespace!r}."
+        )
+    for value in timeouts:
+        if type(value) not in (int, float) or not value > 0:  # type: ignore[operator]
+            raise InvalidArgumentError(
+                f"connect_timeout and statement_timeout must be positive numbers of seconds, "
+                f"got {value!r}."
+            )

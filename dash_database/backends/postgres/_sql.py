@@ -5,8 +5,8 @@ names; ``%(name)s`` and ``%(name)b`` (bytes, sent in binary) are psycopg's named
 
 ``ns``        the namespace (text)
 ``h``         SHA-256 of the session id's UTF-8; ``sid`` that UTF-8 itself
-``kh``, ``key``        one key's SHA-256 and UTF-8
-``key_hashes``, ``keys``, ``values``   the items of a write, as arrays
+``kh``, ``key``, ``value``   one key's SHA-256 and UTF-8, and its value
+``key_hashes``, ``keys``, ``values``   more items of a write, as arrays
 ``now``, ``deadline``  seconds since the epoch (``deadline`` may be NULL)
 
 Every statement that changes a session follows one pattern. ``seen`` is the session row as
@@ -48,6 +48,13 @@ ALTER TABLE {values} ALTER COLUMN value SET STORAGE EXTERNAL;
 """
 
 _LIVE = "(deadline IS NULL OR deadline > %(now)s)"
+# Lock the session row, if it is still the version ``seen`` shows (see the module notes).
+_LOCKED = """locked AS MATERIALIZED (
+    SELECT 1 FROM {sessions} s, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+    FOR UPDATE OF s
+)"""
+_FITS = "(%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8)"
 
 #: The value and version of one key of a live session.
 GET = f"""
@@ -74,52 +81,42 @@ WITH items AS MATERIALIZED (
     {{items}}
 ),
 seen AS MATERIALIZED (
-    SELECT xmin AS row_version, deadline, keys, bytes
+    SELECT xmin AS row_version, deadline, keys, bytes, {_LIVE} AS live
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
 ),
-locked AS MATERIALIZED (
-    SELECT 1 FROM {{sessions}} s, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-    FOR UPDATE OF s
-),
-live AS MATERIALIZED (
-    SELECT deadline, keys, bytes FROM seen WHERE {_LIVE}
-),
--- The live keys this write replaces; an expired session's keys count as gone.
-replaced AS MATERIALIZED (
-    SELECT v.version, octet_length(v.key) + octet_length(v.value) AS size
-    FROM {{values}} v JOIN items i ON i.key_hash = v.key_hash
-    WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b AND EXISTS (SELECT FROM live)
-),
+{_LOCKED},
+-- One row: the live session's figures (an expired one counts as empty) and those after.
 figures AS MATERIALIZED (
-    SELECT before, after, keys,
+    SELECT f.before, f.before + f.added - coalesce(r.size, 0) AS after,
+        f.keys + f.count - coalesce(r.count, 0) AS keys, f.deadline,
         -- compare-and-set: the key's version is the expected one, or this write's own (it
         -- ran before and only its answer was lost), so that running it again is safe
-        NOT %(check)s OR version IS NOT DISTINCT FROM %(expected)s::int8
-            OR coalesce(version = %(version)s::int8, false) AS matched,
-        %(max_bytes)s::int8 IS NULL OR after <= %(max_bytes)s::int8 AS fits
+        NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
+            OR coalesce(r.version = %(version)s::int8, false) AS matched
     FROM (
-        SELECT
-            coalesce((SELECT bytes FROM live), 0) AS before,
-            coalesce((SELECT bytes FROM live), 0)
-                + (SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) FROM items)
-                - (SELECT coalesce(sum(size), 0) FROM replaced) AS after,
-            coalesce((SELECT keys FROM live), 0)
-                + (SELECT count(*) FROM items) - (SELECT count(*) FROM replaced) AS keys,
-            (SELECT max(version) FROM replaced) AS version
-    ) AS computed
+        SELECT coalesce(s.bytes, 0) AS before, coalesce(s.keys, 0) AS keys, s.deadline, s.live,
+            (SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) FROM items)
+                AS added,
+            (SELECT count(*) FROM items) AS count
+        FROM (SELECT) AS one LEFT JOIN seen s ON s.live
+    ) AS f
+    -- the live keys this write replaces
+    LEFT JOIN LATERAL (
+        SELECT sum(octet_length(v.key) + octet_length(v.value)) AS size, count(*) AS count,
+            max(v.version) AS version
+        FROM {{values}} v JOIN items i ON i.key_hash = v.key_hash
+        WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b
+    ) AS r ON f.live
 ),
 session AS (
     INSERT INTO {{sessions}} AS s
         (namespace, sid_hash, session_id, deadline, keys, bytes, written)
     SELECT %(ns)s, %(h)b, %(sid)b,
-        CASE WHEN %(deadline)s::float8 IS NULL OR (SELECT deadline FROM live) IS NULL
-            THEN %(deadline)s::float8
-            ELSE greatest((SELECT deadline FROM live), %(deadline)s::float8)
-        END,
+        CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL THEN %(deadline)s::float8
+            ELSE greatest(f.deadline, %(deadline)s::float8) END,
         f.keys, f.after, %(now)s
     FROM figures f
-    WHERE f.matched AND f.fits
+    WHERE f.matched AND {_FITS}
       AND (EXISTS (SELECT FROM locked) OR NOT EXISTS (SELECT FROM seen))
     ON CONFLICT (namespace, sid_hash) DO UPDATE
         SET deadline = excluded.deadline, keys = excluded.keys, bytes = excluded.bytes,
@@ -131,7 +128,7 @@ session AS (
 discarded AS (
     DELETE FROM {{values}} v
     WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b
-      AND EXISTS (SELECT FROM session) AND NOT EXISTS (SELECT FROM live)
+      AND EXISTS (SELECT FROM session) AND NOT (SELECT live FROM seen)
       AND NOT EXISTS (SELECT FROM items i WHERE i.key_hash = v.key_hash)
 ),
 stored AS (
@@ -142,20 +139,21 @@ stored AS (
     ON CONFLICT (namespace, sid_hash, key_hash) DO UPDATE
         SET value = excluded.value, version = excluded.version
 )
-SELECT
-    EXISTS (SELECT FROM session) AS written, f.matched, f.before, f.after,
+SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.before, f.after,
     NOT EXISTS (SELECT FROM session) AND (
-        (EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM locked))
-        OR (f.matched AND f.fits)
+        (EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM locked)) OR (f.matched AND {_FITS})
     ) AS stale
 FROM figures f
 """
 
-#: Store the items given as arrays (see ``_WRITE``).
+#: Store the items given as parameters: the first one plain, the others as arrays (NULL when
+#: there are none), since arrays cost more to send and unpack and most writes store one key.
 WRITE = _WRITE.replace(
     "{items}",
-    "SELECT * FROM unnest(%(key_hashes)b::bytea[], %(keys)b::bytea[], %(values)b::bytea[])"
-    " AS item (key_hash, key, value)",
+    """SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value
+    WHERE %(kh)b::bytea IS NOT NULL
+    UNION ALL
+    SELECT * FROM unnest(%(key_hashes)b::bytea[], %(keys)b::bytea[], %(values)b::bytea[])""",
 )
 
 #: The temporary table a large write copies its items into (see ``_copy.py``).
@@ -169,24 +167,15 @@ COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT
 #: Store the items copied into the temporary table (see ``_WRITE``).
 WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
 
-# Lock the session row if the snapshot's version of it is current, and if it is live (``seen``
-# may add columns and conditions).
-_LOCK_LIVE = f"""
-seen AS MATERIALIZED (
-    SELECT xmin AS row_version, keys, deadline
-    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND {_LIVE}
-),
-locked AS MATERIALIZED (
-    SELECT 1 FROM {{sessions}} s, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-    FOR UPDATE OF s
-)"""
-
 _STALE = "EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM locked)"
 
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
-WITH {_LOCK_LIVE},
+WITH seen AS MATERIALIZED (
+    SELECT xmin AS row_version
+    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND {_LIVE}
+),
+{_LOCKED},
 removed AS (
     DELETE FROM {{values}}
     WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
@@ -212,11 +201,7 @@ WITH seen AS MATERIALIZED (
     SELECT xmin AS row_version, CASE WHEN {_LIVE} THEN keys ELSE 0 END AS keys
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
 ),
-locked AS MATERIALIZED (
-    SELECT 1 FROM {{sessions}} s, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-    FOR UPDATE OF s
-),
+{_LOCKED},
 dropped AS (
     DELETE FROM {{sessions}}
     WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM locked)
