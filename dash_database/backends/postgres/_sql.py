@@ -10,13 +10,17 @@ names; ``%(name)s`` and ``%(name)b`` (bytes, sent in binary) are psycopg's named
 ``now``, ``deadline``  seconds since the epoch (``deadline`` may be NULL)
 
 Every statement that changes a session follows one pattern. ``seen`` is the session row as
-the statement's snapshot shows it; ``locked`` locks that row only if it is still that version
-(its ``xmin``, the transaction that wrote it, is unchanged). Every write of a session changes
-its row, so while the row is unchanged, everything else this statement read about the session
-is current too. When it changed (a writer committed after the snapshot was taken, or while
-this statement waited for its lock), the statement changes nothing and answers ``stale``, and
-the backend runs it again with a fresh snapshot. Writers of one session thus take turns on its
-row, which each locks before any value row, so they never wait on each other in a cycle.
+the statement's snapshot shows it. The statement changes that row first, and only while it is
+still that version: its ``xmin`` (the transaction that wrote it) is unchanged, which an
+``UPDATE`` or ``DELETE`` checks again on the newest version after waiting for another writer.
+Every write of a session changes its row, so while the row is unchanged, everything else the
+statement read about the session is current too; every other change of the statement waits for
+that one (it reads its result). When the row changed (a writer committed after the snapshot was
+taken, or while this statement waited for its lock), the statement changes nothing and answers
+``stale``, and the backend runs it again with a fresh snapshot. So writers of one session take
+turns on its row, which each locks before any value row: they never wait on each other in a
+cycle. An answer that writes nothing (a compare-and-set that does not match, a quota refusal)
+holds for the snapshot, a moment within the call, whether or not the row changed since.
 """
 
 from __future__ import annotations
@@ -48,13 +52,10 @@ ALTER TABLE {values} ALTER COLUMN value SET STORAGE EXTERNAL;
 """
 
 _LIVE = "(deadline IS NULL OR deadline > %(now)s)"
-# Lock the session row, if it is still the version ``seen`` shows (see the module notes).
-_LOCKED = """locked AS MATERIALIZED (
-    SELECT 1 FROM {sessions} s, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-    FOR UPDATE OF s
-)"""
 _FITS = "(%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8)"
+# A write's deadline replaces none (or an expired one's) and a live one only if it is later.
+_DEADLINE = """CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL
+        THEN %(deadline)s::float8 ELSE greatest(f.deadline, %(deadline)s::float8) END"""
 
 #: The value and version of one key of a live session.
 GET = f"""
@@ -84,7 +85,6 @@ seen AS MATERIALIZED (
     SELECT xmin AS row_version, deadline, keys, bytes, {_LIVE} AS live
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
 ),
-{_LOCKED},
 -- One row: the live session's figures (an expired one counts as empty) and those after.
 figures AS MATERIALIZED (
     SELECT f.before, f.before + f.added - coalesce(r.size, 0) AS after,
@@ -108,22 +108,24 @@ figures AS MATERIALIZED (
         WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b
     ) AS r ON f.live
 ),
-session AS (
-    INSERT INTO {{sessions}} AS s
-        (namespace, sid_hash, session_id, deadline, keys, bytes, written)
-    SELECT %(ns)s, %(h)b, %(sid)b,
-        CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL THEN %(deadline)s::float8
-            ELSE greatest(f.deadline, %(deadline)s::float8) END,
-        f.keys, f.after, %(now)s
+created AS (
+    INSERT INTO {{sessions}} (namespace, sid_hash, session_id, deadline, keys, bytes, written)
+    SELECT %(ns)s, %(h)b, %(sid)b, {_DEADLINE}, f.keys, f.after, %(now)s
     FROM figures f
-    WHERE f.matched AND {_FITS}
-      AND (EXISTS (SELECT FROM locked) OR NOT EXISTS (SELECT FROM seen))
-    ON CONFLICT (namespace, sid_hash) DO UPDATE
-        SET deadline = excluded.deadline, keys = excluded.keys, bytes = excluded.bytes,
-            written = excluded.written
-        -- A row another writer created after this statement's snapshot is left alone.
-        WHERE EXISTS (SELECT FROM locked)
+    WHERE f.matched AND {_FITS} AND NOT EXISTS (SELECT FROM seen)
+    ON CONFLICT (namespace, sid_hash) DO NOTHING
     RETURNING 1
+),
+updated AS (
+    UPDATE {{sessions}} s
+    SET deadline = {_DEADLINE}, keys = f.keys, bytes = f.after, written = %(now)s
+    FROM figures f, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND f.matched AND {_FITS}
+    RETURNING 1
+),
+session AS (
+    SELECT FROM created UNION ALL SELECT FROM updated
 ),
 discarded AS (
     DELETE FROM {{values}} v
@@ -140,9 +142,7 @@ stored AS (
         SET value = excluded.value, version = excluded.version
 )
 SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.before, f.after,
-    NOT EXISTS (SELECT FROM session) AND (
-        (EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM locked)) OR (f.matched AND {_FITS})
-    ) AS stale
+    NOT EXISTS (SELECT FROM session) AND f.matched AND {_FITS} AS stale
 FROM figures f
 """
 
@@ -167,32 +167,38 @@ COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT
 #: Store the items copied into the temporary table (see ``_WRITE``).
 WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
 
-_STALE = "EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM locked)"
-
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
 WITH seen AS MATERIALIZED (
     SELECT xmin AS row_version
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND {_LIVE}
 ),
-{_LOCKED},
+target AS MATERIALIZED (
+    SELECT octet_length(key) + octet_length(value) AS size
+    FROM {{values}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
+      AND EXISTS (SELECT FROM seen)
+),
+shrunk AS (
+    UPDATE {{sessions}} s SET keys = s.keys - 1, bytes = s.bytes - t.size, written = %(now)s
+    FROM target t, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND (s.keys > 1 OR s.deadline IS NOT NULL)
+    RETURNING 1
+),
+emptied AS (
+    DELETE FROM {{sessions}} s USING target t, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND s.keys <= 1 AND s.deadline IS NULL
+    RETURNING 1
+),
 removed AS (
     DELETE FROM {{values}}
     WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
-      AND EXISTS (SELECT FROM locked)
-    RETURNING octet_length(key) + octet_length(value) AS size
-),
-shrunk AS (
-    UPDATE {{sessions}} s SET keys = s.keys - 1, bytes = s.bytes - r.size, written = %(now)s
-    FROM removed r
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b
-      AND (s.keys > 1 OR s.deadline IS NOT NULL)
-),
-emptied AS (
-    DELETE FROM {{sessions}} s USING removed
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.keys <= 1 AND s.deadline IS NULL
+      AND (EXISTS (SELECT FROM shrunk) OR EXISTS (SELECT FROM emptied))
+    RETURNING 1
 )
-SELECT EXISTS (SELECT FROM removed), {_STALE}
+SELECT EXISTS (SELECT FROM removed),
+    EXISTS (SELECT FROM target) AND NOT EXISTS (SELECT FROM removed) AS stale
 """
 
 #: Remove a session: its row and values; answers how many keys a live one held.
@@ -201,16 +207,17 @@ WITH seen AS MATERIALIZED (
     SELECT xmin AS row_version, CASE WHEN {_LIVE} THEN keys ELSE 0 END AS keys
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
 ),
-{_LOCKED},
 dropped AS (
-    DELETE FROM {{sessions}}
-    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM locked)
+    DELETE FROM {{sessions}} s USING seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+    RETURNING 1
 ),
 cleared AS (
     DELETE FROM {{values}}
-    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM locked)
+    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM dropped)
 )
-SELECT coalesce((SELECT keys FROM seen), 0), {_STALE}
+SELECT coalesce((SELECT keys FROM seen), 0),
+    EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM dropped) AS stale
 """
 
 #: Move a live session's deadline later (a single-row update: it sees the latest row).
