@@ -100,12 +100,16 @@ figures AS MATERIALIZED (
             (SELECT count(*) FROM items) AS count
         FROM (SELECT) AS one LEFT JOIN seen s ON s.live
     ) AS f
-    -- the live keys this write replaces
+    -- The live keys this write replaces, looked up one by one, so that a write costs
+    -- O(keys written): OFFSET 0 keeps the planner from scanning all of the session's keys.
     LEFT JOIN LATERAL (
         SELECT sum(octet_length(v.key) + octet_length(v.value)) AS size, count(*) AS count,
             max(v.version) AS version
-        FROM {{values}} v JOIN items i ON i.key_hash = v.key_hash
-        WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b
+        FROM items i CROSS JOIN LATERAL (
+            SELECT key, value, version FROM {{values}}
+            WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = i.key_hash
+            OFFSET 0
+        ) AS v
     ) AS r ON f.live
 ),
 created AS (
