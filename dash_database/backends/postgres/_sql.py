@@ -78,7 +78,7 @@ WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
 # whether it wrote, whether the compare-and-set matched, the session's size before and after,
 # and whether it met a stale snapshot (then it wrote nothing).
 _WRITE = f"""
-WITH items AS MATERIALIZED (
+WITH items AS NOT MATERIALIZED (  -- read where used: a large value is never copied
     {{items}}
 ),
 seen AS MATERIALIZED (
@@ -141,7 +141,6 @@ stored AS (
     INSERT INTO {{values}} (namespace, sid_hash, key_hash, key, value, version)
     SELECT %(ns)s, %(h)b, key_hash, key, value, %(version)s::int8 FROM items
     WHERE EXISTS (SELECT FROM session)
-    ORDER BY key_hash
     ON CONFLICT (namespace, sid_hash, key_hash) DO UPDATE
         SET value = excluded.value, version = excluded.version
 )
