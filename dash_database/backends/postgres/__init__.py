@@ -200,7 +200,7 @@ class PostgresBackend:
     def _execute(self, conn: Connection, name: str, params: dict[str, Any]) -> list[Row]:
         with conn.cursor(binary=True) as cursor:
             cursor.execute(self._sql[name], params)
-            return cursor.fetchall() if cursor.description else []
+            return [] if name == "TOUCH" else cursor.fetchall()
 
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
         rows: list[Row] = self._run(action, lambda conn: self._execute(conn, name, params))

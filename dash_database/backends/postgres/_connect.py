@@ -74,7 +74,14 @@ def open_engine(
     timeout = f"-c statement_timeout={round(statement_timeout * 1000)}"
     # Of two settings of one parameter, the server keeps the last: the caller's come last.
     connect_args["options"] = f"{timeout} {connect_args.get('options', '')}".strip()
-    settings = {"isolation_level": "AUTOCOMMIT", **options, "connect_args": connect_args}
+    # In autocommit mode no transaction outlives a call, so a returned connection needs no
+    # ROLLBACK.
+    settings = {
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,
+        **options,
+        "connect_args": connect_args,
+    }
     return sqlalchemy.create_engine(url, **settings)
 
 
