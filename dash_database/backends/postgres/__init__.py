@@ -13,9 +13,9 @@ compared with the caller's ``now``, never the server's clock.
 Statements. Every operation is one SQL statement (``_sql.py``), run in autocommit mode: one
 round trip, atomic, committed when the call returns. A write upserts the session row (its
 counts, bytes and deadline, after the quota check) and the values in one statement built of
-data-modifying CTEs. A statement that changes a session first locks the session row, and only
-if the row is still the version its snapshot shows; otherwise it changes nothing and runs again
-with a fresh snapshot (``_sql.py`` explains why that makes every read it did current). So byte
+data-modifying CTEs. A statement that changes a session changes the session row first, and
+only while that row is still the version its snapshot shows; otherwise it changes nothing and
+runs again with a fresh snapshot (``_sql.py`` explains why that keeps every read current). So byte
 totals and compare-and-set are exact, and a delete-all that waited for a concurrent write
 removes all of that write. ``purge_expired`` removes expired sessions in batches of
 ``_PURGE_BATCH``, one statement each. A write whose values add up to ``copy_threshold`` bytes
@@ -25,8 +25,9 @@ Connections. Each call borrows a connection from the engine's pool and returns i
 built from a URL makes its engine with ``connect_timeout`` and a server-side
 ``statement_timeout`` (which also bounds lock waits), in autocommit mode; an engine you pass in
 is used as you configured it (its connections are switched to autocommit for the call and
-back). A call whose connection turns out lost (the server restarted) discards it and runs once
-more on another, up to the pool's size; calls while the server is down raise ``BackendError``.
+back). A call whose connection turns out lost (the server restarted) discards it and runs again
+on another, at most as many times as the pool keeps connections; calls while the server is
+down raise ``BackendError``.
 After ``fork()`` the child opens its own engine, or drops the passed-in engine's pooled
 connections unclosed (``_process.py``).
 """
