@@ -58,12 +58,12 @@ def write_large(
                 try:
                     verdict = pipe.evalsha(script.sha, *check)
                 except NoScriptError:
-                    pipe.script_load(script.text)
+                    client.script_load(script.text)
                     verdict = pipe.evalsha(script.sha, *check)
                 if verdict != 1:
                     return verdict
                 pipe.multi()
-                pipe.eval(script.text, 1, hash_key, *head, b"write", *lengths)
+                pipe.execute_command("EVAL", script.text, 1, hash_key, *head, b"write", *lengths)
                 pipe.execute_command("HSET", hash_key, *fields)
                 return pipe.execute()[0]
             except WatchError:
