@@ -8,7 +8,8 @@ A script on the whole store gets the index key ``<base>index`` and ``now``.
 
 Numbers that must stay exact (``now``, deadlines, versions of 62 bits) travel and are stored as
 the text Python wrote; Lua reads them with ``tonumber`` only to compare, and stores the text,
-never a Lua number (which Lua would print with 14 digits).
+never a Lua number, which Lua prints with 14 significant digits: exact for counts and byte
+sizes (below 10^14), not for those.
 
 Each script reads everything it needs before its first write, and checks the quota there too,
 so an error (a foreign key of the wrong type, a digest clash, a refusal for lack of memory,
@@ -37,11 +38,13 @@ local index, expiry, totals = base .. 'index', base .. 'expiry', base .. 'totals
 -- Changes of the totals, written once at the end of a script (see flush).
 local delta = {sessions = 0, keys = 0, bytes = 0}
 
--- redis.call(command, key, ...) with the arguments args[first], args[first + 1], ..., at most
--- 1000 at a time: Lua's unpack is limited by its C stack. Returns the replies, concatenated.
-local function batched(command, key, args, first)
+-- redis.call(command, key, ...) with the items of args as arguments, at most 1000 at a time:
+-- Lua's unpack is limited by its C stack. Returns the replies, concatenated.
+local function batched(command, key, args)
+    if #args == 0 then return {} end
+    if #args <= 1000 then return redis.call(command, key, unpack(args)) end
     local out = {}
-    for i = first or 1, #args, 1000 do
+    for i = 1, #args, 1000 do
         local part = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
         if type(part) == 'table' then
             for j = 1, #part do out[#out + 1] = part[j] end
@@ -51,13 +54,12 @@ local function batched(command, key, args, first)
 end
 
 -- Return the session whose hash is base .. 's:' .. digest (nil when there is none), and the
--- values of `fields` of that hash (after its own four). With an id, a hash that holds
--- another id (two ids with one digest) is an error, raised before anything was written.
+-- values of `fields` of that hash, which start with 'id', 'keys', 'bytes', 'deadline' (the
+-- default). With an id, a hash that holds another id (two ids with one digest) is an error,
+-- raised before anything was written.
 local function load(digest, id, fields)
     local hash = base .. 's:' .. digest
-    local wanted = {'id', 'keys', 'bytes', 'deadline'}
-    for _, field in ipairs(fields or {}) do wanted[#wanted + 1] = field end
-    local m = batched('HMGET', hash, wanted)
+    local m = batched('HMGET', hash, fields or {'id', 'keys', 'bytes', 'deadline'})
     if not m[1] then return nil, m end
     if id and m[1] ~= id then
         error({err = 'ERR another session id is stored under the digest of this one'})
@@ -83,7 +85,7 @@ end
 local function flush()
     for name, change in pairs(delta) do
         if change ~= 0 then
-            redis.call('HINCRBY', totals, name, string.format('%d', change))
+            redis.call('HINCRBY', totals, name, change)
         end
     end
 end
@@ -117,7 +119,7 @@ local now = tonumber(ARGV[1])
 # Returns 1, or {size before, size after} when the limit refuses the write.
 _WRITE = """
 local function load_for_write(first)
-    local fields = {}
+    local fields = {'id', 'keys', 'bytes', 'deadline'}
     for i = first, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
     return load(digest, ARGV[1], fields)
 end
@@ -150,8 +152,7 @@ local function write(first, stored, m, lengths, check)
     if check then return 1 end
     if stored and not live then discard(stored) end
 
-    local changes = {'id', ARGV[1], 'keys', string.format('%d', keys),
-                     'bytes', string.format('%d', size), 'written', ARGV[2]}
+    local changes = {'id', ARGV[1], 'keys', keys, 'bytes', size, 'written', ARGV[2]}
     -- The later deadline wins; none given means the session no longer expires.
     local deadline = ARGV[3]
     if deadline ~= '' and live and live.deadline
@@ -173,7 +174,7 @@ local function write(first, stored, m, lengths, check)
             changes[#changes + 1] = ARGV[i + 1]
         end
         changes[#changes + 1] = 'n:' .. key
-        changes[#changes + 1] = string.format('%d', lengths_of[i]) .. ':' .. ARGV[4]
+        changes[#changes + 1] = lengths_of[i] .. ':' .. ARGV[4]
     end
     batched('HSET', h, changes)
     batched('ZADD', base .. 'k:' .. digest, new)
@@ -219,7 +220,7 @@ DELETE = (
     _SESSION
     + """
 local key = ARGV[3]
-local s, m = load(digest, ARGV[1], {'n:' .. key})
+local s, m = load(digest, ARGV[1], {'id', 'keys', 'bytes', 'deadline', 'n:' .. key})
 if not s or expired(s) or not m[5] then return 0 end
 if s.keys == 1 and not s.deadline then
     discard(s)
@@ -227,8 +228,7 @@ else
     local size = #key + length(m[5])
     redis.call('HDEL', h, 'v:' .. key, 'n:' .. key)
     redis.call('ZREM', s.keyset, key)
-    redis.call('HSET', h, 'keys', string.format('%d', s.keys - 1),
-               'bytes', string.format('%d', s.bytes - size), 'written', ARGV[2])
+    redis.call('HSET', h, 'keys', s.keys - 1, 'bytes', s.bytes - size, 'written', ARGV[2])
     delta.keys = -1
     delta.bytes = -size
     if s.keys == 1 then delta.sessions = -1 end
