@@ -176,7 +176,7 @@ def test_client_with_decoded_responses_is_refused(redis_url: str) -> None:
 
 
 def test_options_with_a_client_are_refused(client: Any) -> None:
-    with pytest.raises(ddb.InvalidArgumentError, match="apply only to a URL"):
+    with pytest.raises(ddb.InvalidArgumentError, match="only with a URL"):
         RedisBackend(client, socket_timeout=1.0)
 
 

@@ -1,55 +1,44 @@
 """Sessions in Redis (or Valkey): one hash per session, indexed, written by Lua scripts.
 
-Layout. Every key of a backend starts with ``<prefix>:{<prefix>}:`` (``B`` below); the part in
-braces is a Redis Cluster hash tag, so that all of them live on one cluster slot:
+Layout. Every key starts with ``<prefix>:{<prefix>}:`` (``B``); the braces are a Redis Cluster
+hash tag, so all keys of one prefix share a slot and one script can update any of them:
 
-- ``B s:<digest>``, a hash per session: ``v:<key>`` holds a value, ``n:<key>`` its length and
-  version (``<length>:<version>``), and ``id``, ``keys``, ``bytes``, ``written`` and ``deadline``
-  (absent: never expires) describe the session. ``<digest>`` is the hex BLAKE2b-128 of the
-  session id, so an id of any length makes a short key; the full id is kept in ``id`` and
-  compared on every call, so two ids can never share data. Field names start ``v:`` or ``n:``
-  followed by the key's UTF-8 bytes, or are one of the five names without a colon: distinct
-  keys never collide.
-- ``B k:<digest>``, a sorted set of the session's key names (all of score 0, so Redis orders
-  them by their bytes), for paging through them.
-- ``B index``, the digests of all sessions, paged the same way; ``B expiry``, the digests of
-  the sessions that have a deadline, scored by it; ``B totals``, a hash of the sessions with
-  keys, keys and bytes of the whole store, expired sessions included.
+- ``B s:<digest>``, one hash per session: ``v:<key>`` holds a value, ``n:<key>`` its length and
+  version (``<length>:<version>``); ``id``, ``keys``, ``bytes``, ``written`` and ``deadline``
+  (absent: never expires) describe the session. ``<digest>`` is the hex BLAKE2b-128 of the id,
+  so any id makes a short key; the full id in ``id`` is compared on every call, so two ids never
+  share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
+- ``B k:<digest>``, the session's key names in a sorted set (score 0: ordered by their bytes),
+  for paging; ``B index``, all session digests, paged alike; ``B expiry``, the digests of the
+  sessions with a deadline, scored by it; ``B totals``: sessions with keys, keys and bytes of
+  the store, expired sessions included.
 
-Design. Each operation is one Lua script (``_scripts.py``) that Redis runs without
-interleaving, so a write updates the session, its key set, the index and the totals in one
-atomic step, and a read-modify-write (``compare_and_set``, a quota check) needs no lock.
-Plain reads (``get``, ``get_versioned``, ``session_bytes``) are one ``HMGET``, which returns
-a value without copying it into Lua. Deadlines are compared with the caller's ``now``, never
-with Redis's clock; an expired session stays invisible until ``purge_expired``, which removes
-expired sessions a batch at a time (each batch one script, so a live request waits for one
-batch at most), or until it is written again. The hashes carry no native Redis expiry: Redis
-would drop them without updating the index and the totals, and with an injected clock the two
-clocks disagree anyway. So an app that stops writing keeps its expired sessions until something
-calls ``purge_expired`` (``DashDatabase`` does now and then during writes; a cron job can too).
-``stats`` reads the totals and subtracts what the expired sessions still hold, at a cost that
-grows with the number of expired sessions only.
+Design. Each operation is one Lua script (``_scripts.py``): Redis runs it without interleaving,
+so a write updates the session, its key set, the index and the totals at once, and a
+compare-and-set or a quota check needs no lock. ``get``, ``get_versioned`` and
+``session_bytes`` are one ``HMGET``, which sends a value without copying it into Lua; a write
+of large values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines
+are compared with the caller's ``now``. No key carries a native Redis expiry: Redis would drop
+a session without updating the index and the totals (and an injected clock is not Redis's).
+Expired sessions stay, invisible, until written again or removed by ``purge_expired``, a batch
+per script, so a live request waits for one batch at most; ``DashDatabase`` purges during
+writes every ``ttl``. ``stats`` reads the totals and subtracts what the expired sessions still
+hold: its cost grows with the number of those only. On a cluster, one prefix lives on one
+primary (failover, not more room): apps that need more use several prefixes.
 
-On a Redis Cluster, the one hash tag puts the whole store of one prefix on one slot, hence on
-one primary: that is what lets one script update a session and the totals atomically. The
-cluster then gives failover, not more room; apps that need more split their sessions over
-several prefixes (each its own slot).
-
-Connections go through redis-py's own pool and public API (``register_script``, ``hmget``). A
-backend built from a URL makes its client in each process that uses it (``_process.py``), with
-timeouts (connect 3 s, read 5 s) and one immediate retry of a command whose connection was lost,
-so the first call after a server restart succeeds; a server that is down or frozen gives
-``BackendError`` well within gunicorn's 30 s worker timeout. The scripts are written so that
-running one twice after such a retry is harmless (``compare_and_set`` recognises its own
-version); ``delete`` and ``clear`` may then report 0, and a ``rename`` run again finds its
-session moved and empties the target.
+Connections are redis-py's pool, per process (``_process.py``), through its public API. A
+client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
+once, at once, when its connection was lost (a server restart), never after a timeout: a server
+down or frozen gives ``BackendError`` well within gunicorn's 30 s. Run again that way,
+``compare_and_set`` recognises its own version; ``delete``/``clear`` may report 0 and a
+``rename`` finds its session gone and empties the target.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -66,8 +55,8 @@ __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 #: The key prefix used when none is given.
 DEFAULT_PREFIX = "dash_database"
 
-# Sessions removed by one purge script, and expired sessions read by one stats script: small
-# enough that a live request queued behind one waits only briefly.
+# Sessions removed by one purge script, expired sessions read by one stats script: a live
+# request queued behind one waits only briefly.
 _BATCH = 500
 
 
@@ -75,47 +64,32 @@ def _import_redis() -> Any:
     try:
         import redis
         import redis.cluster
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
     except ImportError as exc:
         raise ImportError(
             'The Redis backend needs the redis package: pip install "dash-database[redis]"'
         ) from exc
-    return redis
-
-
-def _client_defaults(redis: Any) -> dict[str, Any]:
-    """Options a client built from a URL gets unless the URL or the caller sets them."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return {
-        "socket_connect_timeout": 3.0,
-        "socket_timeout": 5.0,
-        # One immediate retry on a lost connection only: it replaces a pooled connection the
-        # server closed (a restart) without the caller seeing an error. Timeouts are not
-        # retried: a frozen server would make the caller wait several timeouts.
-        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-    }
+    # One retry, at once and of a lost connection only: it replaces a pooled connection the
+    # server closed; a retry after a timeout would make the caller wait twice.
+    retry = Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+    return redis, {"socket_connect_timeout": 3.0, "socket_timeout": 5.0, "retry": retry}
 
 
 class RedisBackend:
     """Store each session as one hash in Redis or Valkey, with an index of the sessions.
 
     Args:
-        url_or_client: a URL (``redis://[[user]:password@]host:port/db``, ``rediss://...`` for
+        url_or_client: a URL (``redis://[[user]:password@]host:port/db``, ``rediss://`` for
             TLS; query parameters such as ``socket_timeout=2`` go to redis-py), or a ready
-            ``redis.Redis`` or ``redis.cluster.RedisCluster`` client. A client passed in stays
-            yours, configured as you made it: :meth:`close` does not close it, and the
-            backend cannot be pickled. It must not use ``decode_responses=True``.
-        prefix: the start of every key this backend writes; apps sharing one Redis database
-            keep their sessions apart by using different prefixes. It may not contain ``{`` or
-            ``}`` (the cluster hash tag). A URL may give it as ``?prefix=...`` instead.
-        large_write_bytes: a write whose values add up to at least this many bytes sends them
-            in a MULTI/EXEC transaction beside its script instead of through the script
-            (``_multi.py``): Redis copies script arguments into Lua at a cost that grows with
-            their size. ``None`` sends every write through its script.
-        **options: keyword arguments for ``redis.Redis.from_url`` when given a URL (for
-            example ``socket_timeout``, ``ssl_ca_certs``); they replace the defaults of a
-            3 s connect and 5 s read timeout.
+            ``redis.Redis`` or ``redis.cluster.RedisCluster`` without ``decode_responses``,
+            which stays yours: :meth:`close` leaves it open, and the backend cannot be pickled.
+        prefix: the start of every key; apps sharing one database use different ones. No
+            ``{`` or ``}`` (the hash tag). A URL may give it as ``?prefix=...``.
+        large_write_bytes: a write whose values add up to this many bytes or more sends them
+            beside its script in MULTI/EXEC (``_multi.py``); ``None``: never.
+        **options: for ``redis.Redis.from_url`` with a URL (``socket_timeout``,
+            ``ssl_ca_certs``, ...), over the defaults of a 3 s connect and 5 s read timeout.
 
     Raises:
         ImportError: the ``redis`` package is not installed.
@@ -130,14 +104,13 @@ class RedisBackend:
         large_write_bytes: int | None = 64 * 1024,
         **options: Any,
     ) -> None:
-        redis = _import_redis()
+        redis, defaults = _import_redis()
         self._url: str | None = None
         self._options = dict(options)
         if isinstance(url_or_client, str):
             self._url, url_prefix = _split_prefix(url_or_client)
             prefix = url_prefix if prefix is None else prefix
-            settings = {**_client_defaults(redis), **options}
-            url = self._url
+            url, settings = self._url, {**defaults, **options}
             self._clients: PerProcess[Any] = PerProcess(
                 lambda: redis.Redis.from_url(url, **settings)
             )
@@ -149,16 +122,11 @@ class RedisBackend:
                     "redis://[[user]:password@]host:port/db."
                 ) from exc
         elif isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
-            if options:
-                raise InvalidArgumentError(
-                    f"Options {sorted(options)!r} apply only to a URL; configure the client "
-                    "you pass in yourself."
-                )
             client = url_or_client
-            if client.get_connection_kwargs().get("decode_responses"):
+            if options or client.get_connection_kwargs().get("decode_responses"):
                 raise InvalidArgumentError(
-                    "The Redis client uses decode_responses=True, but stored values are "
-                    "bytes; pass a client created without decode_responses."
+                    "Pass a Redis client made without decode_responses (values are bytes), and "
+                    f"options ({sorted(options)}) only with a URL: configure your client."
                 )
             # redis-py's pool replaces its connections in a forked child by itself.
             self._clients = PerProcess(lambda: url_or_client)
@@ -174,11 +142,8 @@ class RedisBackend:
                 "prefix must be a non-empty str without '{' or '}' (they would break the "
                 f"cluster hash tag), got {self.prefix!r}."
             )
-        if large_write_bytes is not None and (
-            isinstance(large_write_bytes, bool)
-            or not isinstance(large_write_bytes, int)
-            or large_write_bytes < 0
-        ):
+        size = large_write_bytes
+        if size is not None and (type(size) is not int or size < 0):
             raise InvalidArgumentError(
                 "large_write_bytes must be a number of bytes (0 or more) or None, got "
                 f"{large_write_bytes!r}."
@@ -192,7 +157,7 @@ class RedisBackend:
         self._driver_errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
         self._closed = False
-        self._scripts = {name: _Script(getattr(_scripts, name)) for name in _scripts.__all__}
+        self._scripts = {n: _Script(t) for n, t in vars(_scripts).items() if n.isupper()}
 
     @property
     def client(self) -> Any:
@@ -213,7 +178,6 @@ class RedisBackend:
         return self._clients.get()
 
     def _run(self, name: str, action: str, keys: list[bytes], *args: Any) -> Any:
-        """Run the script ``name`` (EVALSHA; loaded first when the server lacks it)."""
         script = self._scripts[name]
         with store_errors(self._store, action, self._driver_errors):
             client = self._client()
@@ -235,8 +199,7 @@ class RedisBackend:
         return self._base + b"s:" + _digest(raw)
 
     def _fields(self, session: str, now: float, *fields: bytes) -> list[Any] | None:
-        """Return ``fields`` of a live session's hash (after its id and deadline), or ``None``
-        when it has none or expired: one HMGET, which sends values without copying them."""
+        """Return id, deadline and ``fields`` of a live session, or ``None``."""
         raw = session.encode()
         with store_errors(self._store, "read from", self._driver_errors):
             found: list[Any] = self._client().hmget(self._hash(raw), b"id", b"deadline", *fields)
@@ -248,10 +211,7 @@ class RedisBackend:
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         found = self._fields(session, now, b"v:" + key.encode())
-        if found is None:
-            return None
-        value: bytes | None = found[2]
-        return value
+        return None if found is None else found[2]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         name = key.encode()
@@ -299,15 +259,10 @@ class RedisBackend:
         version: int,
         max_bytes: int | None = None,
     ) -> bool:
+        head = _write_args(deadline, version, max_bytes)
+        old = b"" if expected is None else b"%d" % expected
         result = self._on_session(
-            "COMPARE_AND_SET",
-            "write to",
-            session,
-            now,
-            *_write_args(deadline, version, max_bytes),
-            b"" if expected is None else b"%d" % expected,
-            key.encode(),
-            value,
+            "COMPARE_AND_SET", "write to", session, now, *head, old, key.encode(), value
         )
         _check_quota(result, max_bytes)
         return bool(result)
@@ -332,23 +287,15 @@ class RedisBackend:
 
     def session_bytes(self, session: str, now: float) -> int:
         found = self._fields(session, now, b"bytes")
-        if found is None:
-            return 0
-        return int(found[2])
+        return 0 if found is None else int(found[2])
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
         start = b"-" if cursor is None else b"(" + cursor.encode()
         reply = self._on_store("SESSIONS", "list the sessions in", now, start, limit)
-        rows = reply[1:]
+        rows = [reply[i : i + 5] for i in range(1, len(reply), 5)]
         page = [
-            SessionInfo(
-                session=rows[i].decode(),
-                keys=int(rows[i + 1]),
-                bytes=int(rows[i + 2]),
-                deadline=None if rows[i + 3] is None else float(rows[i + 3]),
-                written=float(rows[i + 4]),
-            )
-            for i in range(0, len(rows), 5)
+            SessionInfo(sid.decode(), int(n), int(size), deadline and float(deadline), float(at))
+            for sid, n, size, deadline, at in rows
         ]
         return page, (reply[0].decode() or None)
 
@@ -364,24 +311,17 @@ class RedisBackend:
         return page, (page[-1].key if reply[0] and page else None)
 
     def stats(self, now: float) -> StoreStats:
-        # The expired sessions are read a batch per script, so a live request waits for one
-        # batch at most; the figures are exact when no write runs meanwhile.
-        totals: Sequence[Any] = ()
-        expired = [0, 0, 0, 0]  # sessions, sessions with keys, keys, bytes
-        rank = 0
-        while True:
-            reply = self._on_store("STATS", "read the statistics of", now, rank, _BATCH)
-            totals = totals or reply[:3]
+        # A batch of expired sessions per script (exact when no write runs meanwhile).
+        totals: list[int] = []
+        expired = [0, 0, 0, 0]  # sessions; of those, with keys, their keys, their bytes
+        while expired[0] % _BATCH == 0:
+            reply = self._on_store("STATS", "read the statistics of", now, expired[0], _BATCH)
+            totals = totals or [int(n) for n in reply[:3]]
             expired = [a + int(b) for a, b in zip(expired, reply[3:])]
-            if reply[3] < _BATCH:
+            if reply[3] == 0:
                 break
-            rank += _BATCH
-        return StoreStats(
-            sessions=max(0, int(totals[0]) - expired[1]),
-            keys=max(0, int(totals[1]) - expired[2]),
-            bytes=max(0, int(totals[2]) - expired[3]),
-            expired=expired[0],
-        )
+        live = [max(0, total - gone) for total, gone in zip(totals, expired[1:])]
+        return StoreStats(live[0], live[1], live[2], expired[0])
 
     def purge_expired(self, now: float) -> int:
         removed = 0
@@ -402,8 +342,7 @@ class RedisBackend:
         if self._url is None:
             raise TypeError(
                 "A RedisBackend built from a client object cannot be pickled: the client holds "
-                "live connections. Build it from a URL (RedisBackend('redis://...')) to pickle "
-                "it."
+                "live connections. Build it from a URL (RedisBackend('redis://...'))."
             )
         return (_reopen, (self._url, self.prefix, self.large_write_bytes, self._options))
 
@@ -421,8 +360,6 @@ def _reopen(
 class _Script:
     """A Lua script and its SHA1, as Redis names it."""
 
-    __slots__ = ("sha", "text")
-
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
@@ -432,8 +369,7 @@ def _digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
 
 
-def _number(seconds: float) -> bytes:
-    """Return ``seconds`` as text that Lua's ``tonumber`` and ``float`` read back exactly."""
+def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly
     return repr(float(seconds)).encode()
 
 
@@ -446,9 +382,8 @@ def _write_args(deadline: float | None, version: int, max_bytes: int | None) -> 
 
 
 def _check_quota(result: Any, max_bytes: int | None) -> None:
-    if isinstance(result, list):
-        assert max_bytes is not None  # the scripts refuse only under a limit
-        raise QuotaExceededError.for_write(int(result[0]), int(result[1]), max_bytes)
+    if isinstance(result, list):  # the sizes of a write the limit refused
+        raise QuotaExceededError.for_write(int(result[0]), int(result[1]), max_bytes or 0)
 
 
 def _split_prefix(url: str) -> tuple[str, str | None]:

@@ -1,23 +1,14 @@
 """The write of large values: sent beside the script in MULTI/EXEC, never through Lua.
 
-Redis copies every argument of a script into a Lua string before the script runs, and again
-when the script passes it to a command, which costs time in proportion to the value's size; a
-plain ``HSET`` does neither. So a ``set_many`` whose values add up to at least the backend's
-``large_write_bytes`` runs, through one redis-py pipeline (one pooled connection):
-
-1. ``WATCH`` the session's hash;
-2. the ``SET_LENGTHS`` script in ``check`` mode: each value's length stands for the value; it
-   checks the quota and meets every error the write itself could meet (a digest clash, a key
-   of the wrong type) while nothing is written yet;
-3. ``MULTI``, ``SET_LENGTHS`` in ``write`` mode (the entries, the session's figures, the
-   index and the totals, exactly as ``SET_MANY`` writes them), ``HSET`` of the values, ``EXEC``.
-
-Every write of a session changes its hash, so a write that slipped in between 1 and 3 makes
-Redis refuse the ``EXEC`` as a whole; the three steps then run again after a short random
-pause (so that writers competing for one session get through one at a time), a bounded number
-of times. The script inside ``MULTI`` is sent whole (``EVAL``): a missing script would fail there
-alone while the ``HSET`` after it ran. From Redis 7 on, an ``EXEC`` is refused as a whole when
-the server is out of memory, so a refused write leaves nothing behind.
+Redis copies script arguments into Lua strings, at a cost that grows with their size; a plain
+``HSET`` does not. So a ``set_many`` of at least ``large_write_bytes`` runs, on one pooled
+connection: ``WATCH`` the session's hash; ``SET_LENGTHS`` in ``check`` mode (lengths stand for
+the values: the quota check and every error the write could meet, before anything is written);
+then ``MULTI``, ``SET_LENGTHS`` in ``write`` mode (all that ``SET_MANY`` writes but the values),
+``HSET`` of the values, ``EXEC``. A write of the session in between makes Redis refuse the
+``EXEC``; the steps run again after a short random pause, a bounded number of times. The script
+is sent whole inside ``MULTI`` (``EVAL``): a missing one would fail alone while the ``HSET``
+ran. From Redis 7 on, ``EXEC`` is refused as a whole when the server is out of memory.
 """
 
 from __future__ import annotations
@@ -39,11 +30,8 @@ _MAX_PAUSE = 0.05
 def write_large(
     client: Any, hash_key: bytes, head: list[bytes], pairs: list[bytes], script: Any
 ) -> Any:
-    """Write ``pairs`` (key, value, key, value, ...) to the session at ``hash_key``.
-
-    ``head`` holds the arguments of ``SET_LENGTHS`` before its mode; ``script`` its ``text``
-    and ``sha``. Returns what the script returns (1, or the sizes of a refused write).
-    """
+    """Write ``pairs`` (key, value, ...) with ``script`` (``SET_LENGTHS``; ``head``: its
+    arguments before the mode); return its reply (1, or the sizes of a refused write)."""
     from redis.exceptions import NoScriptError, WatchError
 
     keys, values = pairs[0::2], pairs[1::2]

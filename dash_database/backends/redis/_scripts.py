@@ -1,37 +1,15 @@
-"""The Lua scripts of the Redis backend, one per operation, as plain text.
+"""The Lua scripts of the Redis backend, one per operation (each upper-case name), as text.
 
-A script on one session gets one key, the session's hash ``<base>s:<digest>``, and derives
-the names of the others from it (``<base>`` is ``<prefix>:{<prefix>}:``, ``<digest>`` 32 hex
-digits): they share its hash tag, hence its cluster slot, and sending them would cost every
-call more than building them here. Its first two arguments are the session id and ``now``.
-A script on the whole store gets the index key ``<base>index`` and ``now``.
-
-Numbers that must stay exact (``now``, deadlines, versions of 62 bits) travel and are stored as
-the text Python wrote; Lua reads them with ``tonumber`` only to compare, and stores the text,
-never a Lua number, which Lua prints with 14 significant digits: exact for counts and byte
-sizes (below 10^14), not for those.
-
-Each script reads everything it needs before its first write, and checks the quota there too,
-so an error (a foreign key of the wrong type, a digest clash, a refusal for lack of memory,
-which Redis gives only at a script's first write) leaves the store as it was.
+A script on one session gets its hash ``<base>s:<digest>`` as its one key and builds the names
+of the others (same hash tag, so same slot) from it; its first arguments are the session id and
+``now``. A script on the whole store gets ``<base>index`` and ``now``. Exact numbers (``now``,
+deadlines, 62-bit versions) are stored as the text Python sent: Lua prints numbers with 14
+digits, exact only for counts and sizes. Each script reads everything and checks the quota
+before its first write, so an error (a key of the wrong type, a digest clash, no memory, which
+Redis reports only at a script's first write) leaves the store as it was.
 """
 
 from __future__ import annotations
-
-__all__ = [
-    "CLEAR",
-    "COMPARE_AND_SET",
-    "DELETE",
-    "KEYS",
-    "PURGE",
-    "RENAME",
-    "SESSIONS",
-    "SESSION_KEYS",
-    "SET_LENGTHS",
-    "SET_MANY",
-    "STATS",
-    "TOUCH",
-]
 
 _HELPERS = """
 local index, expiry, totals = base .. 'index', base .. 'expiry', base .. 'totals'
