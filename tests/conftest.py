@@ -89,7 +89,7 @@ def postgres_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend
     yield from _postgres_factory(postgres_url)
 
 
-@pytest.fixture(name="postgres-copy_backend_factory")
+@pytest.fixture
 def postgres_copy_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
     # Every write takes the COPY path.
     yield from _postgres_factory(postgres_url, copy_threshold=0)
