@@ -18,10 +18,10 @@ pytest_plugins = ["tests.servers"]
 #: Every backend the contract suite runs against. A backend named ``x`` needs a fixture
 #: ``x_backend_factory`` returning a callable that opens a new handle on one store private to
 #: the test (several calls: several handles on the same data, as separate processes would have).
-BACKENDS = ["memory", "sqlite", "redis", "postgres"]
+BACKENDS = ["memory", "sqlite", "redis", "redis-large", "postgres", "postgres-copy"]
 
 #: The backends whose tests start a server (or use the one named by TEST_*_URL).
-SERVER_BACKENDS = {"redis", "postgres"}
+SERVER_BACKENDS = {"redis", "redis-large", "postgres", "postgres-copy"}
 
 #: The table the PostgreSQL tests use; each test works in its own namespace of it.
 POSTGRES_TEST_TABLE = "dash_database_tests"
@@ -46,11 +46,21 @@ def sqlite_backend_factory(tmp_path: Path) -> Callable[[], Backend]:
 
 @pytest.fixture
 def redis_backend_factory(redis_url: str) -> Iterator[Callable[[], Backend]]:
+    yield from _redis_factory(redis_url)
+
+
+@pytest.fixture
+def redis_large_backend_factory(redis_url: str) -> Iterator[Callable[[], Backend]]:
+    """Redis with every write of a value taking the large-value path (MULTI/EXEC)."""
+    yield from _redis_factory(redis_url, large_write_bytes=0)
+
+
+def _redis_factory(redis_url: str, **options: Any) -> Iterator[Callable[[], Backend]]:
     from dash_database.backends.redis import RedisBackend
     from tests.servers import unique_name
 
     prefix = unique_name("dash_database_test")
-    yield lambda: RedisBackend(redis_url, prefix=prefix)
+    yield lambda: RedisBackend(redis_url, prefix=prefix, **options)
     # Remove only this test's keys; other data on the server is never touched.
     cleaner = RedisBackend(redis_url, prefix=prefix)
     keys = list(cleaner.client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -59,18 +69,30 @@ def redis_backend_factory(redis_url: str) -> Iterator[Callable[[], Backend]]:
     cleaner.close()
 
 
-@pytest.fixture
-def postgres_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
+def _postgres_factory(postgres_url: str, **options: Any) -> Iterator[Callable[[], Backend]]:
     from dash_database.backends.postgres import PostgresBackend
     from tests.servers import unique_name
 
     namespace = unique_name("test")
-    yield lambda: PostgresBackend(postgres_url, table=POSTGRES_TEST_TABLE, namespace=namespace)
-    # Remove only this test's rows; the table may hold other tests' or a developer's data.
-    cleaner = PostgresBackend(postgres_url, table=POSTGRES_TEST_TABLE, namespace=namespace)
+    options.update(table=POSTGRES_TEST_TABLE, namespace=namespace)
+    yield lambda: PostgresBackend(postgres_url, **options)
+    # Remove only this test's rows; the tables may hold other tests' or a developer's data.
+    cleaner = PostgresBackend(postgres_url, **options)
     with cleaner.engine.begin() as conn:
-        conn.execute(cleaner.table.delete().where(cleaner.table.c.namespace == namespace))
+        for table in (cleaner.sessions_table, cleaner.values_table):
+            conn.exec_driver_sql(f"DELETE FROM {table} WHERE namespace = %(ns)s", {"ns": namespace})
     cleaner.close()
+
+
+@pytest.fixture
+def postgres_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
+    yield from _postgres_factory(postgres_url)
+
+
+@pytest.fixture
+def postgres_copy_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
+    # Every write takes the COPY path.
+    yield from _postgres_factory(postgres_url, copy_threshold=0)
 
 
 @pytest.fixture(
@@ -88,7 +110,8 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 def backend_factory(
     backend_name: str, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[], Backend]]:
-    factory: Callable[[], Backend] = request.getfixturevalue(f"{backend_name}_backend_factory")
+    fixture = f"{backend_name.replace('-', '_')}_backend_factory"
+    factory: Callable[[], Backend] = request.getfixturevalue(fixture)
     opened: list[Backend] = []
 
     def open_backend() -> Backend:

@@ -121,7 +121,8 @@ def remove_store(kind: str, url: str, name: str) -> None:
             client.delete(*keys)
     else:
         with backend.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+            tables = f"{backend.sessions_table}, {backend.values_table}"
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
     backend.close()
 
 

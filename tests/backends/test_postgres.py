@@ -1,7 +1,8 @@
-"""What only the PostgreSQL backend has: URLs, engines, the table, restarts, processes."""
+"""What only the PostgreSQL backend has: URLs, engines, the tables, restarts, timeouts."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import sys
 import threading
@@ -20,9 +21,10 @@ from tests.support import FakeClock, require
 pytestmark = pytest.mark.slow
 
 try:
+    import psycopg
     import sqlalchemy
-except ImportError:  # pragma: no cover - the test extra installs it
-    sqlalchemy = None
+except ImportError:  # pragma: no cover - the test extra installs them
+    psycopg = sqlalchemy = None
 
 HOSTILE = [
     "",
@@ -47,17 +49,25 @@ def _needs_sqlalchemy() -> None:
 
 @pytest.fixture
 def table(postgres_url: str) -> Iterator[str]:
-    """A table name private to the test; the table is dropped afterwards."""
+    """A table name private to the test; its tables are dropped afterwards."""
     name = unique_name("dash_database_test")
     yield name
-    backend = PostgresBackend(postgres_url, create_table=False)
-    with backend.engine.begin() as conn:
-        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
-    backend.close()
+    drop_tables(postgres_url, name)
+
+
+def drop_tables(url: str, name: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{name}_sessions", "{name}_values"')
 
 
 def open_backend(url: str, table: str, **options: Any) -> PostgresBackend:
     return PostgresBackend(url, table=table, **options)
+
+
+def sql(url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement, params or None)
+        return cursor.fetchall() if cursor.description else []
 
 
 # -- URLs and engines ---------------------------------------------------------------------------
@@ -115,7 +125,9 @@ def test_backend_from_a_ready_engine(postgres_url: str, table: str) -> None:
 
     # The engine belongs to the caller: closing the backend leaves it usable.
     with engine.connect() as conn:
-        count = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar()
+        count = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}_values"').scalar()
+        # Its connections come back as they were lent: not in autocommit mode.
+        assert not conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
     assert count == 1
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(DashDatabase(PostgresBackend(engine, table=table)))
@@ -123,7 +135,7 @@ def test_backend_from_a_ready_engine(postgres_url: str, table: str) -> None:
 
 
 def test_engine_of_another_database_is_refused() -> None:
-    with pytest.raises(ddb.InvalidArgumentError, match="'sqlite'"):
+    with pytest.raises(ddb.InvalidArgumentError, match="runs sqlite"):
         PostgresBackend(sqlalchemy.create_engine("sqlite://"))
 
 
@@ -136,7 +148,17 @@ def test_engine_of_another_driver_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "options", [{"table": ""}, {"table": "a\x00b"}, {"namespace": "\x00"}, {"schema": ""}]
+    "options",
+    [
+        {"table": ""},
+        {"table": "a\x00b"},
+        {"table": "t" * 50},
+        {"namespace": "\x00"},
+        {"schema": ""},
+        {"statement_timeout": 0},
+        {"connect_timeout": "5"},
+        {"copy_threshold": -1},
+    ],
 )
 def test_bad_names_are_refused(postgres_url: str, options: dict[str, str]) -> None:
     with pytest.raises(ddb.InvalidArgumentError):
@@ -152,28 +174,21 @@ def test_closed_backend_raises(postgres_url: str, table: str) -> None:
         backend.get("user", "key", 0.0)
 
 
-# -- the table ----------------------------------------------------------------------------------
+# -- the tables ---------------------------------------------------------------------------------
 
 
-def test_table_has_separate_key_columns_bytea_ids_and_a_deadline_index(
-    postgres_url: str, table: str
-) -> None:
+def test_tables_are_keyed_by_digests_and_hold_the_full_ids(postgres_url: str, table: str) -> None:
     backend = open_backend(postgres_url, table)
     inspector = sqlalchemy.inspect(backend.engine)
 
-    assert ["namespace", "session_id", "key"] == inspector.get_pk_constraint(table)[
+    assert ["namespace", "sid_hash"] == inspector.get_pk_constraint(f"{table}_sessions")[
         "constrained_columns"
     ]
-    types = {c["name"]: type(c["type"]).__name__ for c in inspector.get_columns(table)}
-    assert {
-        "namespace": "TEXT",
-        "session_id": "BYTEA",
-        "key": "BYTEA",
-        "value": "BYTEA",
-        "deadline": "DOUBLE_PRECISION",
-    } == types
-    [index] = inspector.get_indexes(table)
-    assert (f"{table}_deadline", ["namespace", "deadline"]) == (
+    assert ["namespace", "sid_hash", "key_hash"] == inspector.get_pk_constraint(f"{table}_values")[
+        "constrained_columns"
+    ]
+    [index] = inspector.get_indexes(f"{table}_sessions")
+    assert (f"{table}_sessions_deadline", ["namespace", "deadline"]) == (
         index["name"],
         index["column_names"],
     )
@@ -186,27 +201,33 @@ def test_purging_uses_the_deadline_index(postgres_url: str, table: str) -> None:
     with backend.engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         plan = conn.exec_driver_sql(
-            f"EXPLAIN DELETE FROM \"{table}\" WHERE namespace = 'x' "
-            "AND key = '\\xff'::bytea AND deadline <= 5"
+            f"EXPLAIN SELECT sid_hash FROM {backend.sessions_table} WHERE namespace = 'x' "
+            "AND deadline <= 5 LIMIT 1000 FOR UPDATE SKIP LOCKED"
         ).all()
 
-    assert f"{table}_deadline" in " ".join(row[0] for row in plan)
+    assert f"{table}_sessions_deadline" in " ".join(row[0] for row in plan)
     backend.close()
 
 
-def test_rows_hold_the_utf8_of_the_ids_and_one_session_row(postgres_url: str, table: str) -> None:
-    db = DashDatabase(open_backend(postgres_url, table, namespace="app"), ttl=60, clock=FakeClock())
-    db.session("us\x00er").update({"k\x00": 1, "é": 2})
+def test_rows_hold_the_utf8_of_the_ids_their_digests_and_the_session_figures(
+    postgres_url: str, table: str
+) -> None:
+    clock = FakeClock()
+    db = DashDatabase(open_backend(postgres_url, table, namespace="app"), ttl=60, clock=clock)
+    db.backend.set_many(
+        "us\x00er", {"k\x00": b"12", "é": b"3"}, clock.now + 60, clock.now, version=7
+    )
 
-    with db.backend.engine.connect() as conn:  # type: ignore[attr-defined]
-        rows = conn.exec_driver_sql(
-            f'SELECT namespace, session_id, key, deadline FROM "{table}" ORDER BY key'
-        ).all()
+    sessions = sql(postgres_url, f'SELECT * FROM "{table}_sessions"')
+    values = sql(postgres_url, f'SELECT * FROM "{table}_values" ORDER BY key')
+    digest = hashlib.sha256(b"us\x00er").digest()
     assert [
-        ("app", b"us\x00er", b"k\x00", None),
-        ("app", b"us\x00er", "é".encode(), None),
-        ("app", b"us\x00er", b"\xff", FakeClock().now + 60),
-    ] == [(ns, bytes(sid), bytes(key), deadline) for ns, sid, key, deadline in rows]
+        ("app", digest, b"us\x00er", clock.now + 60, 2, (2 + 2) + (2 + 1), clock.now)
+    ] == sessions
+    assert [
+        ("app", digest, hashlib.sha256(b"k\x00").digest(), b"k\x00", b"12", 7),
+        ("app", digest, hashlib.sha256("é".encode()).digest(), "é".encode(), b"3", 7),
+    ] == values
     db.close()
 
 
@@ -224,20 +245,29 @@ def test_hostile_ids_round_trip_and_list_as_the_original_strings(
     db.close()
 
 
+def test_ids_and_keys_of_several_kilobytes_work(postgres_url: str, table: str) -> None:
+    # A btree index entry holds at most about 2.7 KB: the tables index digests instead.
+    db = DashDatabase(open_backend(postgres_url, table))
+    user, key = "u" * 20_000, "k" * 20_000
+    db.store_user_value(user, key, 1)
+
+    assert 1 == db.get_user_value(user, key)
+    assert [key] == db.list_stored_user_keys(user)
+    db.close()
+
+
 def test_table_in_another_schema(postgres_url: str, table: str) -> None:
     schema = unique_name("schema")
+    sql(postgres_url, f'CREATE SCHEMA "{schema}"')
     backend = open_backend(postgres_url, table)
-    with backend.engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
         with DashDatabase.from_url(f"{postgres_url}?table={table}&schema={schema}") as db:
             db.store_user_value("user", "key", 1)
             assert db.get_user_value("user", "key") == 1
-        assert sqlalchemy.inspect(backend.engine).has_table(table, schema=schema)
+        assert sqlalchemy.inspect(backend.engine).has_table(f"{table}_values", schema=schema)
         assert backend.keys("user", 0.0) == []
     finally:
-        with backend.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        sql(postgres_url, f'DROP SCHEMA "{schema}" CASCADE')
         backend.close()
 
 
@@ -269,7 +299,7 @@ def test_without_create_table_a_missing_table_raises_backend_error(
     with pytest.raises(ddb.BackendError, match=table) as info:
         backend.get("user", "key", 0.0)
 
-    assert isinstance(info.value.__cause__, sqlalchemy.exc.ProgrammingError)
+    assert isinstance(info.value.__cause__, psycopg.errors.UndefinedTable)
     backend.close()
 
 
@@ -279,8 +309,8 @@ def test_without_create_table_a_missing_table_raises_backend_error(
 def test_two_namespaces_in_one_table_do_not_see_each_other(postgres_url: str, table: str) -> None:
     first = open_backend(postgres_url, table, namespace="first")
     second = open_backend(postgres_url, table, namespace="second")
-    first.set_many("user", {"key": b"first"}, 10.0, 0.0)
-    second.set_many("user", {"key": b"second", "more": b"x"}, 10.0, 0.0)
+    first.set_many("user", {"key": b"first"}, 10.0, 0.0, version=1)
+    second.set_many("user", {"key": b"second", "more": b"x"}, 10.0, 0.0, version=1)
 
     assert first.get("user", "key", 0.0) == b"first"
     assert sorted(second.keys("user", 0.0)) == ["key", "more"]
@@ -296,12 +326,11 @@ def test_two_tables_on_one_server_do_not_see_each_other(postgres_url: str, table
     other = unique_name("dash_database_test")
     first, second = open_backend(postgres_url, table), open_backend(postgres_url, other)
     try:
-        first.set_many("user", {"key": b"first"}, None, 0.0)
+        first.set_many("user", {"key": b"first"}, None, 0.0, version=1)
 
         assert second.keys("user", 0.0) == []
     finally:
-        with second.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP TABLE "{other}"')
+        drop_tables(postgres_url, other)
         first.close()
         second.close()
 
@@ -325,7 +354,7 @@ def test_server_restart_raises_backend_error_then_recovers(
         message = str(info.value)
         assert f"127.0.0.1:{postgres_server.port}" in message
         assert "s3cret" not in message
-        assert isinstance(info.value.__cause__, sqlalchemy.exc.OperationalError)
+        assert isinstance(info.value.__cause__, psycopg.OperationalError)
     finally:
         postgres_server.start()
 
@@ -338,8 +367,6 @@ def test_server_restart_raises_backend_error_then_recovers(
 def terminate_connections(url: str, application_name: str) -> int:
     """End, from another connection, every server process of ``application_name``; return how
     many ended."""
-    import psycopg
-
     with psycopg.connect(url, autocommit=True) as conn:
         # The timeout makes pg_terminate_backend wait until each process has exited.
         ended = conn.execute(
@@ -352,8 +379,6 @@ def terminate_connections(url: str, application_name: str) -> int:
 
 
 def count_connections(url: str, application_name: str) -> int:
-    import psycopg
-
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
@@ -363,7 +388,7 @@ def count_connections(url: str, application_name: str) -> int:
     return int(row[0])
 
 
-def test_connections_kept_between_calls_are_bounded_and_closed_with_the_backend(
+def test_connections_are_bounded_by_the_pool_and_closed_with_the_backend(
     postgres_url: str, table: str
 ) -> None:
     name = unique_name("app")
@@ -375,7 +400,7 @@ def test_connections_kept_between_calls_are_bounded_and_closed_with_the_backend(
     def work(n: int) -> None:
         try:
             for i in range(30):
-                backend.set_many(f"user{n}", {"k": str(i).encode()}, None, 0.0)
+                backend.set_many(f"user{n}", {"k": str(i).encode()}, None, 0.0, version=i + 1)
                 assert backend.get(f"user{n}", "k", 0.0) == str(i).encode()
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -388,7 +413,6 @@ def test_connections_kept_between_calls_are_bounded_and_closed_with_the_backend(
 
     assert [] == errors
     assert count_connections(postgres_url, name) <= 3 + 5
-    assert len(backend._idle) <= 3  # kept between calls: at most the pool's size
     backend.close()
     # The server ends a session's process a moment after its client closed the connection.
     deadline = time.monotonic() + 10
@@ -402,11 +426,10 @@ def test_connections_the_server_ended_are_replaced_without_an_error(
 ) -> None:
     name = unique_name("app")
     backend = open_backend(postgres_url, table, connect_args={"application_name": name})
-    backend.set_many("user", {"a": b"1", "b": b"2"}, 100.0, 0.0)
-    # The connection the backend keeps between calls and three in the pool, all ended below:
-    # the call that finds the first one lost runs again, and checks each pooled connection
-    # before using it.
-    held = [backend.engine.connect() for _ in range(3)]
+    backend.set_many("user", {"a": b"1", "b": b"2"}, 100.0, 0.0, version=1)
+    # Four connections in the pool, all ended below: the call that finds one lost runs again
+    # on another, until it finds a working one.
+    held = [backend.engine.raw_connection() for _ in range(4)]
     for conn in held:
         conn.close()
     assert terminate_connections(postgres_url, name) == 4
@@ -415,7 +438,7 @@ def test_connections_the_server_ended_are_replaced_without_an_error(
     assert terminate_connections(postgres_url, name) == 1
     assert sorted(backend.keys("user", 0.0)) == ["a", "b"]
     assert terminate_connections(postgres_url, name) == 1
-    backend.set_many("user", {"c": b"3"}, None, 0.0)
+    backend.set_many("user", {"c": b"3"}, None, 0.0, version=2)
     assert terminate_connections(postgres_url, name) == 1
     assert backend.delete("user", "a", 0.0)
     assert terminate_connections(postgres_url, name) == 1
@@ -427,63 +450,93 @@ def test_connections_the_server_ended_are_replaced_without_an_error(
     backend.close()
 
 
-# Values that add up to 16 MiB or more are copied into a temporary table before they are stored.
-LARGE = bytes(range(256)) * 65600
-
-
-@pytest.mark.parametrize("size", ["small", "large"])
-def test_large_writes_store_every_item_and_the_deadline(
-    postgres_url: str, table: str, size: str
+def test_a_statement_that_waits_too_long_for_a_lock_raises_backend_error(
+    postgres_url: str, table: str
 ) -> None:
+    backend = open_backend(postgres_url, table, statement_timeout=0.5)
+    backend.set_many("user", {"a": b"1"}, None, 0.0, version=1)
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute(f'SELECT * FROM "{table}_sessions" FOR UPDATE').fetchall()
+        started = time.monotonic()
+
+        with pytest.raises(ddb.BackendError, match="statement timeout"):
+            backend.set_many("user", {"a": b"2"}, None, 0.0, version=2)
+
+        assert time.monotonic() - started < 5
+    assert backend.get("user", "a", 0.0) == b"1"
+    backend.close()
+
+
+def test_compare_and_set_run_again_after_it_wrote_answers_true(
+    postgres_url: str, table: str
+) -> None:
+    # When a connection is lost after the server committed, the call runs again: it must not
+    # report a conflict with its own write (the caller would apply its update twice).
     backend = open_backend(postgres_url, table)
-    big = LARGE if size == "large" else b"small"
-    items = {"a": big, "\u00e9\0key": b"", "c": big[::-1]}
-    backend.set_many("user", items, None, 0.0)
-    backend.set_many("timed", items, 10.0, 0.0)
+    backend.set_many("user", {"n": b"1"}, None, 0.0, version=1)
+
+    assert backend.compare_and_set("user", "n", b"2", 1, None, 0.0, version=2)
+    assert backend.compare_and_set("user", "n", b"2", 1, None, 0.0, version=2)
+    assert (b"2", 2) == backend.get_versioned("user", "n", 0.0)
+    backend.close()
+
+
+# Writes whose values add up to copy_threshold bytes or more stream them with COPY.
+LARGE = bytes(range(256)) * 400
+PATHS = {"statement": {}, "copy": {"copy_threshold": 1024}}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_writes_store_every_item_and_the_deadline(postgres_url: str, table: str, path: str) -> None:
+    backend = open_backend(postgres_url, table, **PATHS[path])
+    items = {"a": LARGE, "\u00e9\0key": b"", "c": LARGE[::-1]}
+    backend.set_many("user", items, None, 0.0, version=1)
+    backend.set_many("timed", items, 10.0, 0.0, version=2)
 
     for session in ("user", "timed"):
         assert sorted(backend.keys(session, 5.0)) == sorted(items)
         for key, value in items.items():
             assert backend.get(session, key, 5.0) == value
     assert backend.keys("timed", 10.0) == []
-    backend.set_many("timed", {"c": big}, None, 20.0)  # the expired session starts afresh
+    # The expired session starts afresh.
+    backend.set_many("timed", {"c": LARGE}, None, 20.0, version=3)
     assert backend.keys("timed", 1e9) == ["c"]
+    assert 1 + len(LARGE) == backend.session_bytes("timed", 1e9)
     backend.close()
 
 
-@pytest.mark.parametrize("size", ["small", "large"])
-def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str, size: str) -> None:
-    big = LARGE if size == "large" else b"x"
-    backend = open_backend(postgres_url, table)
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str, path: str) -> None:
+    backend = open_backend(postgres_url, table, **PATHS[path])
     refuse = f"{table}_refuse"
-    with backend.engine.begin() as conn:
-        conn.exec_driver_sql(
-            f'CREATE FUNCTION "{refuse}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
-            "IF NEW.key = 'boom'::bytea THEN RAISE EXCEPTION 'refused'; END IF; "
-            "RETURN NEW; END $$"
-        )
-        conn.exec_driver_sql(
-            f'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "{table}" '
-            f'FOR EACH ROW EXECUTE FUNCTION "{refuse}"()'
-        )
+    sql(
+        postgres_url,
+        f'CREATE FUNCTION "{refuse}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+        "IF NEW.key = 'boom'::bytea THEN RAISE EXCEPTION 'refused'; END IF; "
+        "RETURN NEW; END $$",
+    )
+    sql(
+        postgres_url,
+        f'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON "{table}_values" '
+        f'FOR EACH ROW EXECUTE FUNCTION "{refuse}"()',
+    )
     try:
-        backend.set_many("user", {"a": b"1", "b": b"2"}, 10.0, 0.0)
+        backend.set_many("user", {"a": b"1", "b": b"2"}, 10.0, 0.0, version=1)
 
-        for items in [{"boom": big}, {"a": b"new", "boom": big}]:
+        for items in [{"boom": LARGE}, {"a": b"new", "boom": LARGE}]:
             # Live session: neither the values nor the deadline change.
             with pytest.raises(ddb.BackendError, match="refused"):
-                backend.set_many("user", items, 20.0, 5.0)
+                backend.set_many("user", items, 20.0, 5.0, version=2)
             # Expired session: its old values are not discarded either.
             with pytest.raises(ddb.BackendError, match="refused"):
-                backend.set_many("user", items, None, 15.0)
+                backend.set_many("user", items, None, 15.0, version=3)
 
         assert backend.get("user", "a", 5.0) == b"1"
         assert sorted(backend.keys("user", 5.0)) == ["a", "b"]
+        assert 4 == backend.session_bytes("user", 5.0)
         assert backend.keys("user", 10.0) == []
     finally:
-        with backend.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP TABLE "{table}"')
-            conn.exec_driver_sql(f'DROP FUNCTION "{refuse}"()')
+        sql(postgres_url, f'DROP FUNCTION "{refuse}"() CASCADE')
         backend.close()
 
 
@@ -492,23 +545,24 @@ def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str, size: s
 def test_a_write_to_an_expired_session_keeps_only_the_new_values(
     postgres_url: str, table: str, written: list[str], new: bytes
 ) -> None:
-    backend = open_backend(postgres_url, table)
-    backend.set_many("user", {"a": b"old", "b": b"old"}, 10.0, 0.0)
+    backend = open_backend(postgres_url, table, copy_threshold=len(LARGE))
+    backend.set_many("user", {"a": b"old", "b": b"old"}, 10.0, 0.0, version=1)
 
-    backend.set_many("user", dict.fromkeys(written, new), 30.0, 20.0)
+    backend.set_many("user", dict.fromkeys(written, new), 30.0, 20.0, version=2)
 
     assert sorted(backend.keys("user", 20.0)) == written
     assert [backend.get("user", key, 20.0) for key in written] == [new] * len(written)
+    assert len(written) * (1 + len(new)) == backend.session_bytes("user", 20.0)
     assert backend.keys("user", 30.0) == []
     backend.close()
 
 
 def test_deleting_the_last_value_keeps_the_deadline(postgres_url: str, table: str) -> None:
     backend = open_backend(postgres_url, table)
-    backend.set_many("user", {"a": b"1"}, 50.0, 0.0)
+    backend.set_many("user", {"a": b"1"}, 50.0, 0.0, version=1)
 
     assert backend.delete("user", "a", 0.0)
-    backend.set_many("user", {"b": b"2"}, 20.0, 10.0)
+    backend.set_many("user", {"b": b"2"}, 20.0, 10.0, version=2)
 
     # The later deadline, 50, still holds.
     assert backend.keys("user", 40.0) == ["b"]
@@ -516,82 +570,72 @@ def test_deleting_the_last_value_keeps_the_deadline(postgres_url: str, table: st
     backend.close()
 
 
-# A writer's transaction, held open while a clear() waits for it: what PostgreSQL's READ
-# COMMITTED lets a single statement get wrong (its snapshot predates the lock it waits for).
+def test_deleting_the_last_value_of_a_session_without_deadline_removes_its_row(
+    postgres_url: str, table: str
+) -> None:
+    backend = open_backend(postgres_url, table)
+    backend.set_many("user", {"a": b"1"}, None, 0.0, version=1)
+
+    assert backend.delete("user", "a", 0.0)
+
+    assert [(0,)] == sql(postgres_url, f'SELECT count(*) FROM "{table}_sessions"')
+    backend.close()
 
 
-def _wait_for_a_lock_wait(postgres_url: str) -> None:
-    import psycopg
-
+def _wait_for(postgres_url: str, condition: str) -> None:
+    """Return once a server process of this database matches ``condition``."""
     with psycopg.connect(postgres_url, autocommit=True) as watcher:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            waiting = watcher.execute(
+            found = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                f" WHERE {condition} AND datname = current_database()"
             ).fetchone()
-            if waiting and waiting[0]:
+            if found and found[0]:
                 return
             time.sleep(0.01)
-    raise AssertionError("clear() never waited for the writer's lock")
+    raise AssertionError(f"no server process matched {condition}")
 
 
-@pytest.mark.parametrize(
-    "with_deadline",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                reason="known: a plain clear (no session row) that waits for a multi-key write "
-                "leaves the keys the write added (see the module notes of the backend)",
-                strict=True,
-            ),
-        ),
-    ],
-    ids=["session-row", "plain"],
-)
+@pytest.mark.parametrize("deadline", [None, 100.0], ids=["plain", "ttl"])
 def test_a_clear_that_waited_for_a_writer_removes_all_it_wrote(
-    postgres_url: str, table: str, with_deadline: bool
+    postgres_url: str, table: str, deadline: float | None
 ) -> None:
-    import psycopg
-
     backend = open_backend(postgres_url, table)
-    writer = psycopg.connect(postgres_url)
+    backend.set_many("user", {"a": b"old", "b": b"old"}, deadline, 0.0, version=1)
+    # The write below pauses as it adds key c, holding the session's row locked.
+    pause = f"{table}_pause"
+    sql(
+        postgres_url,
+        f'CREATE FUNCTION "{pause}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+        "IF NEW.key = 'c'::bytea THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$",
+    )
+    sql(
+        postgres_url,
+        f'CREATE TRIGGER pause BEFORE INSERT ON "{table}_values" '
+        f'FOR EACH ROW EXECUTE FUNCTION "{pause}"()',
+    )
     try:
-        backend.set_many("user", {"a": b"old", "b": b"old"}, 100.0 if with_deadline else None, 0.0)
-        rows = f'"{table}"'
-        who = (backend.namespace, b"user")
-        # As set_many does: the session row first (renewed), then the values, in key order.
-        if with_deadline:
-            writer.execute(
-                f"UPDATE {rows} SET deadline = 200 WHERE namespace = %s AND session_id = %s"
-                " AND key = %s",
-                (*who, b"\xff"),
-            )
-        writer.execute(
-            f"UPDATE {rows} SET value = %s WHERE namespace = %s AND session_id = %s AND key = %s",
-            (b"new", *who, b"a"),
+        items = {"a": b"new", "c": b"new"}
+        writing = threading.Thread(
+            target=lambda: backend.set_many("user", items, deadline, 0.0, version=2)
         )
-        writer.execute(
-            f"INSERT INTO {rows} (namespace, session_id, key, value) VALUES (%s, %s, %s, %s)",
-            (*who, b"c", b"new"),
-        )
+        writing.start()
+        _wait_for(postgres_url, "wait_event = 'PgSleep'")
         removed: list[int] = []
         clearing = threading.Thread(target=lambda: removed.append(backend.clear("user", 0.0)))
         clearing.start()
-        _wait_for_a_lock_wait(postgres_url)
-        writer.commit()
+        _wait_for(postgres_url, "wait_event_type = 'Lock'")
+        writing.join(10)
         clearing.join(10)
 
-        # The writer committed before the clear got its lock: the clear comes second, whole.
+        # The write committed before the clear got its lock: the clear comes second, whole.
         assert removed == [3]
         assert backend.keys("user", 0.0) == []
-        with backend.engine.connect() as conn:
-            left = conn.exec_driver_sql(f"SELECT key FROM {rows}").fetchall()
-        assert left == []
+        assert [(0,)] == sql(postgres_url, f'SELECT count(*) FROM "{table}_values"')
+        assert [(0,)] == sql(postgres_url, f'SELECT count(*) FROM "{table}_sessions"')
     finally:
-        writer.close()
+        sql(postgres_url, f'DROP FUNCTION "{pause}"() CASCADE')
         backend.close()
 
 
@@ -609,6 +653,10 @@ def test_unreachable_server_raises_backend_error_naming_it() -> None:
 
 @pytest.mark.parametrize("missing", ["sqlalchemy", "psycopg"])
 def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    # The drivers are imported with the backend's package, so import it afresh.
+    for name in list(sys.modules):
+        if name.startswith("dash_database.backends.postgres"):
+            monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, missing, None)
 
     with pytest.raises(ImportError, match=r'pip install "dash-database\[postgres\]"'):
@@ -619,12 +667,11 @@ def test_table_and_schema_names_are_quoted(postgres_url: str) -> None:
     name = unique_name('Odd "Name"; SELECT 1; --')
     backend = PostgresBackend(postgres_url, table=name, namespace="x")
     try:
-        backend.set_many("user", {"key": b"v"}, 5.0, 0.0)
+        backend.set_many("user", {"key": b"v"}, 5.0, 0.0, version=1)
 
         assert backend.keys("user", 0.0) == ["key"]
-        assert sqlalchemy.inspect(backend.engine).has_table(name)
+        assert sqlalchemy.inspect(backend.engine).has_table(f"{name}_sessions")
         assert backend.purge_expired(10.0) == 1
     finally:
-        with backend.engine.begin() as conn:
-            backend.table.drop(conn)
+        sql(postgres_url, f"DROP TABLE {backend.sessions_table}, {backend.values_table}")
         backend.close()

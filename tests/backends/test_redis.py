@@ -1,12 +1,13 @@
-"""What only the Redis backend has: URLs, clients, key layout, native expiry, restarts."""
+"""What only the Redis backend has: URLs, clients, key layout, the large-value path, timeouts,
+restarts, clusters."""
 
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,6 @@ import pytest
 
 import dash_database as ddb
 from dash_database import DashDatabase
-from dash_database.backends import redis as redis_module
 from dash_database.backends.redis import RedisBackend
 from tests.servers import RedisServer, free_port, new_redis_server, unique_name
 from tests.support import FakeClock, require
@@ -55,11 +55,22 @@ def client(redis_url: str) -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(params=[None, 0], ids=["script", "multi"])
+def large_write_bytes(request: pytest.FixtureRequest) -> int | None:
+    """Every write through its script, or every write through the large-value path."""
+    return request.param  # type: ignore[no-any-return]
+
+
 def own_keys(client: Any, prefix: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
 
 
-# -- URLs and clients ---------------------------------------------------------------------------
+def commands(client: Any, name: str) -> int:
+    """Return how many ``name`` commands the server has run."""
+    return int(client.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+# -- URLs, clients and options ------------------------------------------------------------------
 
 
 def test_redis_url_opens_a_redis_backend(redis_url: str, prefix: str) -> None:
@@ -67,8 +78,8 @@ def test_redis_url_opens_a_redis_backend(redis_url: str, prefix: str) -> None:
         db.store_user_value("user", "key", [1, 2])
 
         assert isinstance(db.backend, RedisBackend)
-        assert db.backend.prefix == prefix
-        assert db.get_user_value("user", "key") == [1, 2]
+        assert prefix == db.backend.prefix
+        assert [1, 2] == db.get_user_value("user", "key")
 
 
 def test_url_as_the_positional_location(redis_url: str, prefix: str) -> None:
@@ -76,7 +87,7 @@ def test_url_as_the_positional_location(redis_url: str, prefix: str) -> None:
         db.store_user_value("user", "key", 1)
 
     with DashDatabase(RedisBackend(redis_url, prefix=prefix)) as db:
-        assert db.get_user_value("user", "key") == 1
+        assert 1 == db.get_user_value("user", "key")
 
 
 def test_environment_variable_chooses_redis(
@@ -86,7 +97,7 @@ def test_environment_variable_chooses_redis(
 
     with DashDatabase() as db:
         assert isinstance(db.backend, RedisBackend)
-        assert db.backend.prefix == prefix
+        assert prefix == db.backend.prefix
 
 
 def test_rediss_url_uses_tls_without_connecting_first() -> None:
@@ -94,17 +105,43 @@ def test_rediss_url_uses_tls_without_connecting_first() -> None:
 
     pool = backend.client.connection_pool
     assert pool.connection_class is redis.SSLConnection
-    assert pool.connection_kwargs["db"] == 2
+    assert 2 == pool.connection_kwargs["db"]
     assert "s3cret" not in repr(backend)
     assert "rediss://:***@example.invalid:6380/2" in repr(backend)
     backend.close()
 
 
-def test_default_prefix() -> None:
+def test_every_wait_is_bounded_by_default() -> None:
     backend = RedisBackend("redis://127.0.0.1:1/0")
 
-    assert backend.prefix == "dash_database"
-    assert backend.key("u") == b"dash_database:{s75}"
+    settings = backend.client.connection_pool.connection_kwargs
+    # One retry, only of a lost connection: two connects and two reads stay far below
+    # gunicorn's 30 s worker timeout.
+    assert (3.0, 5.0, 1) == (
+        settings["socket_connect_timeout"],
+        settings["socket_timeout"],
+        settings["retry"].get_retries(),
+    )
+    backend.close()
+
+
+def test_timeouts_come_from_the_url_or_the_constructor(redis_url: str) -> None:
+    from_url = RedisBackend(f"{redis_url}?socket_timeout=0.5&socket_connect_timeout=0.25")
+    from_options = RedisBackend(redis_url, socket_timeout=7.5)
+
+    assert 0.5 == from_url.client.connection_pool.connection_kwargs["socket_timeout"]
+    assert 0.25 == from_url.client.connection_pool.connection_kwargs["socket_connect_timeout"]
+    assert 7.5 == from_options.client.connection_pool.connection_kwargs["socket_timeout"]
+    from_url.close()
+    from_options.close()
+
+
+def test_default_prefix_and_key_layout() -> None:
+    backend = RedisBackend("redis://127.0.0.1:1/0")
+
+    assert "dash_database" == backend.prefix
+    assert backend.key("u").startswith(b"dash_database:{dash_database}:s:")
+    assert 32 == len(backend.key("u")) - len(b"dash_database:{dash_database}:s:")
     backend.close()
 
 
@@ -114,6 +151,12 @@ def test_prefix_that_would_break_the_hash_tag_is_refused(bad: str) -> None:
         RedisBackend("redis://127.0.0.1:1/0", prefix=bad)
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "64"])
+def test_large_write_bytes_must_be_a_size(bad: Any) -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="large_write_bytes"):
+        RedisBackend("redis://127.0.0.1:1/0", large_write_bytes=bad)
+
+
 def test_backend_from_a_ready_client(client: Any, prefix: str) -> None:
     db = DashDatabase(RedisBackend(client, prefix=prefix))
     db.store_user_value("user", "key", "value")
@@ -121,7 +164,7 @@ def test_backend_from_a_ready_client(client: Any, prefix: str) -> None:
 
     # The client belongs to the caller: closing the backend leaves it usable.
     assert client.ping()
-    assert own_keys(client, prefix) == [RedisBackend(client, prefix=prefix).key("user")]
+    assert RedisBackend(client, prefix=prefix).key("user") in own_keys(client, prefix)
 
 
 def test_client_with_decoded_responses_is_refused(redis_url: str) -> None:
@@ -132,16 +175,14 @@ def test_client_with_decoded_responses_is_refused(redis_url: str) -> None:
     client.close()
 
 
-def test_options_go_to_the_client_built_from_a_url(redis_url: str) -> None:
-    backend = RedisBackend(redis_url, socket_timeout=7.5)
-
-    assert backend.client.connection_pool.connection_kwargs["socket_timeout"] == 7.5
-    backend.close()
+def test_options_with_a_client_are_refused(client: Any) -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="only with a URL"):
+        RedisBackend(client, socket_timeout=1.0)
 
 
 def test_unknown_client_type_is_refused() -> None:
-    with pytest.raises(ddb.InvalidArgumentError, match="client must be"):
-        RedisBackend(42)  # type: ignore[arg-type]
+    with pytest.raises(ddb.InvalidArgumentError, match="url_or_client must be"):
+        RedisBackend(42)
 
 
 def test_closed_backend_raises(redis_url: str, prefix: str) -> None:
@@ -153,312 +194,264 @@ def test_closed_backend_raises(redis_url: str, prefix: str) -> None:
         backend.get("user", "key", 0.0)
 
 
-# -- key layout ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:notaport/0", "redis://:pw@127.0.0.1:99999999/0"]
+)
+def test_malformed_url_raises_invalid_argument(url: str) -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="Redis URL") as info:
+        DashDatabase.from_url(url)
+
+    assert "pw" not in str(info.value)
 
 
-def test_one_hash_per_session_with_a_hex_hash_tag(client: Any, redis_url: str, prefix: str) -> None:
+# -- layout: one hash per session, indexed, every key on one cluster slot -----------------------
+
+
+def test_a_session_is_one_hash_and_one_key_set_beside_the_index(
+    client: Any, redis_url: str, prefix: str
+) -> None:
     db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=60, clock=FakeClock())
     db.session("user:1").update(a=1, b=2)
 
-    key = f"{prefix}:{{s{b'user:1'.hex()}}}".encode()
-    assert own_keys(client, prefix) == [key]
-    assert client.type(key) == b"hash"
-    assert set(client.hkeys(key)) == {b"v:a", b"v:b", b"deadline"}
-    assert float(client.hget(key, "deadline")) == FakeClock().now + 60
+    hash_key = db.backend.key("user:1")  # type: ignore[attr-defined]
+    base = f"{prefix}:{{{prefix}}}:".encode()
+    keyset = base + b"k:" + hash_key[len(base) + 2 :]
+    assert sorted([hash_key, keyset, base + b"index", base + b"expiry", base + b"totals"]) == (
+        own_keys(client, prefix)
+    )
+    fields = client.hgetall(hash_key)
+    assert {b"id", b"keys", b"bytes", b"written", b"deadline", b"v:a", b"n:a", b"v:b", b"n:b"} == (
+        set(fields)
+    )
+    assert (b"user:1", b"2") == (fields[b"id"], fields[b"keys"])
+    assert FakeClock().now + 60 == float(fields[b"deadline"])
+    assert [b"a", b"b"] == client.zrange(keyset, 0, -1)
     db.close()
 
 
-def test_hostile_ids_get_distinct_keys_with_well_formed_hash_tags(
+def test_no_key_has_a_native_expiry(client: Any, redis_url: str, prefix: str) -> None:
+    # Redis would drop a session without updating the index and the totals.
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"a": b"1"}, 1000.05, 1000.0, version=1)
+
+    assert [-1] * 5 == [client.pttl(key) for key in own_keys(client, prefix)]
+    backend.close()
+
+
+def test_hostile_ids_get_distinct_keys_on_one_cluster_slot(
     client: Any, redis_url: str, prefix: str
 ) -> None:
     from redis.crc import key_slot
 
     backend = RedisBackend(redis_url, prefix=prefix)
     for session in HOSTILE:
-        backend.set_many(session, {session: session.encode()}, None, 0.0)
+        backend.set_many(session, {session: session.encode()}, None, 0.0, version=1)
 
     keys = own_keys(client, prefix)
-    assert len(HOSTILE) == len(keys)
+    assert 2 * len(HOSTILE) + 2 == len(keys)  # a hash and a key set each, the index, totals
+    assert {key_slot(prefix.encode())} == {key_slot(key) for key in keys}
     for session in HOSTILE:
-        key = backend.key(session)
-        tag = key[key.index(b"{") + 1 : key.index(b"}")]
-        assert b"s" + session.encode().hex().encode() == tag
-        assert key.endswith(b"}") and key.count(b"{") == 1 and key.count(b"}") == 1
-        # Cluster clients route by the tag alone: the whole session lives on one slot.
-        assert key_slot(tag) == key_slot(key)
         assert [session] == backend.keys(session, 0.0)
         assert session.encode() == backend.get(session, session, 0.0)
     backend.close()
 
 
-def test_glob_characters_in_the_prefix_do_not_widen_the_purge(redis_url: str) -> None:
-    base = unique_name("dash_database_test")
-    star = RedisBackend(redis_url, prefix=f"{base}*")
-    other = RedisBackend(redis_url, prefix=f"{base}xyz")
-    try:
-        star.set_many("s", {"k": b"1"}, 10.0, 0.0)
-        other.set_many("s", {"k": b"2"}, 10.0, 0.0)
+def test_another_id_under_the_same_digest_is_never_read_or_overwritten(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    # Two ids whose digests collide cannot be found; a hash holding another id stands in.
+    backend = RedisBackend(redis_url, prefix=prefix)
+    backend.set_many("user", {"k": b"mine"}, None, 0.0, version=1)
+    client.hset(backend.key("user"), b"id", b"somebody else")
 
-        assert star.purge_expired(20.0) == 1
-        assert other.keys("s", 0.0) == ["k"]
-        assert other.purge_expired(20.0) == 1
-    finally:
-        star.close()
-        other.close()
-
-
-# -- namespaces -------------------------------------------------------------------------------
+    assert backend.get("user", "k", 0.0) is None
+    assert 0 == backend.session_bytes("user", 0.0)
+    with pytest.raises(ddb.BackendError, match="another session id"):
+        backend.set_many("user", {"k": b"overwritten"}, None, 0.0, version=2)
+    with pytest.raises(ddb.BackendError, match="another session id"):
+        backend.clear("user", 0.0)
+    assert b"mine" == client.hget(backend.key("user"), b"v:k")
+    backend.close()
 
 
 def test_two_prefixes_on_one_server_do_not_see_each_other(redis_url: str) -> None:
-    first = RedisBackend(redis_url, prefix=unique_name("dash_database_test"))
-    second = RedisBackend(redis_url, prefix=first.prefix + "_2")
+    base = unique_name("dash_database_test")
+    first = RedisBackend(redis_url, prefix=f"{base}*")  # a glob character widens nothing
+    second = RedisBackend(redis_url, prefix=f"{base}xyz")
     try:
-        first.set_many("user", {"key": b"first"}, 10.0, 0.0)
-        second.set_many("user", {"key": b"second", "more": b"x"}, 10.0, 0.0)
+        first.set_many("user", {"key": b"first"}, 10.0, 0.0, version=1)
+        second.set_many("user", {"key": b"second", "more": b"x"}, 10.0, 0.0, version=1)
 
-        assert first.get("user", "key", 0.0) == b"first"
-        assert sorted(second.keys("user", 0.0)) == ["key", "more"]
-        assert first.clear("user", 0.0) == 1
-        assert second.get("user", "key", 0.0) == b"second"
-        assert first.purge_expired(100.0) == 0
-        assert second.purge_expired(100.0) == 1
+        assert b"first" == first.get("user", "key", 0.0)
+        assert ["key", "more"] == sorted(second.keys("user", 0.0))
+        assert 1 == first.stats(0.0).sessions
+        assert 1 == first.clear("user", 0.0)
+        assert b"second" == second.get("user", "key", 0.0)
+        assert 0 == first.purge_expired(100.0)
+        assert 1 == second.purge_expired(100.0)
     finally:
-        first.close()
-        second.close()
+        for backend in (first, second):
+            keys = list(backend.client.scan_iter(match=f"{base}*", count=1000))
+            if keys:
+                backend.client.delete(*keys)
+            backend.close()
 
 
-# -- expiry ---------------------------------------------------------------------------------------
-
-
-def test_native_ttl_is_the_remaining_duration_whatever_the_clock(
-    client: Any, redis_url: str, prefix: str
-) -> None:
-    # A clock decades away from the wall clock: the native TTL is still deadline - now.
-    clock = FakeClock(start=1_000_000_000.0)
-    db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=100, clock=clock)
-    db.store_user_value("user", "key", 1)
-    key = db.backend.key("user")  # type: ignore[attr-defined]
-
-    assert 99_000 < client.pttl(key) <= 100_000
-    clock.advance(50)
-    db.get_user_value("user", "key")  # renews to clock + 100
-    assert 99_000 < client.pttl(key) <= 100_000
-    assert float(client.hget(key, "deadline")) == clock.now + 100
-    db.close()
-
-
-def test_scripts_are_loaded_again_after_script_flush(
+def test_deleting_the_last_key_leaves_only_the_store_keys(
     client: Any, redis_url: str, prefix: str
 ) -> None:
     backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
-    client.script_flush()
-
-    backend.set_many("user", {"b": b"2"}, 100.0, 0.0)
-    assert sorted(backend.keys("user", 0.0)) == ["a", "b"]
-    assert backend.delete("user", "a", 0.0)
-    backend.touch("user", 200.0, 0.0)
-    assert backend.clear("user", 0.0) == 1
-    assert backend.purge_expired(0.0) == 0
-    # The SHA1 the backend computes is the one the server reports for its script.
-    assert [True] == client.script_exists(backend._set_many_script.sha.decode())
-    backend.close()
-
-
-def test_session_without_ttl_has_no_native_expiry(client: Any, redis_url: str, prefix: str) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
-    backend.set_many("user", {"b": b"2"}, None, 0.0)
-
-    assert client.pttl(backend.key("user")) == -1
-    assert client.hget(backend.key("user"), "deadline") is None
-    assert sorted(backend.keys("user", 1e12)) == ["a", "b"]
-    backend.close()
-
-
-def test_redis_reclaims_an_abandoned_session_by_itself(
-    client: Any, redis_url: str, prefix: str
-) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"a": b"1"}, 1000.05, 1000.0)
-
-    deadline = time.monotonic() + 5
-    while client.exists(backend.key("user")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not client.exists(backend.key("user"))
-    backend.close()
-
-
-def test_deleting_the_last_key_removes_the_hash(client: Any, redis_url: str, prefix: str) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"a": b"1", "b": b"2"}, 100.0, 0.0)
+    backend.set_many("user", {"a": b"1", "b": b"2"}, None, 0.0, version=1)
 
     assert backend.delete("user", "a", 0.0)
     assert not backend.delete("user", "a", 0.0)
     assert backend.delete("user", "b", 0.0)
-    assert own_keys(client, prefix) == []
-    assert backend.purge_expired(1000.0) == 0
+    base = f"{prefix}:{{{prefix}}}:".encode()
+    assert [base + b"totals"] == own_keys(client, prefix)
+    assert {b"sessions": b"0", b"keys": b"0", b"bytes": b"0"} == client.hgetall(base + b"totals")
     backend.close()
 
 
-# -- the two write paths: one script, or MULTI/EXEC for large values ------------------------------
-
-
-@pytest.fixture(params=["script", "multi"])
-def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Sends every non-empty write through MULTI/EXEC ("multi") or through the one script."""
-    threshold = 1 if request.param == "multi" else 1 << 62
-    monkeypatch.setattr(redis_module, "_MULTI_WRITE_BYTES", threshold)
-    return str(request.param)
-
-
-def test_write_to_an_expired_session_discards_it_on_both_paths(
-    write_path: str, client: Any, redis_url: str, prefix: str
+def test_scripts_are_loaded_again_after_script_flush(
+    client: Any, redis_url: str, prefix: str, large_write_bytes: int | None
 ) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"old": b"1", "kept": b"2"}, 10.0, 0.0)
-    backend.set_many("user", {"kept": b"3", "new": b"4"}, 30.0, 20.0)
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
+    backend.set_many("user", {"a": b"1"}, 100.0, 0.0, version=1)
+    client.script_flush()
 
-    assert sorted(backend.keys("user", 20.0)) == ["kept", "new"]
-    assert backend.get("user", "kept", 20.0) == b"3"
-    assert float(client.hget(backend.key("user"), "deadline")) == 30.0
-    assert 9_000 < client.pttl(backend.key("user")) <= 10_000
+    backend.set_many("user", {"b": b"2"}, 100.0, 0.0, version=2)
+    assert ["a", "b"] == sorted(backend.keys("user", 0.0))
+    assert backend.delete("user", "a", 0.0)
+    backend.touch("user", 200.0, 0.0)
+    assert 1 == backend.clear("user", 0.0)
+    assert 0 == backend.purge_expired(0.0)
     backend.close()
 
 
-def test_the_later_deadline_is_kept_on_both_paths(
-    write_path: str, client: Any, redis_url: str, prefix: str
-) -> None:
+def test_purge_and_stats_work_through_many_batches(redis_url: str, prefix: str) -> None:
     backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"a": b"1"}, 100.0, 0.0)
-    backend.set_many("user", {"b": b"2"}, 50.0, 10.0)
+    for i in range(1_201):
+        backend.set_many(f"s{i}", {"k": b"v"}, 10.0 if i else 1000.0, 0.0, version=1)
 
-    assert float(client.hget(backend.key("user"), "deadline")) == 100.0
-    assert 89_000 < client.pttl(backend.key("user")) <= 90_000
-    backend.set_many("user", {"c": b"3"}, None, 20.0)
-    assert client.hget(backend.key("user"), "deadline") is None
-    assert client.pttl(backend.key("user")) == -1
-    assert sorted(backend.keys("user", 1e12)) == ["a", "b", "c"]
+    stats = backend.stats(20.0)
+    assert (1, 1, 2, 1_200) == (stats.sessions, stats.keys, stats.bytes, stats.expired)
+    assert 1_200 == backend.purge_expired(20.0)
+    assert ddb.StoreStats(1, 1, 2, 0) == backend.stats(20.0)
+    assert ["k"] == backend.keys("s0", 20.0)
     backend.close()
 
 
-def test_a_deadline_already_past_leaves_nothing_on_both_paths(
-    write_path: str, client: Any, redis_url: str, prefix: str
-) -> None:
+def test_compare_and_set_run_twice_reports_its_own_write(redis_url: str, prefix: str) -> None:
+    # What redis-py's one resend after a lost reply amounts to: the same call, run again.
     backend = RedisBackend(redis_url, prefix=prefix)
-    backend.set_many("user", {"a": b"1"}, 5.0, 10.0)
+    backend.set_many("s", {"n": b"1"}, None, 0.0, version=1)
 
-    assert backend.keys("user", 10.0) == []
-    assert not client.exists(backend.key("user"))
+    assert backend.compare_and_set("s", "n", b"2", 1, None, 0.0, version=2)
+    assert backend.compare_and_set("s", "n", b"2", 1, None, 0.0, version=2)
+    assert not backend.compare_and_set("s", "n", b"3", 1, None, 0.0, version=3)
+    assert (b"2", 2) == backend.get_versioned("s", "n", 0.0)
     backend.close()
 
 
-def test_many_items_in_one_write_on_both_paths(
-    write_path: str, redis_url: str, prefix: str
-) -> None:
-    # More pairs than one HSET inside the script takes.
-    backend = RedisBackend(redis_url, prefix=prefix)
-    items = {f"k{i}": str(i).encode() for i in range(1200)}
-    backend.set_many("user", items, 10.0, 0.0)
+# -- the large-value path: MULTI/EXEC beside the script ------------------------------------------
 
-    assert sorted(backend.keys("user", 0.0)) == sorted(items)
-    assert backend.get("user", "k1199", 0.0) == b"1199"
+
+def test_only_writes_of_large_values_use_a_transaction(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=1000)
+    before = commands(client, "exec")
+
+    backend.set_many("user", {"small": b"1" * 999}, 10.0, 0.0, version=1)
+    assert before == commands(client, "exec")
+    backend.set_many("user", {"a": b"x" * 500, "b": b"y" * 500}, 10.0, 0.0, version=2)
+    assert before + 1 == commands(client, "exec")
+
+    assert b"x" * 500 == backend.get("user", "a", 0.0)
+    assert (5 + 999) + (1 + 500) * 2 == backend.session_bytes("user", 0.0)
+    assert ["a", "b", "small"] == sorted(backend.keys("user", 0.0))
     backend.close()
 
 
-def test_a_failed_write_writes_nothing_on_both_paths(
-    write_path: str, client: Any, redis_url: str, prefix: str
+def test_a_write_to_an_expired_session_discards_it(
+    client: Any, redis_url: str, prefix: str, large_write_bytes: int | None
 ) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
+    backend.set_many("user", {"old": b"1", "kept": b"2"}, 10.0, 0.0, version=1)
+    backend.set_many("user", {"kept": b"3", "new": b"4"}, 30.0, 20.0, version=2)
+
+    assert ["kept", "new"] == sorted(backend.keys("user", 20.0))
+    assert b"3" == backend.get("user", "kept", 20.0)
+    assert ddb.StoreStats(1, 2, (4 + 1) + (3 + 1), 0) == backend.stats(20.0)
+    assert 30.0 == float(client.hget(backend.key("user"), "deadline"))
+    backend.close()
+
+
+def test_many_items_in_one_write(
+    redis_url: str, prefix: str, large_write_bytes: int | None
+) -> None:
+    # More fields than one Lua unpack() takes.
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
+    items = {f"k{i}": str(i).encode() for i in range(2_500)}
+    backend.set_many("user", items, 10.0, 0.0, version=1)
+    backend.set_many("user", items, 10.0, 0.0, version=2)
+
+    assert sorted(items) == sorted(backend.keys("user", 0.0))
+    assert (b"2499", 2) == backend.get_versioned("user", "k2499", 0.0)
+    assert sum(len(k) + len(v) for k, v in items.items()) == backend.session_bytes("user", 0.0)
+    backend.close()
+
+
+def test_a_failed_write_writes_nothing(
+    client: Any, redis_url: str, prefix: str, large_write_bytes: int | None
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
     client.set(backend.key("user"), b"not a hash")
 
-    with pytest.raises(ddb.BackendError, match="WRONGTYPE"):
-        backend.set_many("user", {"a": b"x" * 100_000}, 10.0, 0.0)
+    with pytest.raises(ddb.BackendError, match="WRONGTYPE") as info:
+        backend.set_many("user", {"a": b"x" * 100_000}, 10.0, 0.0, version=1)
 
-    assert client.get(backend.key("user")) == b"not a hash"
-    assert client.pttl(backend.key("user")) == -1
+    assert isinstance(info.value.__cause__, redis.ResponseError)
+    assert b"not a hash" == client.get(backend.key("user"))
+    assert [backend.key("user")] == own_keys(client, prefix)
     backend.close()
 
 
-def transactions(client: Any) -> int:
-    """Return how many EXEC commands the server has run."""
-    return int(client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
-
-
-@pytest.mark.parametrize("built_from", ["url", "client"])
-def test_only_large_writes_use_a_transaction(
-    client: Any, redis_url: str, prefix: str, built_from: str
+def test_a_quota_refusal_writes_nothing(
+    redis_url: str, prefix: str, large_write_bytes: int | None
 ) -> None:
-    # Built from a URL, the backend sends MULTI/EXEC itself on a connection it keeps; given a
-    # client, through that client's pipeline.
-    backend = RedisBackend(redis_url if built_from == "url" else client, prefix=prefix)
-    require(backend._can_write_in_multi(), "large writes use MULTI/EXEC from Redis 7 on")
-    large = b"x" * redis_module._MULTI_WRITE_BYTES
-    before = transactions(client)
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
+    backend.set_many("user", {"a": b"1"}, None, 0.0, version=1)
 
-    backend.set_many("user", {"small": b"1"}, 10.0, 0.0)
-    assert transactions(client) == before
-    backend.set_many("user", {"large": large}, 10.0, 0.0)
-    assert transactions(client) == before + 1
+    with pytest.raises(ddb.QuotaExceededError):
+        backend.set_many("user", {"b": b"x" * 5000}, 10.0, 0.0, version=2, max_bytes=1000)
 
-    assert backend.get("user", "large", 0.0) == large
-    assert client.hget(backend.key("user"), "deadline") == b"10.0"
-    assert 0 < client.pttl(backend.key("user")) <= 10_000
+    assert ["a"] == backend.keys("user", 1e12)
+    assert ddb.StoreStats(1, 1, 2, 0) == backend.stats(0.0)
     backend.close()
 
 
-@pytest.mark.parametrize("info", ["6.2.14", "denied"])
-def test_servers_before_redis_7_keep_to_the_script(
-    info: str, client: Any, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
-
-    def fake_info(section: str) -> dict[str, str]:
-        if info == "denied":
-            raise redis.ResponseError("NOPERM this user has no permissions to run 'info'")
-        return {"redis_version": info}
-
-    monkeypatch.setattr(backend.client, "info", fake_info)
-    large = b"x" * redis_module._MULTI_WRITE_BYTES
-    before = transactions(client)
-    backend.set_many("user", {"large": large}, 10.0, 0.0)
-
-    assert transactions(client) == before
-    assert backend.get("user", "large", 0.0) == large
-    backend.close()
-
-
-@pytest.mark.parametrize("built_from", ["url", "client"])
-def test_out_of_memory_writes_all_or_nothing_on_both_paths(
-    write_path: str, built_from: str
-) -> None:
+def test_out_of_memory_writes_all_or_nothing(large_write_bytes: int | None) -> None:
     server = new_redis_server()
     try:
         server.start()
         admin = redis.Redis(host="127.0.0.1", port=server.port)
-        backend = RedisBackend(server.url if built_from == "url" else admin)
-        backend.set_many("user", {"old": b"1"}, 10.0, 0.0)
+        backend = RedisBackend(server.url, large_write_bytes=large_write_bytes)
+        backend.set_many("user", {"old": b"1"}, 10.0, 0.0, version=1)
         used = int(admin.info("memory")["used_memory"])
         admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("maxmemory", used + 256 * 1024)
-        new = b"x" * 2_000_000
 
-        # The session expired, so a complete write discards "old". Redis refuses the
-        # transaction as a whole; the script's first write, a DEL, frees memory and is let
-        # through, after which Redis does not stop a script halfway.
         try:
-            backend.set_many("user", {"new": new}, 40.0, 20.0)
+            backend.set_many("user", {"new": b"x" * 2_000_000}, 40.0, 20.0, version=2)
         except ddb.BackendError as exc:
             assert "maxmemory" in str(exc)
-            expected = {b"v:old": b"1", b"deadline": b"10.0"}
+            expected = (["old"], 3 + 1)
         else:
-            expected = {b"v:new": new, b"deadline": b"40.0"}
+            expected = (["new"], 2_000_003)
 
         admin.config_set("maxmemory", 0)
-        assert admin.hgetall(backend.key("user")) == expected
-        if write_path == "multi" and backend._can_write_in_multi():
-            assert expected[b"deadline"] == b"10.0"
+        assert expected == (backend.keys("user", 0.0), backend.session_bytes("user", 0.0))
         backend.close()
         admin.close()
     finally:
@@ -499,12 +492,16 @@ def test_backend_on_a_redis_cluster_client(cluster_server: RedisServer) -> None:
     for user in HOSTILE:
         db.session(user).update({"a": user, "b": 2})
     db.delete_user_value("{", "a")
+    db.update_user_value("{", "n", lambda n: n + 1, default=0)
+    db.store_user_value("}", "large", b"x" * 100_000)  # through MULTI/EXEC
 
-    assert db.list_stored_user_keys("{") == ["b"]
-    assert db.get_user_value("a}b{c", "a") == "a}b{c"
-    assert db.delete_all_user_values("") == 2
+    assert ["b", "n"] == db.list_stored_user_keys("{")
+    assert b"x" * 100_000 == db.get_user_value("}", "large")
+    assert "a}b{c" == db.get_user_value("a}b{c", "a")
+    assert 2 == db.delete_all_user_values("")
+    assert len(HOSTILE) - 1 == db.stats().sessions
     clock.advance(100)
-    assert db.purge_expired() == len(HOSTILE) - 1
+    assert len(HOSTILE) - 1 == db.purge_expired()
     assert "127.0.0.1" in repr(db.backend)
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(db)
@@ -530,11 +527,53 @@ def test_server_restart_raises_backend_error_then_recovers() -> None:
         message = str(info.value)
         assert f"127.0.0.1:{server.port}" in message
         assert "s3cret" not in message
+        assert ".." not in message  # redis-py's sentence ends in a period; ours goes on
         assert isinstance(info.value.__cause__, redis.ConnectionError)
 
         server.start("--requirepass", "s3cret")
         db.store_user_value("user", "key", "after")
-        assert db.get_user_value("user", "key") == "after"
+        assert "after" == db.get_user_value("user", "key")
+        db.close()
+    finally:
+        server.remove()
+
+
+def test_a_server_restart_between_calls_costs_no_error() -> None:
+    server = new_redis_server()
+    try:
+        server.start()
+        db = DashDatabase.from_url(server.url)
+        db.store_user_value("user", "key", "before")
+        server.stop()
+        server.start()
+
+        # The pooled connection is dead: redis-py reconnects and sends the command again.
+        db.store_user_value("user", "key", "after")
+        assert "after" == db.get_user_value("user", "key")
+        db.close()
+    finally:
+        server.remove()
+
+
+def test_a_frozen_server_gives_backend_error_within_the_timeout() -> None:
+    server = new_redis_server()
+    try:
+        server.start()
+        db = DashDatabase.from_url(f"{server.url}?socket_timeout=0.5")
+        db.store_user_value("user", "key", "before")
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(ddb.BackendError, match="did not answer in time"):
+                db.store_user_value("user", "key", "lost")
+            assert time.monotonic() - started < 5  # no retry after a timeout
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+
+        # The server may still run the write it received before it froze; the caller was told
+        # it failed. Either way the next call works.
+        assert db.get_user_value("user", "key") in ("before", "lost")
         db.close()
     finally:
         server.remove()
@@ -548,7 +587,24 @@ def test_unreachable_server_raises_backend_error_naming_it() -> None:
         db.store_user_value("user", "key", 1)
 
     assert "pw@" not in str(info.value)
-    assert ".." not in str(info.value)  # redis-py's sentence ends in a period; ours goes on
+    db.close()
+
+
+def test_a_reply_that_timed_out_never_reaches_a_later_call(
+    client: Any, redis_url: str, prefix: str
+) -> None:
+    db = DashDatabase(RedisBackend(redis_url, prefix=prefix, socket_timeout=0.3))
+    db.store_user_value("user", "a", "A")
+    db.store_user_value("user", "b", "B")
+    client.client_pause(1000)  # every client's commands wait 1 s
+
+    with pytest.raises(ddb.BackendError, match="did not answer in time"):
+        db.get_user_value("user", "a")
+    time.sleep(1.0)
+
+    # The reply to the timed-out read may arrive late; it must not answer these calls.
+    assert "B" == db.get_user_value("user", "b")
+    assert ["a", "b"] == db.list_stored_user_keys("user")
     db.close()
 
 
@@ -562,108 +618,44 @@ def test_wrong_type_under_a_session_key_raises_backend_error(
         backend.keys("user", 0.0)
 
     assert isinstance(info.value.__cause__, redis.ResponseError)
-    backend.set_many("other", {"k": b"v"}, 1.0, 0.0)
-    # The purge skips the foreign key and still removes what is expired.
-    assert backend.purge_expired(2.0) == 1
-    assert client.get(backend.key("user")) == b"not a hash"
     backend.close()
 
 
-# -- connections kept between calls ------------------------------------------------------------
-
-
-def test_a_server_restart_between_calls_costs_no_error() -> None:
-    server = new_redis_server()
-    try:
-        server.start()
-        db = DashDatabase.from_url(server.url)
-        db.store_user_value("user", "key", "before")
-        server.stop()
-        server.start()
-
-        # The connection kept from before is dead: the call reconnects and sends again.
-        db.store_user_value("user", "key", "after")
-        assert db.get_user_value("user", "key") == "after"
-        db.close()
-    finally:
-        server.remove()
-
-
-def test_a_reply_that_timed_out_never_reaches_a_later_call(
-    client: Any, redis_url: str, prefix: str
-) -> None:
-    db = DashDatabase(RedisBackend(redis_url, prefix=prefix, socket_timeout=0.3))
-    db.store_user_value("user", "a", "A")
-    db.store_user_value("user", "b", "B")
-    client.client_pause(1000)  # every client's commands wait 1 s
-
-    with pytest.raises(ddb.BackendError, match="Could not reach Redis"):
-        db.get_user_value("user", "a")
-    time.sleep(1.0)
-
-    # The reply to the timed-out read may arrive late; it must not answer these calls.
-    assert db.get_user_value("user", "b") == "B"
-    assert db.list_stored_user_keys("user") == ["a", "b"]
-    db.close()
-
-
-def test_kept_connections_serve_threads_and_close_with_the_backend(
-    client: Any, redis_url: str, prefix: str
-) -> None:
-    name = unique_name("kept")
-
-    def connected() -> int:
-        return sum(1 for c in client.client_list() if c.get("name") == name)
-
-    backend = RedisBackend(redis_url, prefix=prefix, client_name=name)
-    barrier = threading.Barrier(4)
-    wrong: list[str] = []
-
-    def work(n: int) -> None:
-        barrier.wait()
-        for i in range(100):
-            value = f"{n}-{i}".encode()
-            backend.set_many(f"s{n}", {"k": value}, None, 0.0)
-            if backend.get(f"s{n}", "k", 0.0) != value:
-                wrong.append(f"thread {n} read another value at {i}")
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert wrong == []
-    assert 1 <= connected() <= 4  # one per call running at once, kept for the next
-    backend.close()
-    deadline = time.monotonic() + 5
-    while connected() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert connected() == 0
+# -- processes and pickling ----------------------------------------------------------------------
 
 
 def test_a_child_process_opens_its_own_connection(redis_url: str, prefix: str) -> None:
     backend = RedisBackend(redis_url, prefix=prefix)
-    parent_id = backend._command("CLIENT", "ID")
+    parent = backend.client
+    parent_id = parent.client_id()
     read, write = os.pipe()
 
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
-            os.write(write, str(backend._command("CLIENT", "ID")).encode())
+            mine = backend.client
+            os.write(write, f"{mine is parent} {mine.client_id()}".encode())
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
-    child_id = int(os.read(read, 64))
+    same, child_id = os.read(read, 64).decode().split()
     os.close(read)
     os.close(write)
 
-    assert child_id != parent_id
-    assert backend._command("CLIENT", "ID") == parent_id  # the parent's is still its own
+    assert ("False", True) == (same, int(child_id) != parent_id)
+    assert parent is backend.client
+    assert parent_id == backend.client.client_id()  # the parent's connection is still its own
     backend.close()
 
 
-# -- processes and pickling ----------------------------------------------------------------------
+def test_a_pickled_backend_reopens_with_its_settings(redis_url: str, prefix: str) -> None:
+    backend = RedisBackend(f"{redis_url}?socket_timeout=2", prefix=prefix, large_write_bytes=7)
+    copy = pickle.loads(pickle.dumps(backend))
+
+    assert (prefix, 7) == (copy.prefix, copy.large_write_bytes)
+    assert 2.0 == copy.client.connection_pool.connection_kwargs["socket_timeout"]
+    backend.close()
+    copy.close()
 
 
 def test_backend_built_from_a_client_refuses_to_be_pickled(client: Any) -> None:
@@ -694,14 +686,4 @@ def test_import_dash_database_does_not_import_the_drivers() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
 
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.parametrize(
-    "url", ["redis://127.0.0.1:notaport/0", "redis://:pw@127.0.0.1:99999999/0"]
-)
-def test_malformed_url_raises_value_error(url: str) -> None:
-    with pytest.raises(ddb.InvalidArgumentError, match="Redis URL") as info:
-        DashDatabase.from_url(url)
-
-    assert "pw" not in str(info.value)
+    assert 0 == result.returncode, result.stderr

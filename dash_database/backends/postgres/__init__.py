@@ -1,0 +1,420 @@
+"""Sessions in two PostgreSQL tables, on psycopg 3 connections from a SQLAlchemy engine's pool.
+
+Layout. ``<table>_sessions`` holds one row per session: the namespace, the SHA-256 digest of
+the session id's UTF-8 (``sid_hash``), the id itself (``session_id``), its deadline, key count,
+byte total and the time of its last write. ``<table>_values`` holds one row per key: the
+namespace, the session's digest, the key's digest (``key_hash``), the key's UTF-8, the value and
+its version. Both are keyed by digests, so ids and keys of any length fit in an index, and
+stored as ``BYTEA``, so any text (NUL included) works; reads also compare the full id and key.
+Several apps can share the tables, each in its own ``namespace``. The default table name is
+``dash_database`` (tables ``dash_database_sessions`` and ``dash_database_values``); expiry is
+compared with the caller's ``now``, never the server's clock.
+
+Statements. Every operation is one SQL statement (``_sql.py``), run in autocommit mode: one
+round trip, atomic, committed when the call returns. A write upserts the session row (its
+counts, bytes and deadline, after the quota check) and the values in one statement built of
+data-modifying CTEs. A statement that changes a session changes the session row first, and
+only while that row is still the version its snapshot shows; otherwise it changes nothing and
+runs again with a fresh snapshot (``_sql.py`` explains why that keeps every read current). So byte
+totals and compare-and-set are exact, and a delete-all that waited for a concurrent write
+removes all of that write. ``purge_expired`` removes expired sessions in batches of
+``_PURGE_BATCH``, one statement each. A write whose values add up to ``copy_threshold`` bytes
+or more streams them with ``COPY`` first (``_copy.py``).
+
+Connections. Each call borrows a connection from the engine's pool and returns it. A backend
+built from a URL makes its engine with ``connect_timeout`` and a server-side
+``statement_timeout`` (which also bounds lock waits), in autocommit mode; an engine you pass in
+is used as you configured it (its connections are switched to autocommit for the call and
+back). A call whose connection turns out lost (the server restarted) discards it and runs again
+on another, at most as many times as the pool keeps connections; calls while the server is
+down raise ``BackendError``.
+After ``fork()`` the child opens its own engine, or drops the passed-in engine's pooled
+connections unclosed (``_process.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..._locations import DEFAULT_SECRET_FILE, redact_url
+from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._process import PerProcess
+from . import _connect, _sql
+from ._connect import Connection, Engine, psycopg
+from ._copy import stage
+
+__all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
+
+#: The table name used when none is given (tables ``<table>_sessions`` and ``<table>_values``).
+DEFAULT_TABLE = "dash_database"
+#: The namespace used when none is given.
+DEFAULT_NAMESPACE = "default"
+
+# Expired sessions removed per statement by purge_expired: few enough that a batch holds its
+# locks briefly, enough that the round trips are spread over many sessions.
+_PURGE_BATCH = 1000
+# A concurrent writer committed what a statement waited for or could not see: run it again.
+_CONFLICTS = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.UniqueViolation,
+)
+_STATEMENTS = [
+    name for name in vars(_sql) if name.isupper() and name[0] != "_" and "ITEMS" not in name
+]
+Row = tuple[Any, ...]
+
+
+class PostgresBackend:
+    """Store sessions in two PostgreSQL tables.
+
+    Args:
+        engine: a URL (``postgresql://user:password@host:port/dbname``; ``postgres://`` and
+            ``postgresql://`` use psycopg 3, ``postgresql+psycopg://`` names it explicitly), or
+            a ready SQLAlchemy ``Engine`` on psycopg 3. An engine passed in stays yours:
+            :meth:`close` leaves it open, its timeouts are yours to set, and the backend cannot
+            be pickled.
+        table: the tables' name stem; a URL may give it as ``?table=...``.
+        schema: the schema holding the tables (it must exist), or ``None`` for the search
+            path; a URL may give it as ``?schema=...``.
+        namespace: rows of other namespaces are never seen or touched, so several apps can
+            share the tables; a URL may give it as ``?namespace=...``.
+        create_table: create the tables and their index if they do not exist (safe when
+            several processes start at once). Pass ``False`` when the database user may not
+            create tables and they were created beforehand.
+        connect_timeout: seconds to wait for a new connection (URL only; at least 2).
+        statement_timeout: seconds the server lets a statement run, waiting for locks included
+            (URL only); also how long a write retries while other writers keep changing its
+            session.
+        copy_threshold: a write whose values add up to this many bytes or more streams them
+            with ``COPY`` (``_copy.py``), which keeps its memory near the values' size.
+        **options: keyword arguments for ``sqlalchemy.create_engine`` when ``engine`` is a URL
+            (for example ``pool_size``, ``connect_args``).
+
+    Raises:
+        ImportError: SQLAlchemy or psycopg is not installed.
+        InvalidArgumentError: an option or the engine's driver cannot be used.
+        BackendError: the server cannot be reached or the tables cannot be created.
+    """
+
+    def __init__(
+        self,
+        engine: str | Engine,
+        *,
+        table: str | None = None,
+        schema: str | None = None,
+        namespace: str | None = None,
+        create_table: bool = True,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 10.0,
+        copy_threshold: int = 16 * 1024 * 1024,
+        **options: Any,
+    ) -> None:
+        self._url: str | None = None
+        self._given: Engine | None = None
+        if isinstance(engine, str):
+            self._url, own = _connect.split_url(engine)
+            table, schema = own.get("table", table), own.get("schema", schema)
+            namespace = own.get("namespace", namespace)
+        elif isinstance(engine, Engine) and not options:
+            self._given = engine
+        elif isinstance(engine, Engine):
+            raise InvalidArgumentError(
+                f"Options {sorted(options)!r} apply only to a URL; configure the engine you "
+                "pass in yourself."
+            )
+        else:
+            raise InvalidArgumentError(
+                "engine must be a postgresql:// URL or a SQLAlchemy Engine, got "
+                f"{type(engine).__name__} {engine!r}."
+            )
+        self.table_name = DEFAULT_TABLE if table is None else table
+        self.schema = schema
+        self.namespace = DEFAULT_NAMESPACE if namespace is None else namespace
+        _connect.check_options(
+            self.table_name, schema, self.namespace, connect_timeout, statement_timeout
+        )
+        if type(copy_threshold) is not int or copy_threshold < 0:
+            raise InvalidArgumentError(
+                f"copy_threshold must be an int >= 0, got {copy_threshold!r}."
+            )
+        self.connect_timeout, self.statement_timeout = connect_timeout, statement_timeout
+        self.copy_threshold = copy_threshold
+        self._options = options
+        #: Where a generated secret key is kept: a file in the working directory at creation.
+        self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
+        prefix = "" if schema is None else _connect.quote(schema) + "."
+        #: The quoted, qualified names of the two tables.
+        self.sessions_table = prefix + _connect.quote(f"{self.table_name}_sessions")
+        self.values_table = prefix + _connect.quote(f"{self.table_name}_values")
+        names = {
+            "sessions": self.sessions_table,
+            "values": self.values_table,
+            "deadline_index": _connect.quote(f"{self.table_name}_sessions_deadline"),
+        }
+        self._sql = {name: getattr(_sql, name).format(**names) for name in _STATEMENTS}
+        self._closed = self._adopted = False
+        self._engines = PerProcess(self._engine_for_this_process)
+        self._store = _connect.where(self.engine)
+        dialect = self.engine.dialect
+        if (dialect.name, dialect.driver, dialect.is_async) != ("postgresql", "psycopg", False):
+            raise InvalidArgumentError(
+                f"The engine runs {dialect.name}+{dialect.driver}"
+                f"{' (asyncio)' if dialect.is_async else ''}; this backend runs on PostgreSQL "
+                "through psycopg 3 in sync mode: use a postgresql+psycopg:// URL."
+            )
+        if create_table:
+            try:
+                self._run("create the tables on", self._create_tables)
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine whose pool lends this backend its connections."""
+        return self._engines.get()
+
+    def _engine_for_this_process(self) -> Engine:
+        # PerProcess calls this once in each process that uses the backend.
+        if self._given is None:
+            assert self._url is not None
+            return _connect.open_engine(
+                self._url, self.connect_timeout, self.statement_timeout, self._options
+            )
+        if self._adopted:
+            # A forked child: the pool holds the parent's connections; drop them unclosed.
+            self._given.dispose(close=False)
+        self._adopted = True
+        return self._given
+
+    def _run(self, action: str, work: Callable[[Connection], Any]) -> Any:
+        if self._closed:
+            raise BackendError(f"The backend on {self._store} is closed; open a new one.")
+        return _connect.run(self.engine, self._store, action, work)
+
+    def _execute(self, conn: Connection, name: str, params: dict[str, Any]) -> list[Row]:
+        with conn.cursor(binary=True) as cursor:
+            cursor.execute(self._sql[name], params)
+            return [] if name == "TOUCH" else cursor.fetchall()
+
+    def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
+        rows: list[Row] = self._run(action, lambda conn: self._execute(conn, name, params))
+        return rows
+
+    def _change(self, action: str, name: str, params: dict[str, Any], staged: Any = None) -> Row:
+        """Return the row of a statement that changes a session, run again while it answers
+        ``stale`` (its last column) or meets a concurrent writer; with ``staged`` items,
+        copy them first, in one transaction."""
+
+        def attempt(conn: Connection) -> Row:
+            if staged is None:
+                return self._execute(conn, name, params)[0]
+            with conn.transaction(), conn.cursor(binary=True) as cursor:
+                stage(cursor, staged)
+                return self._execute(conn, name, params)[0]
+
+        def work(conn: Connection) -> Row:
+            give_up = time.monotonic() + self.statement_timeout
+            while True:
+                try:
+                    row = attempt(conn)
+                    if not row[-1]:
+                        return row
+                except _CONFLICTS:
+                    if time.monotonic() > give_up:
+                        raise
+                if time.monotonic() > give_up:
+                    raise BackendError(
+                        f"Could not {action} {self._store}: other writers kept changing the "
+                        f"session for {self.statement_timeout:g} s. Try again, or write each "
+                        "session from fewer places at once."
+                    )
+
+        row: Row = self._run(action, work)
+        return row
+
+    def _params(self, session: str, now: float, **more: Any) -> dict[str, Any]:
+        sid = session.encode()
+        return {"ns": self.namespace, "h": _digest(sid), "sid": sid, "now": now, **more}
+
+    def _create_tables(self, conn: Connection) -> None:
+        found = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+            (self.sessions_table, self.values_table),
+        ).fetchone()
+        # Checking first lets a user without the CREATE privilege use existing tables.
+        if found is None or not found[0]:
+            with conn.transaction():
+                # CREATE ... IF NOT EXISTS can still fail when two sessions run it at once;
+                # an advisory lock held until commit makes them take turns.
+                lock = f"dash_database:{self.sessions_table}"
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+                conn.execute(self._sql["CREATE"])
+
+    # -- the backend protocol -------------------------------------------------------------
+
+    def get(self, session: str, key: str, now: float) -> bytes | None:
+        found = self.get_versioned(session, key, now)
+        return None if found is None else found[0]
+
+    def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
+        name = key.encode()
+        params = self._params(session, now, kh=_digest(name), key=name)
+        rows = self._rows("read from", "GET", params)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def set_many(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._write(session, items, now, deadline, version, max_bytes, None, False)
+
+    def compare_and_set(
+        self,
+        session: str,
+        key: str,
+        value: bytes,
+        expected: int | None,
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> bool:
+        return self._write(session, {key: value}, now, deadline, version, max_bytes, expected, True)
+
+    def _write(self, session: str, items: Mapping[str, bytes], now: float, *figures: Any) -> bool:
+        """Store ``items`` with ``figures``: deadline, version, max_bytes, expected, check."""
+        names = ("deadline", "version", "max_bytes", "expected", "check")
+        params = self._params(session, now, **dict(zip(names, figures)))
+        rows = [(_digest(key.encode()), key.encode(), value) for key, value in items.items()]
+        if sum(len(value) for _, _, value in rows) >= self.copy_threshold:
+            row = self._change("write to", "WRITE_STAGED", params, staged=rows)
+        else:
+            first = rows[0] if rows else (None, None, None)
+            params.update(zip(("kh", "key", "value"), first))
+            more = rows[1:]
+            params["key_hashes"] = [key_hash for key_hash, _, _ in more] if more else None
+            params["keys"] = [key for _, key, _ in more] if more else None
+            params["values"] = [value for _, _, value in more] if more else None
+            row = self._change("write to", "WRITE", params)
+        written, matched, before, after, _ = row
+        if written or not matched:
+            return bool(written)
+        # Not written, not stale, matched: the quota refused it.
+        raise QuotaExceededError.for_write(before, after, params["max_bytes"])
+
+    def delete(self, session: str, key: str, now: float) -> bool:
+        params = self._params(session, now, kh=_digest(key.encode()))
+        return bool(self._change("delete from", "DELETE", params)[0])
+
+    def keys(self, session: str, now: float) -> list[str]:
+        return [
+            row[0].decode() for row in self._rows("read from", "KEYS", self._params(session, now))
+        ]
+
+    def clear(self, session: str, now: float) -> int:
+        params = self._params(session, now)
+        return int(self._change("delete from", "CLEAR", params)[0])
+
+    def touch(self, session: str, deadline: float, now: float) -> None:
+        self._rows("write to", "TOUCH", self._params(session, now, deadline=deadline))
+
+    def rename(self, session: str, new_session: str, now: float) -> int:
+        if new_session == session:
+            return len(self.keys(session, now))
+        new_sid = new_session.encode()
+        params = self._params(session, now, new_h=_digest(new_sid), new_sid=new_sid)
+        return int(self._change("write to", "RENAME", params)[0])
+
+    def session_bytes(self, session: str, now: float) -> int:
+        rows = self._rows("read from", "SESSION_BYTES", self._params(session, now))
+        return int(rows[0][0]) if rows else 0
+
+    def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
+        params = {"ns": self.namespace, "now": now, "after": _after(cursor), "limit": limit + 1}
+        rows = self._rows("read from", "SESSIONS", params)
+        page = [SessionInfo(sid.decode(), *figures) for _, sid, *figures in rows[:limit]]
+        return page, _next(rows, limit)
+
+    def session_keys(
+        self, session: str, now: float, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[KeyInfo], str | None]:
+        params = self._params(session, now, after=_after(cursor), limit=limit + 1)
+        rows = self._rows("read from", "SESSION_KEYS", params)
+        page = [KeyInfo(key.decode(), *figures) for _, key, *figures in rows[:limit]]
+        return page, _next(rows, limit)
+
+    def stats(self, now: float) -> StoreStats:
+        [row] = self._rows("read from", "STATS", {"ns": self.namespace, "now": now})
+        return StoreStats(*map(int, row))
+
+    def purge_expired(self, now: float) -> int:
+        params = {"ns": self.namespace, "now": now, "limit": _PURGE_BATCH}
+        removed = 0
+        while True:
+            [(count,)] = self._rows("purge expired sessions from", "PURGE", params)
+            removed += int(count)
+            if count < _PURGE_BATCH:
+                return removed
+
+    def close(self) -> None:
+        self._closed = True
+        engine = self._engines.take()
+        if engine is not None and self._given is None:
+            engine.dispose()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._url is None:
+            raise TypeError(
+                "A PostgresBackend built from an Engine cannot be pickled: the engine holds "
+                "live connections. Build it from a URL (PostgresBackend('postgresql://...')) "
+                "to pickle it."
+            )
+        # The URL and options, never the connections; the original created the tables.
+        names = ("connect_timeout", "statement_timeout", "copy_threshold")
+        options = {name: getattr(self, name) for name in names}
+        options.update(table=self.table_name, schema=self.schema, namespace=self.namespace)
+        options.update(self._options, create_table=False)
+        return (_reopen, (self._url, options))
+
+    def __repr__(self) -> str:
+        where = self._store if self._url is None else redact_url(self._url)
+        return (
+            f"PostgresBackend({where!r}, table={self.table_name!r}, namespace={self.namespace!r})"
+        )
+
+
+def _reopen(url: str, options: dict[str, Any]) -> PostgresBackend:
+    return PostgresBackend(url, **options)
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _after(cursor: str | None) -> bytes:
+    """Return the digest a page starts after (the empty one sorts first)."""
+    try:
+        return b"" if cursor is None else bytes.fromhex(cursor)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"{cursor!r} is not a cursor this backend returned; pass None to start over."
+        ) from None
+
+
+def _next(rows: list[Row], limit: int) -> str | None:
+    """Return the cursor after a page, or ``None`` when no row follows it."""
+    return rows[limit - 1][0].hex() if len(rows) > limit else None

@@ -1,0 +1,159 @@
+"""Engines, connections and driver errors of the PostgreSQL backend.
+
+The drivers are imported here, once, when the backend's package is imported (which
+``dash_database`` does only when a PostgreSQL URL or backend is used).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+try:
+    import psycopg
+    import sqlalchemy
+    from sqlalchemy.engine import Engine, make_url
+    from sqlalchemy.exc import DBAPIError
+except ImportError as exc:
+    raise ImportError(
+        'The PostgreSQL backend needs SQLAlchemy and psycopg: pip install "dash-database[postgres]"'
+    ) from exc
+
+from ..._locations import redact_url
+from ...exceptions import InvalidArgumentError
+from .._errors import store_errors
+
+__all__ = [
+    "Connection",
+    "Engine",
+    "check_options",
+    "open_engine",
+    "psycopg",
+    "quote",
+    "run",
+    "split_url",
+    "where",
+]
+
+Connection = psycopg.Connection[Any]
+T = TypeVar("T")
+
+# URL query parameters read by the backend rather than passed to the driver.
+_OWN_QUERY = ("table", "schema", "namespace")
+# PostgreSQL cuts longer identifiers, which could make two tables' names collide.
+_MAX_IDENTIFIER = 63
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """Return ``url`` with psycopg 3 as its driver and without the backend's own query
+    parameters, and those parameters."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise InvalidArgumentError(f"Cannot parse the PostgreSQL URL {redact_url(url)!r}.") from exc
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    own = {}
+    for name in _OWN_QUERY:
+        value = parsed.query.get(name)
+        if value is not None:
+            own[name] = value if isinstance(value, str) else value[-1]
+    parsed = parsed.difference_update_query(_OWN_QUERY)
+    return parsed.render_as_string(hide_password=False), own
+
+
+def open_engine(
+    url: str, connect_timeout: float, statement_timeout: float, options: dict[str, Any]
+) -> Engine:
+    """Return an engine on ``url`` whose connections are in autocommit mode, give up
+    connecting after ``connect_timeout`` and have the server cancel a statement (waits for
+    locks included) after ``statement_timeout`` seconds."""
+    connect_args = dict(options.get("connect_args", {}))
+    if "connect_timeout" not in make_url(url).query:
+        connect_args.setdefault("connect_timeout", max(2, round(connect_timeout)))
+    timeout = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    # Of two settings of one parameter, the server keeps the last: the caller's come last.
+    connect_args["options"] = f"{timeout} {connect_args.get('options', '')}".strip()
+    # In autocommit mode no transaction outlives a call, so a returned connection needs no
+    # ROLLBACK.
+    settings = {
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,
+        **options,
+        "connect_args": connect_args,
+    }
+    return sqlalchemy.create_engine(url, **settings)
+
+
+def where(engine: Engine) -> str:
+    """Name the server and database of ``engine`` for messages (never with a password)."""
+    url = engine.url
+    return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]) -> T:
+    """Return ``work(connection)`` run on a connection from ``engine``'s pool in autocommit
+    mode; raise driver errors as BackendError about ``action`` on ``store``.
+
+    A connection found lost (the server restarted or ended it) is discarded and ``work`` runs
+    on another, at most as many times as the pool keeps connections, so the first call after a
+    restart does not fail on each stale connection in turn. ``work`` must be safe to run again
+    after a loss (the server may have committed before the answer was lost).
+    """
+    size = getattr(engine.pool, "size", None)
+    reconnects = size() if callable(size) else 5
+    with store_errors(store, action, (psycopg.Error,)):
+        while True:
+            try:
+                fairy = engine.raw_connection()
+            except DBAPIError as exc:
+                # The driver's own error says what failed, without SQLAlchemy's wrapping.
+                raise (exc.orig or exc) from None
+            conn = cast(Connection, fairy.driver_connection)
+            try:
+                if conn.autocommit:
+                    return work(conn)
+                # A passed-in engine's connection: switched for the call and back, which costs
+                # no round trip while no transaction is open.
+                conn.autocommit = True
+                try:
+                    return work(conn)
+                finally:
+                    if not conn.broken:
+                        conn.autocommit = False
+            except psycopg.OperationalError as exc:
+                if not conn.broken or reconnects == 0:
+                    raise
+                fairy.invalidate(exc)
+                reconnects -= 1
+            finally:
+                fairy.close()
+
+
+def quote(name: str) -> str:
+    """Return ``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_options(table: object, schema: object, namespace: object, *timeouts: object) -> None:
+    """Raise InvalidArgumentError unless the names and timeouts can be used."""
+    for name, value in [("table", table), ("schema", schema)]:
+        if value is not None and (not isinstance(value, str) or not value or "\0" in value):
+            raise InvalidArgumentError(
+                f"{name} must be a non-empty str without NUL characters, got {value!r}."
+            )
+    if len(f"{table}_sessions_deadline".encode()) > _MAX_IDENTIFIER:
+        raise InvalidArgumentError(
+            f"table {table!r} is too long: PostgreSQL cuts names at {_MAX_IDENTIFIER} bytes, "
+            "and this backend adds up to 18 to it. Use a shorter one."
+        )
+    if not isinstance(namespace, str) or "\0" in namespace:
+        raise InvalidArgumentError(
+            f"namespace must be a str without NUL characters, got {namespace!r}."
+        )
+    for value in timeouts:
+        if type(value) not in (int, float) or not value > 0:  # type: ignore[operator]
+            raise InvalidArgumentError(
+                f"connect_timeout and statement_timeout must be positive numbers of seconds, "
+                f"got {value!r}."
+            )

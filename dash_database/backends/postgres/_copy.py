@@ -1,0 +1,47 @@
+"""The bulk path: a write's items streamed into a temporary table with binary ``COPY``.
+
+A statement parameter is copied whole on its way to the server (by psycopg, then into libpq's
+output buffer), so binding a 100 MB value needs about three times its size in memory. ``COPY``
+sends each value straight from its buffer in small pieces instead. The backend takes this path
+for a write whose values add up to ``copy_threshold`` bytes or more: the items go into the
+temporary table, and the write statement reads them from there, in one transaction.
+
+The rows follow PostgreSQL's documented binary ``COPY`` format: a signature, flags and header
+extension length; per row the number of fields, then each field's length and bytes; then -1.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from ._sql import COPY_ITEMS, STAGE_ITEMS
+
+__all__ = ["stage"]
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_ROW = struct.Struct("!hi")
+_LENGTH = struct.Struct("!i")
+_TRAILER = struct.pack("!h", -1)
+
+
+def stage(cursor: psycopg.Cursor[Any], items: Iterable[tuple[bytes, bytes, bytes]]) -> None:
+    """Copy ``items`` (key digest, key, value) into the temporary table ``dash_database_items``,
+    which empties itself when the transaction ends."""
+    cursor.execute(STAGE_ITEMS)
+    with cursor.copy(COPY_ITEMS) as copy:
+        copy.write(_SIGNATURE)
+        for key_hash, key, value in items:
+            copy.write(
+                _ROW.pack(3, len(key_hash))
+                + key_hash
+                + _LENGTH.pack(len(key))
+                + key
+                + _LENGTH.pack(len(value))
+            )
+            # A memoryview: psycopg sends it in pieces without copying it whole.
+            copy.write(memoryview(value))
+        copy.write(_TRAILER)

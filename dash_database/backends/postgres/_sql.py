@@ -1,0 +1,327 @@
+"""The PostgreSQL backend's schema and statements, as plain SQL text.
+
+``{sessions}``, ``{values}`` and ``{deadline_index}`` stand for the quoted table and index
+names; ``%(name)s`` and ``%(name)b`` (bytes, sent in binary) are psycopg's named parameters:
+
+``ns``        the namespace (text)
+``h``         SHA-256 of the session id's UTF-8; ``sid`` that UTF-8 itself
+``kh``, ``key``, ``value``   one key's SHA-256 and UTF-8, and its value
+``key_hashes``, ``keys``, ``values``   more items of a write, as arrays
+``now``, ``deadline``  seconds since the epoch (``deadline`` may be NULL)
+
+Every statement that changes a session follows one pattern. ``seen`` is the session row as
+the statement's snapshot shows it. The statement changes that row first, and only while it is
+still that version: its ``xmin`` (the transaction that wrote it) is unchanged, which an
+``UPDATE`` or ``DELETE`` checks again on the newest version after waiting for another writer.
+Every write of a session changes its row, so while the row is unchanged, everything else the
+statement read about the session is current too; every other change of the statement waits for
+that one (it reads its result). When the row changed (a writer committed after the snapshot was
+taken, or while this statement waited for its lock), the statement changes nothing and answers
+``stale``, and the backend runs it again with a fresh snapshot. So writers of one session take
+turns on its row, which each locks before any value row: they never wait on each other in a
+cycle. An answer that writes nothing (a compare-and-set that does not match, a quota refusal)
+holds for the snapshot, a moment within the call, whether or not the row changed since.
+"""
+
+from __future__ import annotations
+
+#: Creates the tables and the index unless they exist (run under an advisory lock).
+CREATE = """
+CREATE TABLE IF NOT EXISTS {sessions} (
+    namespace  text    NOT NULL,
+    sid_hash   bytea   NOT NULL,
+    session_id bytea   NOT NULL,
+    deadline   float8,
+    keys       bigint  NOT NULL,
+    bytes      bigint  NOT NULL,
+    written    float8  NOT NULL,
+    PRIMARY KEY (namespace, sid_hash)
+);
+CREATE INDEX IF NOT EXISTS {deadline_index} ON {sessions} (namespace, deadline)
+    WHERE deadline IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {values} (
+    namespace  text    NOT NULL,
+    sid_hash   bytea   NOT NULL,
+    key_hash   bytea   NOT NULL,
+    key        bytea   NOT NULL,
+    value      bytea   NOT NULL,
+    version    bigint  NOT NULL,
+    PRIMARY KEY (namespace, sid_hash, key_hash)
+);
+ALTER TABLE {values} ALTER COLUMN value SET STORAGE EXTERNAL;
+"""
+
+_LIVE = "(deadline IS NULL OR deadline > %(now)s)"
+_FITS = "(%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8)"
+# A write's deadline replaces none (or an expired one's) and a live one only if it is later.
+_DEADLINE = """CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL
+        THEN %(deadline)s::float8 ELSE greatest(f.deadline, %(deadline)s::float8) END"""
+
+#: The value and version of one key of a live session.
+GET = f"""
+SELECT v.value, v.version
+FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
+WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
+  AND {_LIVE.replace("deadline", "s.deadline")}
+  AND v.key_hash = %(kh)b AND v.key = %(key)b
+"""
+
+#: The keys of a live session.
+KEYS = f"""
+SELECT v.key
+FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
+WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
+  AND {_LIVE.replace("deadline", "s.deadline")}
+"""
+
+# The write of set_many and compare_and_set, around the rows to store (``items``). It answers
+# whether it wrote, whether the compare-and-set matched, the session's size before and after,
+# and whether it met a stale snapshot (then it wrote nothing).
+_WRITE = f"""
+WITH items AS NOT MATERIALIZED (  -- read where used: a large value is never copied
+    {{items}}
+),
+seen AS MATERIALIZED (
+    SELECT xmin AS row_version, deadline, keys, bytes, {_LIVE} AS live
+    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
+),
+-- One row: the live session's figures (an expired one counts as empty) and those after.
+figures AS MATERIALIZED (
+    SELECT f.before, f.before + f.added - coalesce(r.size, 0) AS after,
+        f.keys + f.count - coalesce(r.count, 0) AS keys, f.deadline,
+        -- compare-and-set: the key's version is the expected one, or this write's own (it
+        -- ran before and only its answer was lost), so that running it again is safe
+        NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
+            OR coalesce(r.version = %(version)s::int8, false) AS matched
+    FROM (
+        SELECT coalesce(s.bytes, 0) AS before, coalesce(s.keys, 0) AS keys, s.deadline, s.live,
+            (SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) FROM items)
+                AS added,
+            (SELECT count(*) FROM items) AS count
+        FROM (SELECT) AS one LEFT JOIN seen s ON s.live
+    ) AS f
+    -- The live keys this write replaces, looked up one by one, so that a write costs
+    -- O(keys written): OFFSET 0 keeps the planner from scanning all of the session's keys.
+    LEFT JOIN LATERAL (
+        SELECT sum(octet_length(v.key) + octet_length(v.value)) AS size, count(*) AS count,
+            max(v.version) AS version
+        FROM items i CROSS JOIN LATERAL (
+            SELECT key, value, version FROM {{values}}
+            WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = i.key_hash
+            OFFSET 0
+        ) AS v
+    ) AS r ON f.live
+),
+created AS (
+    INSERT INTO {{sessions}} (namespace, sid_hash, session_id, deadline, keys, bytes, written)
+    SELECT %(ns)s, %(h)b, %(sid)b, {_DEADLINE}, f.keys, f.after, %(now)s
+    FROM figures f
+    WHERE f.matched AND {_FITS} AND NOT EXISTS (SELECT FROM seen)
+    ON CONFLICT (namespace, sid_hash) DO NOTHING
+    RETURNING 1
+),
+updated AS (
+    UPDATE {{sessions}} s
+    SET deadline = {_DEADLINE}, keys = f.keys, bytes = f.after, written = %(now)s
+    FROM figures f, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND f.matched AND {_FITS}
+    RETURNING 1
+),
+session AS (
+    SELECT FROM created UNION ALL SELECT FROM updated
+),
+discarded AS (
+    DELETE FROM {{values}} v
+    WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b
+      AND EXISTS (SELECT FROM session) AND NOT (SELECT live FROM seen)
+      AND NOT EXISTS (SELECT FROM items i WHERE i.key_hash = v.key_hash)
+),
+stored AS (
+    INSERT INTO {{values}} (namespace, sid_hash, key_hash, key, value, version)
+    SELECT %(ns)s, %(h)b, key_hash, key, value, %(version)s::int8 FROM items
+    WHERE EXISTS (SELECT FROM session)
+    ON CONFLICT (namespace, sid_hash, key_hash) DO UPDATE
+        SET value = excluded.value, version = excluded.version
+)
+SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.before, f.after,
+    NOT EXISTS (SELECT FROM session) AND f.matched AND {_FITS} AS stale
+FROM figures f
+"""
+
+#: Store the items given as parameters: the first one plain, the others as arrays (NULL when
+#: there are none), since arrays cost more to send and unpack and most writes store one key.
+WRITE = _WRITE.replace(
+    "{items}",
+    """SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value
+    WHERE %(kh)b::bytea IS NOT NULL
+    UNION ALL
+    SELECT * FROM unnest(%(key_hashes)b::bytea[], %(keys)b::bytea[], %(values)b::bytea[])""",
+)
+
+#: The temporary table a large write copies its items into (see ``_copy.py``).
+STAGE_ITEMS = """
+CREATE TEMPORARY TABLE IF NOT EXISTS dash_database_items (
+    key_hash bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT BINARY)"
+
+#: Store the items copied into the temporary table (see ``_WRITE``).
+WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
+
+#: Remove one key of a live session; a session left with no key and no deadline goes too.
+DELETE = f"""
+WITH seen AS MATERIALIZED (
+    SELECT xmin AS row_version
+    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND {_LIVE}
+),
+target AS MATERIALIZED (
+    SELECT octet_length(key) + octet_length(value) AS size
+    FROM {{values}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
+      AND EXISTS (SELECT FROM seen)
+),
+shrunk AS (
+    UPDATE {{sessions}} s SET keys = s.keys - 1, bytes = s.bytes - t.size, written = %(now)s
+    FROM target t, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND (s.keys > 1 OR s.deadline IS NOT NULL)
+    RETURNING 1
+),
+emptied AS (
+    DELETE FROM {{sessions}} s USING target t, seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND s.keys <= 1 AND s.deadline IS NULL
+    RETURNING 1
+),
+removed AS (
+    DELETE FROM {{values}}
+    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
+      AND (EXISTS (SELECT FROM shrunk) OR EXISTS (SELECT FROM emptied))
+    RETURNING 1
+)
+SELECT EXISTS (SELECT FROM removed),
+    EXISTS (SELECT FROM target) AND NOT EXISTS (SELECT FROM removed) AS stale
+"""
+
+#: Remove a session: its row and values; answers how many keys a live one held.
+CLEAR = f"""
+WITH seen AS MATERIALIZED (
+    SELECT xmin AS row_version, CASE WHEN {_LIVE} THEN keys ELSE 0 END AS keys
+    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
+),
+dropped AS (
+    DELETE FROM {{sessions}} s USING seen
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+    RETURNING 1
+),
+cleared AS (
+    DELETE FROM {{values}}
+    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM dropped)
+)
+SELECT coalesce((SELECT keys FROM seen), 0),
+    EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM dropped) AS stale
+"""
+
+#: Move a live session's deadline later (a single-row update: it sees the latest row).
+TOUCH = """
+UPDATE {sessions} SET deadline = %(deadline)s
+WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline > %(now)s AND deadline < %(deadline)s
+"""
+
+#: Move session ``h`` to ``new_h``, discarding what ``new_h`` held; answers how many keys
+#: moved. Both rows are locked in digest order, so two renames never wait in a cycle.
+RENAME = f"""
+WITH seen AS MATERIALIZED (
+    SELECT sid_hash, xmin AS row_version, keys, {_LIVE} AS live
+    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash IN (%(h)b, %(new_h)b)
+),
+locked AS MATERIALIZED (
+    SELECT s.sid_hash FROM {{sessions}} s JOIN seen ON seen.sid_hash = s.sid_hash
+    WHERE s.namespace = %(ns)s AND s.xmin = seen.row_version
+    ORDER BY s.sid_hash
+    FOR UPDATE OF s
+),
+ready AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM seen) AS current
+),
+moving AS MATERIALIZED (
+    SELECT keys FROM seen WHERE sid_hash = %(h)b AND live AND (SELECT current FROM ready)
+),
+-- First what the new id held and the old id's expired data go; then the old id's rows move.
+dropped AS (
+    DELETE FROM {{sessions}} s
+    WHERE s.namespace = %(ns)s AND (SELECT current FROM ready)
+      AND (s.sid_hash = %(new_h)b OR (s.sid_hash = %(h)b AND NOT EXISTS (SELECT FROM moving)))
+    RETURNING s.sid_hash
+),
+dropped_values AS MATERIALIZED (
+    DELETE FROM {{values}} v USING dropped d
+    WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
+    RETURNING 1
+),
+moved AS (
+    UPDATE {{sessions}} SET sid_hash = %(new_h)b, session_id = %(new_sid)b
+    WHERE namespace = %(ns)s AND sid_hash = %(h)b
+      AND EXISTS (SELECT FROM moving) AND (SELECT count(*) FROM dropped_values) >= 0
+),
+moved_values AS (
+    UPDATE {{values}} SET sid_hash = %(new_h)b
+    WHERE namespace = %(ns)s AND sid_hash = %(h)b
+      AND EXISTS (SELECT FROM moving) AND (SELECT count(*) FROM dropped_values) >= 0
+)
+SELECT coalesce((SELECT keys FROM moving), 0), NOT (SELECT current FROM ready)
+"""
+
+#: The size of a live session.
+SESSION_BYTES = f"""
+SELECT bytes FROM {{sessions}}
+WHERE namespace = %(ns)s AND sid_hash = %(h)b AND session_id = %(sid)b AND {_LIVE}
+"""
+
+#: A page of live sessions with keys, in digest order, after the digest ``after``.
+SESSIONS = f"""
+SELECT sid_hash, session_id, keys, bytes, deadline, written FROM {{sessions}}
+WHERE namespace = %(ns)s AND sid_hash > %(after)b AND keys > 0 AND {_LIVE}
+ORDER BY sid_hash LIMIT %(limit)s
+"""
+
+#: A page of one live session's keys, in digest order, after the digest ``after``.
+SESSION_KEYS = f"""
+SELECT v.key_hash, v.key, octet_length(v.value), v.version
+FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
+WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
+  AND {_LIVE.replace("deadline", "s.deadline")} AND v.key_hash > %(after)b
+ORDER BY v.key_hash LIMIT %(limit)s
+"""
+
+#: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows.
+STATS = f"""
+SELECT
+    count(*) FILTER (WHERE {_LIVE} AND keys > 0),
+    coalesce(sum(keys) FILTER (WHERE {_LIVE}), 0),
+    coalesce(sum(bytes) FILTER (WHERE {_LIVE}), 0),
+    count(*) FILTER (WHERE NOT {_LIVE})
+FROM {{sessions}} WHERE namespace = %(ns)s
+"""
+
+#: Remove at most ``limit`` expired sessions and their values; answers how many went. A row
+#: locked by a writer is skipped, and one renewed since the snapshot is rechecked and kept.
+PURGE = """
+WITH batch AS MATERIALIZED (
+    SELECT sid_hash FROM {sessions}
+    WHERE namespace = %(ns)s AND deadline <= %(now)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+dropped AS (
+    DELETE FROM {sessions} s USING batch b
+    WHERE s.namespace = %(ns)s AND s.sid_hash = b.sid_hash
+    RETURNING s.sid_hash
+),
+dropped_values AS (
+    DELETE FROM {values} v USING dropped d
+    WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
+)
+SELECT count(*) FROM dropped
+"""

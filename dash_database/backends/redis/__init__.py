@@ -1,0 +1,405 @@
+"""Sessions in Redis (or Valkey): one hash per session, indexed, written by Lua scripts.
+
+Layout. Every key starts with ``<prefix>:{<prefix>}:`` (``B``); the braces are a Redis Cluster
+hash tag, so all keys of one prefix share a slot and one script can update any of them:
+
+- ``B s:<digest>``, one hash per session: ``v:<key>`` holds a value, ``n:<key>`` its length and
+  version (``<length>:<version>``); ``id``, ``keys``, ``bytes``, ``written`` and ``deadline``
+  (absent: never expires) describe the session. ``<digest>`` is the hex BLAKE2b-128 of the id,
+  so any id makes a short key; the full id in ``id`` is compared on every call, so two ids never
+  share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
+- ``B k:<digest>``, the session's key names in a sorted set (score 0: ordered by their bytes),
+  for paging; ``B index``, all session digests, paged alike; ``B expiry``, the digests of the
+  sessions with a deadline, scored by it; ``B totals``: sessions with keys, keys and bytes of
+  the store, expired sessions included.
+
+Design. Each operation is one Lua script (``_scripts.py``): Redis runs it without interleaving,
+so a write updates the session, its key set, the index and the totals at once, and a
+compare-and-set or a quota check needs no lock. ``get``, ``get_versioned`` and
+``session_bytes`` are one ``HMGET``, which sends a value without copying it into Lua; a write
+of large values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines
+are compared with the caller's ``now``. No key carries a native Redis expiry: Redis would drop
+a session without updating the index and the totals (and an injected clock is not Redis's).
+Expired sessions stay, invisible, until written again or removed by ``purge_expired``, a batch
+per script, so a live request waits for one batch at most; ``DashDatabase`` purges during
+writes every ``ttl``. ``stats`` reads the totals and subtracts what the expired sessions still
+hold: its cost grows with the number of those only. On a cluster, one prefix lives on one
+primary (failover, not more room): apps that need more use several prefixes.
+
+Connections are redis-py's pool, per process (``_process.py``), through its public API. A
+client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
+once, at once, when its connection was lost (a server restart), never after a timeout: a server
+down or frozen gives ``BackendError`` well within gunicorn's 30 s. Run again that way,
+``compare_and_set`` recognises its own version; ``delete``/``clear`` may report 0 and a
+``rename`` finds its session gone and empties the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ..._locations import DEFAULT_SECRET_FILE, redact_url
+from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._errors import store_errors
+from .._process import PerProcess
+from . import _scripts
+from ._multi import write_large
+
+__all__ = ["DEFAULT_PREFIX", "RedisBackend"]
+
+#: The key prefix used when none is given.
+DEFAULT_PREFIX = "dash_database"
+
+# Sessions removed by one purge script, expired sessions read by one stats script: a live
+# request queued behind one waits only briefly.
+_BATCH = 500
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+        import redis.cluster
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError as exc:
+        raise ImportError(
+            'The Redis backend needs the redis package: pip install "dash-database[redis]"'
+        ) from exc
+    # One retry, at once and of a lost connection only: it replaces a pooled connection the
+    # server closed; a retry after a timeout would make the caller wait twice.
+    retry = Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+    return redis, {"socket_connect_timeout": 3.0, "socket_timeout": 5.0, "retry": retry}
+
+
+class RedisBackend:
+    """Store each session as one hash in Redis or Valkey, with an index of the sessions.
+
+    Args:
+        url_or_client: a URL (``redis://[[user]:password@]host:port/db``, ``rediss://`` for
+            TLS; query parameters such as ``socket_timeout=2`` go to redis-py), or a ready
+            ``redis.Redis`` or ``redis.cluster.RedisCluster`` without ``decode_responses``,
+            which stays yours: :meth:`close` leaves it open, and the backend cannot be pickled.
+        prefix: the start of every key; apps sharing one database use different ones. No
+            ``{`` or ``}`` (the hash tag). A URL may give it as ``?prefix=...``.
+        large_write_bytes: a write whose values add up to this many bytes or more sends them
+            beside its script in MULTI/EXEC (``_multi.py``); ``None``: never.
+        **options: for ``redis.Redis.from_url`` with a URL (``socket_timeout``,
+            ``ssl_ca_certs``, ...), over the defaults of a 3 s connect and 5 s read timeout.
+
+    Raises:
+        ImportError: the ``redis`` package is not installed.
+        InvalidArgumentError: the URL, the prefix or the client cannot be used.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | Any,
+        *,
+        prefix: str | None = None,
+        large_write_bytes: int | None = 64 * 1024,
+        **options: Any,
+    ) -> None:
+        redis, defaults = _import_redis()
+        self._url: str | None = None
+        self._options = dict(options)
+        if isinstance(url_or_client, str):
+            self._url, url_prefix = _split_prefix(url_or_client)
+            prefix = url_prefix if prefix is None else prefix
+            url, settings = self._url, {**defaults, **options}
+            self._clients: PerProcess[Any] = PerProcess(
+                lambda: redis.Redis.from_url(url, **settings)
+            )
+            try:
+                client = self._clients.get()  # connects on first use, not here
+            except ValueError as exc:
+                raise InvalidArgumentError(
+                    f"Cannot use the Redis URL {redact_url(url)!r}: {exc}. Write it as "
+                    "redis://[[user]:password@]host:port/db."
+                ) from exc
+        elif isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
+            client = url_or_client
+            if options or client.get_connection_kwargs().get("decode_responses"):
+                raise InvalidArgumentError(
+                    "Pass a Redis client made without decode_responses (values are bytes), and "
+                    f"options ({sorted(options)}) only with a URL: configure your client."
+                )
+            # redis-py's pool replaces its connections in a forked child by itself.
+            self._clients = PerProcess(lambda: url_or_client)
+        else:
+            raise InvalidArgumentError(
+                "url_or_client must be a redis:// or rediss:// URL, a redis.Redis or a "
+                f"redis.cluster.RedisCluster, got {type(url_or_client).__name__} "
+                f"{url_or_client!r}."
+            )
+        self.prefix = DEFAULT_PREFIX if prefix is None else prefix
+        if not isinstance(self.prefix, str) or not self.prefix or {"{", "}"} & set(self.prefix):
+            raise InvalidArgumentError(
+                "prefix must be a non-empty str without '{' or '}' (they would break the "
+                f"cluster hash tag), got {self.prefix!r}."
+            )
+        size = large_write_bytes
+        if size is not None and (type(size) is not int or size < 0):
+            raise InvalidArgumentError(
+                "large_write_bytes must be a number of bytes (0 or more) or None, got "
+                f"{large_write_bytes!r}."
+            )
+        self.large_write_bytes = large_write_bytes
+        self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
+        self._base = f"{self.prefix}:{{{self.prefix}}}:".encode()
+        self._index = self._base + b"index"
+        self._where = _describe(client, redis)
+        self._store = f"Redis at {self._where}"
+        self._driver_errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
+        self._no_script: type[Exception] = redis.exceptions.NoScriptError
+        self._closed = False
+        self._scripts = {n: _Script(t) for n, t in vars(_scripts).items() if n.isupper()}
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client this backend uses in this process."""
+        return self._clients.get()
+
+    def key(self, session: str) -> bytes:
+        """Return the Redis key of the hash that holds ``session``."""
+        return self._base + b"s:" + _digest(session.encode())
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        if self._closed:
+            raise BackendError(
+                f"The Redis backend on {self._where} is closed; open a new one to go on."
+            )
+        return self._clients.get()
+
+    def _run(self, name: str, action: str, keys: list[bytes], *args: Any) -> Any:
+        script = self._scripts[name]
+        with store_errors(self._store, action, self._driver_errors):
+            client = self._client()
+            try:
+                return client.evalsha(script.sha, len(keys), *keys, *args)
+            except self._no_script:
+                # A restarted server, or SCRIPT FLUSH: load it and run it again.
+                client.script_load(script.text)
+                return client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def _on_session(self, name: str, action: str, session: str, now: float, *args: Any) -> Any:
+        raw = session.encode()
+        return self._run(name, action, [self._hash(raw)], raw, _number(now), *args)
+
+    def _on_store(self, name: str, action: str, now: float, *args: Any) -> Any:
+        return self._run(name, action, [self._index], _number(now), *args)
+
+    def _hash(self, raw: bytes) -> bytes:
+        return self._base + b"s:" + _digest(raw)
+
+    def _fields(self, session: str, now: float, *fields: bytes) -> list[Any] | None:
+        """Return id, deadline and ``fields`` of a live session, or ``None``."""
+        raw = session.encode()
+        with store_errors(self._store, "read from", self._driver_errors):
+            found: list[Any] = self._client().hmget(self._hash(raw), b"id", b"deadline", *fields)
+        if found[0] != raw or (found[1] is not None and float(found[1]) <= now):
+            return None
+        return found
+
+    # -- the backend protocol --------------------------------------------------------------
+
+    def get(self, session: str, key: str, now: float) -> bytes | None:
+        found = self._fields(session, now, b"v:" + key.encode())
+        return None if found is None else found[2]
+
+    def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
+        name = key.encode()
+        found = self._fields(session, now, b"v:" + name, b"n:" + name)
+        if found is None or found[2] is None:
+            return None
+        return found[2], int(found[3].split(b":")[1])
+
+    def set_many(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> None:
+        pairs: list[bytes] = []
+        size = 0
+        for key, value in items.items():
+            pairs += (key.encode(), value)
+            size += len(value)
+        head = _write_args(deadline, version, max_bytes)
+        if self.large_write_bytes is None or size < self.large_write_bytes:
+            result = self._on_session("SET_MANY", "write to", session, now, *head, *pairs)
+        else:
+            raw = session.encode()
+            script = self._scripts["SET_LENGTHS"]
+            with store_errors(self._store, "write to", self._driver_errors):
+                result = write_large(
+                    self._client(), self._hash(raw), [raw, _number(now), *head], pairs, script
+                )
+        _check_quota(result, max_bytes)
+
+    def compare_and_set(
+        self,
+        session: str,
+        key: str,
+        value: bytes,
+        expected: int | None,
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> bool:
+        head = _write_args(deadline, version, max_bytes)
+        old = b"" if expected is None else b"%d" % expected
+        result = self._on_session(
+            "COMPARE_AND_SET", "write to", session, now, *head, old, key.encode(), value
+        )
+        _check_quota(result, max_bytes)
+        return bool(result)
+
+    def delete(self, session: str, key: str, now: float) -> bool:
+        return bool(self._on_session("DELETE", "delete from", session, now, key.encode()))
+
+    def keys(self, session: str, now: float) -> list[str]:
+        names = self._on_session("KEYS", "list the keys in", session, now)
+        return [name.decode() for name in names]
+
+    def clear(self, session: str, now: float) -> int:
+        return int(self._on_session("CLEAR", "delete from", session, now))
+
+    def touch(self, session: str, deadline: float, now: float) -> None:
+        self._on_session("TOUCH", "renew a session in", session, now, _number(deadline))
+
+    def rename(self, session: str, new_session: str, now: float) -> int:
+        raw, new_raw = session.encode(), new_session.encode()
+        keys = [self._hash(raw), self._hash(new_raw)]
+        return int(self._run("RENAME", "rename a session in", keys, raw, _number(now), new_raw))
+
+    def session_bytes(self, session: str, now: float) -> int:
+        found = self._fields(session, now, b"bytes")
+        return 0 if found is None else int(found[2])
+
+    def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
+        start = b"-" if cursor is None else b"(" + cursor.encode()
+        reply = self._on_store("SESSIONS", "list the sessions in", now, start, limit)
+        rows = [reply[i : i + 5] for i in range(1, len(reply), 5)]
+        page = [
+            SessionInfo(sid.decode(), int(n), int(size), deadline and float(deadline), float(at))
+            for sid, n, size, deadline, at in rows
+        ]
+        return page, (reply[0].decode() or None)
+
+    def session_keys(
+        self, session: str, now: float, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[KeyInfo], str | None]:
+        start = b"-" if cursor is None else b"(" + cursor.encode()
+        reply = self._on_session("SESSION_KEYS", "list the keys in", session, now, start, limit)
+        page = []
+        for name, entry in zip(reply[1::2], reply[2::2]):
+            length, version = entry.split(b":")
+            page.append(KeyInfo(name.decode(), int(length), int(version)))
+        return page, (page[-1].key if reply[0] and page else None)
+
+    def stats(self, now: float) -> StoreStats:
+        # A batch of expired sessions per script (exact when no write runs meanwhile).
+        totals: list[int] = []
+        expired = [0, 0, 0, 0]  # sessions; of those, with keys, their keys, their bytes
+        while expired[0] % _BATCH == 0:
+            reply = self._on_store("STATS", "read the statistics of", now, expired[0], _BATCH)
+            totals = totals or [int(n) for n in reply[:3]]
+            expired = [a + int(b) for a, b in zip(expired, reply[3:])]
+            if reply[3] == 0:
+                break
+        live = [max(0, total - gone) for total, gone in zip(totals, expired[1:])]
+        return StoreStats(live[0], live[1], live[2], expired[0])
+
+    def purge_expired(self, now: float) -> int:
+        removed = 0
+        while True:
+            batch = int(self._on_store("PURGE", "purge expired sessions from", now, _BATCH))
+            removed += batch
+            if batch < _BATCH:
+                return removed
+
+    def close(self) -> None:
+        self._closed = True
+        if self._url is not None:
+            client = self._clients.take()
+            if client is not None:
+                client.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._url is None:
+            raise TypeError(
+                "A RedisBackend built from a client object cannot be pickled: the client holds "
+                "live connections. Build it from a URL (RedisBackend('redis://...'))."
+            )
+        return (_reopen, (self._url, self.prefix, self.large_write_bytes, self._options))
+
+    def __repr__(self) -> str:
+        where = redact_url(self._url) if self._url is not None else self._where
+        return f"RedisBackend({where!r}, prefix={self.prefix!r})"
+
+
+def _reopen(
+    url: str, prefix: str, large_write_bytes: int | None, options: dict[str, Any]
+) -> RedisBackend:
+    return RedisBackend(url, prefix=prefix, large_write_bytes=large_write_bytes, **options)
+
+
+class _Script:
+    """A Lua script and its SHA1, as Redis names it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
+
+
+def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly
+    return repr(float(seconds)).encode()
+
+
+def _write_args(deadline: float | None, version: int, max_bytes: int | None) -> list[Any]:
+    return [
+        b"" if deadline is None else _number(deadline),
+        b"%d" % version,
+        b"" if max_bytes is None else b"%d" % max_bytes,
+    ]
+
+
+def _check_quota(result: Any, max_bytes: int | None) -> None:
+    if isinstance(result, list):  # the sizes of a write the limit refused
+        raise QuotaExceededError.for_write(int(result[0]), int(result[1]), max_bytes or 0)
+
+
+def _split_prefix(url: str) -> tuple[str, str | None]:
+    """Return ``url`` without its ``prefix`` query parameter, and that parameter."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    rest = [(name, value) for name, value in query if name != "prefix"]
+    return parts._replace(query=urlencode(rest)).geturl(), (prefixes[-1] if prefixes else None)
+
+
+def _describe(client: Any, redis: Any) -> str:
+    """Return ``host:port`` of the server(s) ``client`` talks to, without any password."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return ", ".join(sorted(node.name for node in client.get_nodes())) or "a Redis Cluster"
+    kwargs = client.get_connection_kwargs()
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
