@@ -190,7 +190,8 @@ class Backend(Protocol):
         in one atomic step and return how many keys moved; ``session`` is left empty.
 
         Whatever ``new_session`` held before is discarded. An expired or missing ``session``
-        moves nothing and returns 0 (its expired data is discarded).
+        moves nothing, returns 0 and leaves ``new_session`` as it was (its own expired data is
+        discarded), so a rename sent twice after a lost reply loses nothing.
         """
         ...
 

@@ -151,7 +151,6 @@ class MemoryBackend:
     def rename(self, session: str, new_session: str, now: float) -> int:
         with self._lock:
             found = self._sessions.pop(session, None)
-            self._sessions.pop(new_session, None)
             if found is None or found.expired(now):
                 return 0
             self._sessions[new_session] = found

@@ -135,6 +135,17 @@ def test_rename_of_an_expired_session_moves_nothing(
     assert [] == backend.keys("new", clock.now)
 
 
+def test_a_rename_run_twice_loses_nothing(
+    backend_factory: Callable[[], Backend], clock: FakeClock
+) -> None:
+    backend = backend_factory()
+    backend.set_many("old", {"a": b"1"}, None, clock.now, version=1)
+
+    assert 1 == backend.rename("old", "new", clock.now)
+    assert 0 == backend.rename("old", "new", clock.now)  # resent after a lost reply
+    assert (b"1", 1) == backend.get_versioned("new", "a", clock.now)
+
+
 def test_rotate_session_moves_the_data_to_a_fresh_signed_id(make_db: Any) -> None:
     db: DashDatabase = make_db(secret_key="k" * 32)
     old = db.new_session_id()

@@ -229,8 +229,9 @@ UPDATE {sessions} SET deadline = %(deadline)s
 WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline > %(now)s AND deadline < %(deadline)s
 """
 
-#: Move session ``h`` to ``new_h``, discarding what ``new_h`` held; answers how many keys
-#: moved. Both rows are locked in digest order, so two renames never wait in a cycle.
+#: Move session ``h`` to ``new_h``, discarding what ``new_h`` held (only when something moves:
+#: a rename resent after a lost reply must not discard what the first one moved); answers how
+#: many keys moved. Both rows are locked in digest order, so two renames never wait in a cycle.
 RENAME = f"""
 WITH seen AS MATERIALIZED (
     SELECT sid_hash, xmin AS row_version, keys, {_LIVE} AS live
@@ -252,7 +253,8 @@ moving AS MATERIALIZED (
 dropped AS (
     DELETE FROM {{sessions}} s
     WHERE s.namespace = %(ns)s AND (SELECT current FROM ready)
-      AND (s.sid_hash = %(new_h)b OR (s.sid_hash = %(h)b AND NOT EXISTS (SELECT FROM moving)))
+      AND CASE WHEN EXISTS (SELECT FROM moving) THEN s.sid_hash = %(new_h)b
+               ELSE s.sid_hash = %(h)b END
     RETURNING s.sid_hash
 ),
 dropped_values AS MATERIALIZED (

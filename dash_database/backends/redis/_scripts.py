@@ -263,10 +263,10 @@ if target_digest == digest then
     if expired(s) then discard(s) flush() return 0 end
     return s.keys
 end
-local target = load(target_digest, ARGV[3])
-if target then discard(target) end
 if s and expired(s) then discard(s) s = nil end
 if not s then flush() return 0 end
+local target = load(target_digest, ARGV[3])
+if target then discard(target) end
 redis.call('RENAME', h, KEYS[2])
 if redis.call('EXISTS', s.keyset) == 1 then
     redis.call('RENAME', s.keyset, base .. 'k:' .. target_digest)
