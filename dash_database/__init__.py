@@ -22,8 +22,10 @@ from .exceptions import (
     InvalidIdError,
     InvalidIdTypeError,
     InvalidSessionIdError,
+    LayoutError,
     MissingKeyError,
     SerializationError,
+    UnsupportedDashError,
     ValueTooLargeError,
 )
 from .serializers import CompressedSerializer, JsonSerializer, PickleSerializer, Serializer
@@ -49,6 +51,7 @@ __all__ = [
     "InvalidIdTypeError",
     "InvalidSessionIdError",
     "JsonSerializer",
+    "LayoutError",
     "MemoryBackend",
     "MissingKeyError",
     "PickleSerializer",
@@ -56,6 +59,7 @@ __all__ = [
     "Serializer",
     "Session",
     "SqliteBackend",
+    "UnsupportedDashError",
     "ValueTooLargeError",
     "__version__",
 ]

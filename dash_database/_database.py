@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal, TypeVar, Union, overload
 
-from ._signing import SecretKey, SecretSource, looks_signed
+from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed
 from .backends import Backend, MemoryBackend, SqliteBackend, backend_from_url
 from .exceptions import (
+    BackendError,
     DeserializationError,
     InvalidArgumentError,
     InvalidIdError,
@@ -95,6 +96,9 @@ class DashDatabase:
             (comma-separated keys, newest first), else a key generated on first use and kept
             in ``<SQLite file>.secret`` (mode 0600) next to a SQLite store or in
             ``dash_database.secret`` in the working directory, with a ``UserWarning``.
+        session_id_max_age: seconds a signed session id stays valid after it was issued or
+            renewed (one week by default; ``None``: forever). The Dash helpers renew ids in
+            use and replace expired ones when a page loads.
 
     Raises:
         InvalidArgumentError: an option has a value the library does not accept.
@@ -111,6 +115,7 @@ class DashDatabase:
         max_value_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
+        session_id_max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
     ) -> None:
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
@@ -139,7 +144,7 @@ class DashDatabase:
         self.max_value_bytes = max_value_bytes
         self._clock = clock
         self._backend = _open_backend(db_location)
-        self._secret = SecretSource(secret_key, _secret_file(self._backend))
+        self._secret = SecretSource(secret_key, _secret_file(self._backend), session_id_max_age)
         self._init_expiry_state()
 
     def _init_expiry_state(self) -> None:
@@ -168,7 +173,7 @@ class DashDatabase:
         Every method taking a ``user_id`` accepts it, verifies its signature in constant time
         and raises :class:`~dash_database.InvalidSessionIdError` when it was altered.
         """
-        return self._secret.signer().new_id()
+        return self._secret.signer().new_id(self._clock())
 
     def _session_name(self, user_id: object) -> str:
         """Return the name the store keeps ``user_id``'s session under, verifying a signed id.
@@ -177,7 +182,9 @@ class DashDatabase:
         session has that shape too, so a plain id can never name a signed session's data.
         """
         name = _check_id(user_id, "user_id")
-        return self._secret.signer().storage_name(name) if looks_signed(name) else name
+        if looks_signed(name):
+            return self._secret.signer().storage_name(name, self._clock())
+        return name
 
     # -- the 1.0 methods --------------------------------------------------------------------
 
@@ -252,6 +259,21 @@ class DashDatabase:
         """
         return Session(self, self._session_name(user_id))
 
+    def check(self) -> None:
+        """Verify that the store answers, for example at the app's startup.
+
+        Raises:
+            BackendError: the store cannot be reached or used; the message names it (without
+                any password) and says what to check.
+        """
+        try:
+            self._backend.keys("dash_database.check", self._clock())
+        except BackendError as exc:
+            raise BackendError(
+                f"The session store {self._backend!r} is not usable: {exc} Check that it is "
+                "running and that the URL and credentials are right."
+            ) from exc
+
     def purge_expired(self) -> int:
         """Remove every expired session from the store; return how many were removed.
 
@@ -284,6 +306,7 @@ class DashDatabase:
             "max_value_bytes": self.max_value_bytes,
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
+            "session_id_max_age": self._secret.max_age,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -292,7 +315,9 @@ class DashDatabase:
         self._serializer = state["serializer"]
         self.max_value_bytes = state["max_value_bytes"]
         self._clock = state["clock"]
-        self._secret = SecretSource(state["secret_key"], _secret_file(self._backend))
+        self._secret = SecretSource(
+            state["secret_key"], _secret_file(self._backend), state["session_id_max_age"]
+        )
         self._init_expiry_state()
 
     # -- internals used by Session ----------------------------------------------------------

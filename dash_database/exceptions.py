@@ -15,8 +15,10 @@ __all__ = [
     "InvalidIdError",
     "InvalidIdTypeError",
     "InvalidSessionIdError",
+    "LayoutError",
     "MissingKeyError",
     "SerializationError",
+    "UnsupportedDashError",
     "ValueTooLargeError",
 ]
 
@@ -67,3 +69,12 @@ class MissingKeyError(DashDatabaseError, KeyError):
 class BackendError(DashDatabaseError):
     """The storage backend failed: a file that is not a database, a server that went away,
     a disk that is full. The message names the store; the driver's error is chained."""
+
+
+class UnsupportedDashError(DashDatabaseError, ImportError):
+    """The installed Dash is older than the Dash integration (``dash_database.dash``) needs."""
+
+
+class LayoutError(DashDatabaseError, RuntimeError):
+    """A Dash layout would share one session between visitors (a session id made outside a
+    layout function)."""

@@ -26,6 +26,7 @@ from dash_database._signing import PREFIX, SALT, looks_signed
 from dash_database.dash import (
     COOKIE_NAME,
     SESSION_STORE_ID,
+    cookie_name_for,
     current_session,
     enable_browser_sessions,
     session_store,
@@ -42,6 +43,13 @@ from tests.ui_support import (
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
+#: The default cookie name of every app this module makes with Dash(__name__).
+COOKIE = cookie_name_for(Dash(__name__))
+
+
+def name_of(session_id: str) -> str:
+    """Return the name the store keeps a signed session under: marker and token."""
+    return session_id[: len(PREFIX) + 43]
 
 
 @pytest.fixture
@@ -115,8 +123,8 @@ def test_store_keeps_a_signed_session_under_its_id_without_the_signature(
     session_id = db.new_session_id()
     db.store_user_value(session_id, "k", "v")
 
-    assert db.session(session_id).session_id == session_id.rpartition(".")[0]
-    assert db.backend.keys(session_id.rpartition(".")[0], 0.0) == ["k"]
+    assert db.session(session_id).session_id == name_of(session_id)
+    assert db.backend.keys(name_of(session_id), 0.0) == ["k"]
 
 
 # -- rejection --------------------------------------------------------------------------------
@@ -144,7 +152,7 @@ def test_altered_signed_id_is_rejected_before_storage_is_touched(
             METHODS[method](db, bad)
 
     assert db.get_user_value(session_id, "k") == "mine"
-    assert db.backend.keys(session_id.rpartition(".")[0], 0.0) == ["k"]
+    assert db.backend.keys(name_of(session_id), 0.0) == ["k"]
 
 
 def test_invalid_session_id_error_is_a_value_error() -> None:
@@ -206,7 +214,7 @@ def test_plain_ids_work_without_any_secret_and_without_a_warning(tmp_path: Path)
 
 def test_plain_id_cannot_read_or_overwrite_a_signed_session(db: DashDatabase) -> None:
     session_id = db.new_session_id()
-    stored_name = session_id.rpartition(".")[0]
+    stored_name = name_of(session_id)
     db.store_user_value(session_id, "k", "secret data")
 
     for plain in (stored_name, stored_name + ".", session_id.replace(PREFIX, "")):
@@ -336,13 +344,15 @@ def test_pickled_database_accepts_the_same_ids(tmp_path: Path) -> None:
 
 
 def test_session_store_is_a_session_storage_store_with_a_signed_id(db: DashDatabase) -> None:
-    store = session_store(db)
+    with Dash(__name__).server.test_request_context("/_dash-layout"):
+        store = session_store(db)
+        other = session_store(db)
 
     assert isinstance(store, dcc.Store)
     assert store.id == SESSION_STORE_ID
     assert store.storage_type == "session"
     assert db.session(store.data) is not None
-    assert session_store(db).data != store.data
+    assert other.data != store.data
 
 
 @pytest.mark.parametrize("bad", [None, "", "plain-id", 42])
@@ -399,7 +409,9 @@ def make_app(db: DashDatabase, *, browser_sessions: bool = True) -> Dash:
 
 
 def set_cookies(response: Any) -> list[str]:
-    return [v for v in response.headers.getlist("Set-Cookie") if v.startswith(COOKIE_NAME + "=")]
+    """Return the session cookies ``response`` sets (of any app: without
+    enable_browser_sessions, the cookie is named after the app dash.get_app() returns)."""
+    return [v for v in response.headers.getlist("Set-Cookie") if v.startswith(COOKIE_NAME + "_")]
 
 
 def save_body(value: str) -> dict[str, Any]:
@@ -442,8 +454,8 @@ def test_callbacks_share_the_browser_session_without_state(db: DashDatabase) -> 
 
     alice.post("/_dash-update-component", json=save_body("alice's"))
     reply = bob.post("/_dash-update-component", json=save_body("bob's"))
-    alice_id = alice.get_cookie(COOKIE_NAME).value  # type: ignore[union-attr]
-    bob_id = bob.get_cookie(COOKIE_NAME).value  # type: ignore[union-attr]
+    alice_id = alice.get_cookie(COOKIE).value  # type: ignore[union-attr]
+    bob_id = bob.get_cookie(COOKIE).value  # type: ignore[union-attr]
 
     assert reply.status_code == 200
     assert db.session(alice_id)["value"] == "alice's"
@@ -465,11 +477,11 @@ def test_callback_issues_the_cookie_when_the_page_did_not(db: DashDatabase) -> N
 def test_callback_rejects_a_tampered_cookie_and_writes_nothing(db: DashDatabase) -> None:
     client = make_app(db).server.test_client()
     client.get("/")
-    good = client.get_cookie(COOKIE_NAME).value  # type: ignore[union-attr]
+    good = client.get_cookie(COOKIE).value  # type: ignore[union-attr]
     client.post("/_dash-update-component", json=save_body("original"))
 
     for bad in tampered(good):
-        client.set_cookie(COOKIE_NAME, bad)
+        client.set_cookie(COOKIE, bad)
         reply = client.post("/_dash-update-component", json=save_body("forged"))
         assert reply.status_code == 500
 
@@ -478,7 +490,7 @@ def test_callback_rejects_a_tampered_cookie_and_writes_nothing(db: DashDatabase)
 
 def test_page_replaces_a_tampered_cookie(db: DashDatabase) -> None:
     client = make_app(db).server.test_client()
-    client.set_cookie(COOKIE_NAME, tampered(db.new_session_id())[0])
+    client.set_cookie(COOKIE, tampered(db.new_session_id())[0])
 
     (cookie,) = set_cookies(client.get("/"))
 
@@ -638,13 +650,14 @@ def test_browser_sessions_on_dash_asgi_backends(asgi_url: str) -> None:
     save_alice = alice.post(url, json=save_body("alice's"), timeout=10)
     first_bob = bob.post(url, json=callback_body("saved.children", [("value", "value", None)]))
     forged = requests.Session()
-    forged.cookies.set(COOKIE_NAME, tampered(alice.cookies[COOKIE_NAME])[1])
+    (name,) = [c for c in alice.cookies.get_dict() if c.startswith(COOKIE_NAME)]
+    forged.cookies.set(name, tampered(alice.cookies[name])[1])
 
-    (cookie,) = [c for c in page.headers.get("Set-Cookie", "").split(", ") if COOKIE_NAME in c]
+    (cookie,) = [c for c in page.headers.get("Set-Cookie", "").split(", ") if name in c]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Set-Cookie" not in save_alice.headers
     assert "has None" in first_bob.text
-    assert COOKIE_NAME in first_bob.headers["Set-Cookie"]
+    assert name in first_bob.headers["Set-Cookie"]
     assert "has bob's" in bob.post(url, json=save_body("bob's"), timeout=10).text
     assert forged.post(url, json=save_body("forged"), timeout=10).status_code == 500
     assert "has alice's" in alice.post(url, json=save_body(None), timeout=10).text  # type: ignore[arg-type]

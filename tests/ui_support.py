@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -25,6 +26,17 @@ EXAMPLES = ROOT / "examples"
 TIMEOUT = 10
 #: A fixed secret for the tests (the examples read it from DASH_DATABASE_SECRET).
 SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def app_cookie(module: str, prefix: str = "/") -> str:
+    """Return the default session cookie name of an app defined in ``module`` (its file name
+    when run as a script) and served under ``prefix``."""
+    digest = hashlib.sha256(f"{module}|{prefix}".encode()).hexdigest()[:8]
+    return f"dash_database_session_{digest}"
+
+
+#: The session cookie of examples/data_app.py, run as a script or by gunicorn.
+DATA_APP_COOKIE = app_cookie("data_app")
 
 
 def require_chromium() -> None:
