@@ -628,12 +628,12 @@ server = app.server
 def asgi_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     backend = request.param
     modules = {"fastapi": ["fastapi", "uvicorn"], "quart": ["quart", "uvicorn"]}[backend]
+    if not hasattr(__import__("dash"), "backends"):
+        pytest.skip("this Dash has no server backends other than Flask")
     require(
         all(importlib.util.find_spec(m) for m in modules),
         f'Dash\'s {backend} backend needs pip install "dash[{backend}]" uvicorn',
     )
-    if not hasattr(__import__("dash"), "backends"):
-        pytest.skip("this Dash has no server backends other than Flask")
     (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

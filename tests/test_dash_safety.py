@@ -3,6 +3,7 @@ age, Cache-Control, per-app cookie names, visible errors and the startup checks.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from typing import Any
@@ -29,7 +30,7 @@ from dash_database.dash import (
     session_store,
     tab_session,
 )
-from tests.support import FakeClock
+from tests.support import FakeClock, require
 from tests.ui_support import app_cookie, callback_body, free_port
 
 KEY = "k" * 32
@@ -443,7 +444,7 @@ def test_check_passes_on_a_working_store(db: DashDatabase) -> None:
 
 
 def test_check_names_an_unreachable_store_without_its_password() -> None:
-    pytest.importorskip("redis")
+    require(importlib.util.find_spec("redis") is not None, 'pip install "dash-database[redis]"')
     db = DashDatabase.from_url(f"redis://:hunter2secret@127.0.0.1:{free_port()}/0", secret_key=KEY)
 
     with pytest.raises(BackendError, match=r"127\.0\.0\.1") as info:

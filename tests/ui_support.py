@@ -96,6 +96,15 @@ def server_process(
             process.wait()
 
 
+def wait_until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
+    """Poll ``condition()`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """Return this process's environment without DASH_DATABASE_* settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASH_DATABASE_")}

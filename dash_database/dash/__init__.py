@@ -29,7 +29,7 @@ raises :class:`~dash_database.InvalidSessionIdError` (a ``ValueError``). Loading
 again replaces such an id with a fresh one. :func:`enable_error_messages` shows the user a
 short message when a callback fails this way, or when the store is unavailable.
 
-Needs Dash 2.18 or later.
+Needs Dash 2.18.2 or later.
 """
 
 from __future__ import annotations
@@ -40,18 +40,20 @@ import dash
 
 from ..exceptions import UnsupportedDashError
 
-MINIMUM_DASH = (2, 18)
+#: The oldest Dash the integration supports: the first with the request's cookies in every
+#: callback (background ones too) and with app-wide callback error handlers.
+MINIMUM_DASH = (2, 18, 2)
 
 
 def _dash_version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 if _dash_version(dash.__version__) < MINIMUM_DASH:
     raise UnsupportedDashError(
-        f"dash_database.dash needs Dash 2.18 or later (for callback error handlers and the "
-        f"request's cookies in callbacks); this is Dash {dash.__version__}. Upgrade it: "
-        'pip install --upgrade "dash>=2.18"'
+        f"dash_database.dash needs Dash 2.18.2 or later (for the request's cookies in "
+        f"callbacks and app-wide callback error handlers); this is Dash {dash.__version__}. "
+        'Upgrade it: pip install --upgrade "dash>=2.18.2"'
     )
 
 from ._browser import COOKIE_NAME, cookie_name_for, current_session, enable_browser_sessions  # noqa: E402
