@@ -333,6 +333,10 @@ def test_default_cookie_names_differ_per_app_module_and_url_prefix() -> None:
     assert app_cookie("first_app") == cookie_name_for(Dash("first_app"))
 
 
+def test_a_module_is_named_by_its_last_part_as_when_run_as_a_script() -> None:
+    assert app_cookie("data_app") == cookie_name_for(Dash("examples.data_app"))
+
+
 def test_a_script_is_named_by_its_file(monkeypatch: pytest.MonkeyPatch) -> None:
     main = type(sys)("__main__")
     main.__file__ = "/somewhere/data_app.py"

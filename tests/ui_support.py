@@ -29,8 +29,8 @@ SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def app_cookie(module: str, prefix: str = "/") -> str:
-    """Return the default session cookie name of an app defined in ``module`` (its file name
-    when run as a script) and served under ``prefix``."""
+    """Return the default session cookie name of an app defined in ``module`` (the last part
+    of its name, or its file name when run as a script) and served under ``prefix``."""
     digest = hashlib.sha256(f"{module}|{prefix}".encode()).hexdigest()[:8]
     return f"dash_database_session_{digest}"
 

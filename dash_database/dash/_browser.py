@@ -22,7 +22,8 @@ __all__ = ["COOKIE_NAME", "cookie_name_for", "current_session", "enable_browser_
 
 #: The prefix of the per-browser session cookie's name. Each app's default cookie is named
 #: ``dash_database_session_<8 hex digits>``, the digits derived from the app's module name
-#: and URL prefix, so that two apps on one host do not replace each other's cookie.
+#: (its last part) and URL prefix, so that two apps on one host do not replace each other's
+#: cookie.
 COOKIE_NAME = "dash_database_session"
 
 
@@ -42,8 +43,10 @@ _OPTIONS: weakref.WeakKeyDictionary[Any, _CookieOptions] = weakref.WeakKeyDictio
 
 def cookie_name_for(app: dash.Dash) -> str:
     """Return the default session cookie name of ``app``."""
-    name = str(app.config.name)
-    if name == "__main__":  # a script run as ``python app.py``: its file names the app
+    # The last part of the module name, so that ``python app.py`` and ``gunicorn pkg.app:...``
+    # agree; a script run as ``python app.py`` is named by its file.
+    name = str(app.config.name).rsplit(".", 1)[-1]
+    if name == "__main__":
         main = sys.modules.get("__main__")
         name = os.path.splitext(os.path.basename(getattr(main, "__file__", None) or ""))[0]
     identity = f"{name}|{app.config.requests_pathname_prefix}"
