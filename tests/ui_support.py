@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 from dash.testing.browser import Browser
+from selenium.webdriver import ChromeOptions
 from selenium.webdriver.common.by import By
 
 from tests.support import require
@@ -49,12 +50,29 @@ def require_chromium() -> None:
     )
 
 
+class _OwnPortOptions(ChromeOptions):
+    """Chrome options that let each browser pick its own DevTools port.
+
+    dash.testing before Dash 3 starts every Chrome with ``--remote-debugging-port=9222``, so a
+    second browser opened at the same time attaches to the first one (same cookies, same
+    storage) and two "users" would silently be one.
+    """
+
+    def add_argument(self, argument: str) -> None:
+        if argument.startswith("--remote-debugging-port="):
+            argument = "--remote-debugging-port=0"
+        super().add_argument(argument)
+
+
 @contextmanager
 def browser(download_path: Path) -> Iterator[Browser]:
     """Open a headless Chromium driven by dash.testing, with its own cookies and storage."""
     require_chromium()
     with Browser(
-        browser="chrome", headless=True, options=None, download_path=str(download_path)
+        browser="chrome",
+        headless=True,
+        options=[_OwnPortOptions()],
+        download_path=str(download_path),
     ) as opened:
         yield opened
 
