@@ -656,6 +656,7 @@ def test_browser_sessions_on_dash_asgi_backends(asgi_url: str) -> None:
     url = asgi_url + "/_dash-update-component"
     alice, bob = requests.Session(), requests.Session()
     page = alice.get(asgi_url, timeout=10)
+    layout = alice.get(asgi_url + "/_dash-layout", timeout=10)
     save_alice = alice.post(url, json=save_body("alice's"), timeout=10)
     first_bob = bob.post(url, json=callback_body("saved.children", [("value", "value", None)]))
     forged = requests.Session()
@@ -664,6 +665,8 @@ def test_browser_sessions_on_dash_asgi_backends(asgi_url: str) -> None:
 
     (cookie,) = [c for c in page.headers.get("Set-Cookie", "").split(", ") if name in c]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "no-store" == page.headers["Cache-Control"]
+    assert "no-store" == layout.headers["Cache-Control"]
     assert "Set-Cookie" not in save_alice.headers
     assert "has None" in first_bob.text
     assert name in first_bob.headers["Set-Cookie"]
