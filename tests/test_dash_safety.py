@@ -492,3 +492,30 @@ def test_a_shared_store_under_gunicorn_does_not_warn(
 
     enable_browser_sessions(Dash(__name__), db)
     db.close()
+
+
+def test_a_callback_renews_an_old_tab_id_in_its_store(db: DashDatabase, clock: FakeClock) -> None:
+    client = tab_app(db).server.test_client()
+    old = db.new_session_id()
+    db.session(old)["value"] = "kept"
+    clock.advance(4 * DAY)
+    body = callback_body(
+        "out.children", [("show", "n_clicks", 1)], [(SESSION_STORE_ID, "data", old)]
+    )
+
+    reply = client.post("/_dash-update-component", json=body).get_json()
+    renewed = reply["sideUpdate"][SESSION_STORE_ID]["data"]
+    clock.advance(4 * DAY)
+
+    assert "tab has kept" == reply["response"]["out"]["children"]
+    assert name_of(renewed) == name_of(old)
+    assert "kept" == tab_session(db, renewed)["value"]
+
+
+def test_a_callback_leaves_a_recent_tab_id_alone(db: DashDatabase) -> None:
+    client = tab_app(db).server.test_client()
+    body = callback_body(
+        "out.children", [("show", "n_clicks", 1)], [(SESSION_STORE_ID, "data", db.new_session_id())]
+    )
+
+    assert "sideUpdate" not in client.post("/_dash-update-component", json=body).get_json()

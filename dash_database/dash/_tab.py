@@ -13,7 +13,7 @@ from dash.exceptions import MissingCallbackContextException, PreventUpdate
 from .._database import DashDatabase, Session
 from .._signing import looks_signed
 from ..exceptions import InvalidSessionIdError, LayoutError
-from ._ids import fresh_or_renewed, preview, warn_if_unshared
+from ._ids import fresh_or_renewed, id_status, preview, warn_if_unshared
 from ._servers import after_this_response, in_request, set_no_store
 
 __all__ = ["SESSION_STORE_ID", "session_store", "tab_session"]
@@ -70,6 +70,10 @@ def session_store(
 def tab_session(db: DashDatabase, session_id: object) -> Session:
     """Return the session named by the signed id that :func:`session_store` issued.
 
+    Called in a callback that read the id from the store (``State(SESSION_STORE_ID,
+    "data")``), it also renews an id due for renewal in that store, so that a tab kept open
+    for days keeps its session.
+
     Raises:
         InvalidSessionIdError: ``session_id`` is missing (``None``), not a signed id, expired,
             or its signature is forged or altered. Nothing was read or written.
@@ -81,12 +85,31 @@ def tab_session(db: DashDatabase, session_id: object) -> Session:
             "function?"
         )
     try:
-        return db.session(session_id)  # type: ignore[arg-type]  # looks_signed: a str
+        session = db.session(session_id)  # type: ignore[arg-type]  # looks_signed: a str
     except InvalidSessionIdError as exc:
         raise InvalidSessionIdError(
             f"{exc} This tab's session id is not valid any more; reloading the page gives the "
             "tab a new session."
         ) from None
+    if id_status(db, session_id) == "renew":
+        replace_in_stores(session_id, fresh_or_renewed(db, session_id))
+    return session
+
+
+def replace_in_stores(old_id: object, new_id: str | None) -> None:
+    """Put ``new_id`` into every store whose ``data`` the current callback read as ``old_id``
+    (a background callback, which has no response to carry it, leaves them as they are)."""
+    if new_id is None or not _in_callback():
+        return
+    ctx = dash.callback_context
+    if getattr(ctx, "response", None) is None:
+        return
+    values = {**ctx.inputs, **ctx.states}
+    for key, value in values.items():
+        component_id, _, prop = key.rpartition(".")
+        if prop == "data" and value == old_id:
+            dash.set_props(component_id, {"data": new_id})
+            set_no_store(ctx.response)
 
 
 def _check_on_page_load(app: dash.Dash, db: DashDatabase, store_id: str) -> None:
