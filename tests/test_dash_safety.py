@@ -31,7 +31,7 @@ from dash_database.dash import (
     tab_session,
 )
 from tests.support import FakeClock, require
-from tests.ui_support import app_cookie, callback_body, free_port
+from tests.ui_support import app_cookie, callback_body, clean_env, free_port, server_process
 
 KEY = "k" * 32
 OTHER_KEY = "x" * 32
@@ -519,3 +519,30 @@ def test_a_callback_leaves_a_recent_tab_id_alone(db: DashDatabase) -> None:
     )
 
     assert "sideUpdate" not in client.post("/_dash-update-component", json=body).get_json()
+
+
+MEMORY_APP = """
+from dash import Dash, html
+from dash_database import DashDatabase
+from dash_database.dash import session_store
+
+db = DashDatabase("memory://", secret_key="k" * 32)
+app = Dash(__name__)
+app.layout = lambda: html.Div([html.Div(id="out"), session_store(db)])
+server = app.server
+"""
+
+
+@pytest.mark.slow
+def test_gunicorn_with_several_workers_on_a_memory_store_warns_at_startup(tmp_path: Any) -> None:
+    require(importlib.util.find_spec("gunicorn") is not None, "pip install gunicorn")
+    (tmp_path / "memory_app.py").write_text(MEMORY_APP)
+    port = free_port()
+    args = ["-m", "gunicorn", "-w", "2", "--bind", f"127.0.0.1:{port}", "memory_app:server"]
+
+    with server_process(args, tmp_path, clean_env(), f"http://127.0.0.1:{port}"):
+        pass
+
+    log = (tmp_path / "server.log").read_text()
+    assert "gunicorn runs 2 workers" in log
+    assert "Use a store every worker shares" in log
