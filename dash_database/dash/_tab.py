@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import weakref
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ SESSION_STORE_ID = "dash-database-session-id"
 
 # The store ids whose page-load check each app already has.
 _CHECKED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_CHECKED_LOCK = threading.Lock()
 
 
 def session_store(
@@ -115,10 +117,11 @@ def replace_in_stores(old_id: object, new_id: str | None) -> None:
 def _check_on_page_load(app: dash.Dash, db: DashDatabase, store_id: str) -> None:
     """Give ``app`` (once per store id) a callback that checks the id a tab kept when a page
     loads: an id that fails verification is replaced, one due for renewal is renewed."""
-    checked = _CHECKED.setdefault(app, set())
-    if store_id in checked:
-        return
-    checked.add(store_id)
+    with _CHECKED_LOCK:  # the first page loads may run in several threads at once
+        checked = _CHECKED.setdefault(app, set())
+        if store_id in checked:
+            return
+        checked.add(store_id)
     warn_if_unshared(db)
 
     # The store restores the tab's kept id over the layout's fresh one when it mounts, which
