@@ -211,9 +211,13 @@ def test_page_load_renews_an_old_tab_id_and_the_session_keeps_its_data(
 
 
 def test_tab_session_error_says_that_reloading_helps(db: DashDatabase) -> None:
+    app = tab_app(db)
     other = DashDatabase(MemoryBackend(), secret_key=OTHER_KEY).new_session_id()
 
-    with pytest.raises(InvalidSessionIdError, match="reloading the page gives the tab a new"):
+    with (
+        app.server.test_request_context("/_dash-update-component"),
+        pytest.raises(InvalidSessionIdError, match="reloading the page gives the tab a new"),
+    ):
         tab_session(db, other)
 
 
@@ -546,3 +550,15 @@ def test_gunicorn_with_several_workers_on_a_memory_store_warns_at_startup(tmp_pa
     log = (tmp_path / "server.log").read_text()
     assert "gunicorn runs 2 workers" in log
     assert "Use a store every worker shares" in log
+
+
+def test_without_the_page_load_check_the_error_says_how_to_get_it(db: DashDatabase) -> None:
+    app = Dash(__name__)
+    app.layout = html.Div([html.Button(id="show"), html.Div(id="out")])  # no session_store
+    other = DashDatabase(MemoryBackend(), secret_key=OTHER_KEY).new_session_id()
+
+    with (
+        app.server.test_request_context("/_dash-update-component"),
+        pytest.raises(InvalidSessionIdError, match=r"in the function assigned to app\.layout"),
+    ):
+        tab_session(db, other)

@@ -15,14 +15,14 @@ from .._database import DashDatabase, Session
 from .._signing import looks_signed
 from ..exceptions import InvalidSessionIdError, LayoutError
 from ._ids import fresh_or_renewed, id_status, preview, warn_if_unshared
-from ._servers import after_this_response, in_request, set_no_store
+from ._servers import after_this_response, in_request, request_server, set_no_store
 
 __all__ = ["SESSION_STORE_ID", "session_store", "tab_session"]
 
 #: The ``id`` of the ``dcc.Store`` that :func:`session_store` returns by default.
 SESSION_STORE_ID = "dash-database-session-id"
 
-# The store ids whose page-load check each app already has.
+# The store ids whose page-load check each app already has, keyed by the app and its server.
 _CHECKED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 _CHECKED_LOCK = threading.Lock()
 
@@ -90,12 +90,27 @@ def tab_session(db: DashDatabase, session_id: object) -> Session:
         session = db.session(session_id)  # type: ignore[arg-type]  # looks_signed: a str
     except InvalidSessionIdError as exc:
         raise InvalidSessionIdError(
-            f"{exc} This tab's session id is not valid any more; reloading the page gives the "
-            "tab a new session."
+            f"{exc} This tab's session id is not valid any more; {_how_to_recover()}."
         ) from None
     if id_status(db, session_id) == "renew":
         replace_in_stores(session_id, fresh_or_renewed(db, session_id))
     return session
+
+
+def _how_to_recover() -> str:
+    # The request's server names the app on Flask and Quart; dash.get_app() elsewhere.
+    app = request_server()
+    if app is None:
+        try:
+            app = dash.get_app()  # type: ignore[no-untyped-call]
+        except Exception:  # no app: only the generic advice applies
+            app = None
+    if app is not None and _CHECKED.get(app):
+        return "reloading the page gives the tab a new session"
+    return (
+        "call session_store(db) in the function assigned to app.layout, so that a page load "
+        "replaces an id that is not valid any more"
+    )
 
 
 def replace_in_stores(old_id: object, new_id: str | None) -> None:
@@ -122,6 +137,7 @@ def _check_on_page_load(app: dash.Dash, db: DashDatabase, store_id: str) -> None
         if store_id in checked:
             return
         checked.add(store_id)
+        _CHECKED[app.server] = checked
     warn_if_unshared(db)
 
     # The store restores the tab's kept id over the layout's fresh one when it mounts, which
