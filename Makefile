@@ -1,11 +1,13 @@
 # The two commands the README promises:
 #   make example   run the example app on the embedded SQLite default
 #   make test      install what the tests need, lint, type-check and run every test
+#   make test-dash-versions   the Dash tests on the oldest declared Dash and the newest 2.x,
+#                  3.x and 4.x, each in its own venv (DASH_VERSIONS=... to choose)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: example test lint system-deps venv clean
+.PHONY: example test test-dash-versions lint system-deps venv clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +31,8 @@ lint: venv
 test: system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-dash-versions: system-deps
+	PYTHON=$(PYTHON) scripts/test-dash-versions
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-dash .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from typing import Any, Literal, TypeVar, Union, overload
 
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
-from ._signing import SecretKey, SecretSource, looks_signed
+from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed
 from .backends import Backend, StoreStats
 from .exceptions import (
+    BackendError,
     DeserializationError,
     InvalidArgumentError,
     InvalidIdError,
@@ -105,6 +106,9 @@ class DashDatabase:
             (comma-separated keys, newest first), else a key generated on first use and kept
             in ``<SQLite file>.secret`` (mode 0600) next to a SQLite store or in
             ``dash_database.secret`` in the working directory, with a ``UserWarning``.
+        session_id_max_age: seconds a signed session id stays valid after it was issued or
+            renewed (one week by default; ``None``: forever). The Dash helpers renew ids in
+            use and replace expired ones when a page loads.
 
     Raises:
         InvalidArgumentError: an option has a value the library does not accept.
@@ -123,6 +127,7 @@ class DashDatabase:
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
         update_attempts: int = _UPDATE_ATTEMPTS,
+        session_id_max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
     ) -> None:
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
@@ -154,7 +159,7 @@ class DashDatabase:
         self.update_attempts = update_attempts
         self._clock = clock
         self._backend = open_backend(db_location)
-        self._secret = SecretSource(secret_key, self._backend.secret_file)
+        self._secret = SecretSource(secret_key, self._backend.secret_file, session_id_max_age)
         self._init_expiry_state()
 
     def _init_expiry_state(self) -> None:
@@ -183,7 +188,7 @@ class DashDatabase:
         Every method taking a ``user_id`` accepts it, verifies its signature in constant time
         and raises :class:`~dash_database.InvalidSessionIdError` when it was altered.
         """
-        return self._secret.signer().new_id()
+        return self._secret.signer().new_id(self._clock())
 
     def _session_name(self, user_id: object) -> str:
         """Return the name the store keeps ``user_id``'s session under, verifying a signed id.
@@ -192,7 +197,9 @@ class DashDatabase:
         session has that shape too, so a plain id can never name a signed session's data.
         """
         name = _check_id(user_id, "user_id")
-        return self._secret.signer().storage_name(name) if looks_signed(name) else name
+        if looks_signed(name):
+            return self._secret.signer().storage_name(name, self._clock())
+        return name
 
     # -- the 1.0 methods --------------------------------------------------------------------
 
@@ -339,6 +346,21 @@ class DashDatabase:
         """
         return Session(self, self._session_name(user_id))
 
+    def check(self) -> None:
+        """Verify that the store answers, for example at the app's startup.
+
+        Raises:
+            BackendError: the store cannot be reached or used; the message names it (without
+                any password) and says what to check.
+        """
+        try:
+            self._backend.keys("dash_database.check", self._clock())
+        except BackendError as exc:
+            raise BackendError(
+                f"The session store {self._backend!r} is not usable: {exc} Check that it is "
+                "running and that the URL and credentials are right."
+            ) from exc
+
     def purge_expired(self) -> int:
         """Remove every expired session from the store; return how many were removed.
 
@@ -373,6 +395,7 @@ class DashDatabase:
             "update_attempts": self.update_attempts,
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
+            "session_id_max_age": self._secret.max_age,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -383,7 +406,9 @@ class DashDatabase:
         self.max_session_bytes = state["max_session_bytes"]
         self.update_attempts = state["update_attempts"]
         self._clock = state["clock"]
-        self._secret = SecretSource(state["secret_key"], self._backend.secret_file)
+        self._secret = SecretSource(
+            state["secret_key"], self._backend.secret_file, state["session_id_max_age"]
+        )
         self._init_expiry_state()
 
     # -- internals used by Session ----------------------------------------------------------

@@ -1,10 +1,14 @@
 """Signed session ids: the format, the secret key and the check.
 
-A signed session id looks like ``dds1.<token>.<signature>``:
+A signed session id looks like ``dds1.<token>.<issued>.<signature>``:
 
 - ``dds1.<token>`` is the *name* of the session: the marker ``dds1.`` and 32 random bytes
   from :mod:`secrets` (256 bits), base64url-encoded in exactly 43 characters.
-- ``<signature>`` is an HMAC-SHA256 of the name made by :class:`itsdangerous.Signer` under the
+- ``<issued>`` is when the id was issued or last renewed (whole seconds since the epoch,
+  base64url-encoded, as :class:`itsdangerous.TimestampSigner` writes it). An id older than the
+  database's ``session_id_max_age`` is refused; renewing an id re-signs the same name with a
+  new time, so the session keeps its data.
+- ``<signature>`` is an HMAC-SHA256 of the rest made by :class:`itsdangerous.Signer` under the
   app's secret key and the salt :data:`SALT`, checked in constant time.
 
 Every ``str`` id with the *shape* of a signed id (the marker, 43 base64url characters, then
@@ -24,15 +28,18 @@ import re
 import secrets
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Union
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadData, BadSignature, Signer
+from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes
 
 from .exceptions import InvalidArgumentError, InvalidSessionIdError
 
 __all__ = [
+    "DEFAULT_SESSION_ID_MAX_AGE",
     "ENV_SECRET",
     "PREFIX",
     "SALT",
@@ -50,7 +57,10 @@ ENV_SECRET = "DASH_DATABASE_SECRET"
 PREFIX = "dds1."
 #: The itsdangerous salt: a key used for something else never yields a valid session id.
 SALT = "dash_database.session-id"
+#: Seconds a signed session id stays valid after it was issued or last renewed: one week.
+DEFAULT_SESSION_ID_MAX_AGE = 7 * 24 * 3600.0
 _TOKEN_BYTES = 32
+_NAME_LENGTH = len(PREFIX) + 43
 _MIN_KEY_BYTES = 16
 
 #: What ``secret_key`` accepts: one key, or several keys newest first (key rotation).
@@ -96,9 +106,14 @@ def check_keys(secret_key: SecretKey, source: str) -> list[bytes]:
 
 
 class SessionIdSigner:
-    """Make and check signed session ids under a list of keys (newest first)."""
+    """Make, check and renew signed session ids under a list of keys (newest first).
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    Args:
+        keys: the secret keys, newest first.
+        max_age: seconds an id stays valid after it was issued or renewed; ``None``: forever.
+    """
+
+    def __init__(self, keys: Sequence[bytes], max_age: float | None = None) -> None:
         # itsdangerous signs with the *last* key and accepts every key: reverse our order.
         self._signer = Signer(
             list(reversed(keys)),
@@ -106,26 +121,69 @@ class SessionIdSigner:
             key_derivation="hmac",
             digest_method=hashlib.sha256,
         )
+        self.max_age = max_age
 
-    def new_id(self) -> str:
-        """Return a fresh signed session id."""
-        return self._signer.sign(PREFIX + secrets.token_urlsafe(_TOKEN_BYTES)).decode("ascii")
+    def new_id(self, now: float | None = None) -> str:
+        """Return a fresh signed session id issued at ``now`` (default: the current time)."""
+        return self._sign(PREFIX + secrets.token_urlsafe(_TOKEN_BYTES), now)
 
-    def storage_name(self, session_id: str) -> str:
+    def renew(self, session_id: str, now: float | None = None) -> str:
+        """Return ``session_id`` re-issued at ``now``: the same session, a new issue time.
+
+        Raises:
+            InvalidSessionIdError: ``session_id`` is not valid (see :meth:`storage_name`).
+        """
+        return self._sign(self.storage_name(session_id, now), now)
+
+    def issued_at(self, session_id: str, now: float | None = None) -> float:
+        """Return when ``session_id`` was issued or last renewed.
+
+        Raises:
+            InvalidSessionIdError: ``session_id`` is not valid (see :meth:`storage_name`).
+        """
+        return self._verify(session_id, _now(now))[1]
+
+    def storage_name(self, session_id: str, now: float | None = None) -> str:
         """Return the name the store keeps the signed ``session_id`` under.
 
         Raises:
-            InvalidSessionIdError: the signature is missing, forged or altered.
+            InvalidSessionIdError: the signature is missing, forged or altered, or the id is
+                older than ``max_age`` seconds at ``now`` (default: the current time).
         """
+        return self._verify(session_id, _now(now))[0]
+
+    def _sign(self, name: str, now: float | None) -> str:
+        issued = base64_encode(int_to_bytes(int(_now(now)))).decode("ascii")
+        return self._signer.sign(f"{name}.{issued}").decode("ascii")
+
+    def _verify(self, session_id: str, now: float) -> tuple[str, float]:
         try:
-            value = self._signer.unsign(session_id.encode("utf-8"))
-        except BadSignature:
+            value = self._signer.unsign(session_id.encode("utf-8")).decode("utf-8")
+            # Ids of 2.0 development versions had no issue time: they are refused like forged
+            # ones, and a page load replaces them.
+            name = value[:_NAME_LENGTH]
+            dot, issued_text = value[_NAME_LENGTH : _NAME_LENGTH + 1], value[_NAME_LENGTH + 1 :]
+            if dot != "." or not issued_text:
+                raise BadSignature("no issue time")
+            issued = float(bytes_to_int(base64_decode(issued_text)))
+        except (BadData, ValueError):
             raise InvalidSessionIdError(
                 "The signed session id was rejected: its signature is missing, forged or was "
-                "made with a secret key this app no longer accepts. Issue a new session id "
-                "(reload the page) instead of reusing or editing one."
+                "made with a secret key this app no longer accepts. Nothing was read or "
+                "written; issue a new id (db.new_session_id()) instead of reusing or editing "
+                "one."
             ) from None
-        return value.decode("utf-8")
+        if self.max_age is not None and now - issued > self.max_age:
+            raise InvalidSessionIdError(
+                f"The signed session id expired: it was issued {now - issued:.0f} seconds ago, "
+                f"more than session_id_max_age={self.max_age:g}. Nothing was read or written; "
+                "issue a new id (db.new_session_id()), or renew ids while they are in use."
+            )
+        return name, issued
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
 
 
 class SecretSource:
@@ -136,13 +194,25 @@ class SecretSource:
     kept in memory when ``secret_file`` is ``None`` (a store private to one process).
     """
 
-    def __init__(self, secret_key: SecretKey | None, secret_file: str | None) -> None:
+    def __init__(
+        self,
+        secret_key: SecretKey | None,
+        secret_file: str | None,
+        max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
+    ) -> None:
+        if max_age is not None and (
+            isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0
+        ):
+            raise InvalidArgumentError(
+                f"session_id_max_age must be a positive number of seconds or None, got {max_age!r}."
+            )
         self.secret_key = secret_key
         self.secret_file = secret_file
+        self.max_age = max_age
         self._signer: SessionIdSigner | None = None
         self._lock = threading.Lock()
         if secret_key is not None:
-            self._signer = SessionIdSigner(check_keys(secret_key, "secret_key"))
+            self._signer = SessionIdSigner(check_keys(secret_key, "secret_key"), max_age)
 
     def signer(self) -> SessionIdSigner:
         """Return the signer, finding the key on the first call."""
@@ -150,7 +220,7 @@ class SecretSource:
         if signer is None:
             with self._lock:
                 if self._signer is None:
-                    self._signer = SessionIdSigner(self._find_keys())
+                    self._signer = SessionIdSigner(self._find_keys(), self.max_age)
                 signer = self._signer
         return signer
 

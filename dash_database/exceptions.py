@@ -15,9 +15,11 @@ __all__ = [
     "InvalidIdError",
     "InvalidIdTypeError",
     "InvalidSessionIdError",
+    "LayoutError",
     "MissingKeyError",
     "QuotaExceededError",
     "SerializationError",
+    "UnsupportedDashError",
     "UpdateConflictError",
     "ValueTooLargeError",
 ]
@@ -106,3 +108,12 @@ class QuotaExceededError(DashDatabaseError, ValueError):
 class UpdateConflictError(DashDatabaseError, RuntimeError):
     """An atomic update kept meeting concurrent writes of the same key and gave up after its
     bounded number of attempts; nothing was written by the last attempt."""
+
+
+class UnsupportedDashError(DashDatabaseError, ImportError):
+    """The installed Dash is older than the Dash integration (``dash_database.dash``) needs."""
+
+
+class LayoutError(DashDatabaseError, RuntimeError):
+    """A Dash layout would share one session between visitors (a session id made outside a
+    layout function)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import os
 import pickle
 import stat
@@ -26,6 +27,7 @@ from dash_database._signing import PREFIX, SALT, looks_signed
 from dash_database.dash import (
     COOKIE_NAME,
     SESSION_STORE_ID,
+    cookie_name_for,
     current_session,
     enable_browser_sessions,
     session_store,
@@ -42,6 +44,13 @@ from tests.ui_support import (
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
+#: The default cookie name of every app this module makes with Dash(__name__).
+COOKIE = cookie_name_for(Dash(__name__))
+
+
+def name_of(session_id: str) -> str:
+    """Return the name the store keeps a signed session under: marker and token."""
+    return session_id[: len(PREFIX) + 43]
 
 
 @pytest.fixture
@@ -115,8 +124,8 @@ def test_store_keeps_a_signed_session_under_its_id_without_the_signature(
     session_id = db.new_session_id()
     db.store_user_value(session_id, "k", "v")
 
-    assert db.session(session_id).session_id == session_id.rpartition(".")[0]
-    assert db.backend.keys(session_id.rpartition(".")[0], 0.0) == ["k"]
+    assert db.session(session_id).session_id == name_of(session_id)
+    assert db.backend.keys(name_of(session_id), 0.0) == ["k"]
 
 
 # -- rejection --------------------------------------------------------------------------------
@@ -144,7 +153,7 @@ def test_altered_signed_id_is_rejected_before_storage_is_touched(
             METHODS[method](db, bad)
 
     assert db.get_user_value(session_id, "k") == "mine"
-    assert db.backend.keys(session_id.rpartition(".")[0], 0.0) == ["k"]
+    assert db.backend.keys(name_of(session_id), 0.0) == ["k"]
 
 
 def test_invalid_session_id_error_is_a_value_error() -> None:
@@ -206,7 +215,7 @@ def test_plain_ids_work_without_any_secret_and_without_a_warning(tmp_path: Path)
 
 def test_plain_id_cannot_read_or_overwrite_a_signed_session(db: DashDatabase) -> None:
     session_id = db.new_session_id()
-    stored_name = session_id.rpartition(".")[0]
+    stored_name = name_of(session_id)
     db.store_user_value(session_id, "k", "secret data")
 
     for plain in (stored_name, stored_name + ".", session_id.replace(PREFIX, "")):
@@ -336,13 +345,15 @@ def test_pickled_database_accepts_the_same_ids(tmp_path: Path) -> None:
 
 
 def test_session_store_is_a_session_storage_store_with_a_signed_id(db: DashDatabase) -> None:
-    store = session_store(db)
+    with Dash(__name__).server.test_request_context("/_dash-layout"):
+        store = session_store(db)
+        other = session_store(db)
 
     assert isinstance(store, dcc.Store)
     assert store.id == SESSION_STORE_ID
     assert store.storage_type == "session"
     assert db.session(store.data) is not None
-    assert session_store(db).data != store.data
+    assert other.data != store.data
 
 
 @pytest.mark.parametrize("bad", [None, "", "plain-id", 42])
@@ -399,7 +410,9 @@ def make_app(db: DashDatabase, *, browser_sessions: bool = True) -> Dash:
 
 
 def set_cookies(response: Any) -> list[str]:
-    return [v for v in response.headers.getlist("Set-Cookie") if v.startswith(COOKIE_NAME + "=")]
+    """Return the session cookies ``response`` sets (of any app: without
+    enable_browser_sessions, the cookie is named after the app dash.get_app() returns)."""
+    return [v for v in response.headers.getlist("Set-Cookie") if v.startswith(COOKIE_NAME + "_")]
 
 
 def save_body(value: str) -> dict[str, Any]:
@@ -442,8 +455,8 @@ def test_callbacks_share_the_browser_session_without_state(db: DashDatabase) -> 
 
     alice.post("/_dash-update-component", json=save_body("alice's"))
     reply = bob.post("/_dash-update-component", json=save_body("bob's"))
-    alice_id = alice.get_cookie(COOKIE_NAME).value  # type: ignore[union-attr]
-    bob_id = bob.get_cookie(COOKIE_NAME).value  # type: ignore[union-attr]
+    alice_id = alice.get_cookie(COOKIE).value  # type: ignore[union-attr]
+    bob_id = bob.get_cookie(COOKIE).value  # type: ignore[union-attr]
 
     assert reply.status_code == 200
     assert db.session(alice_id)["value"] == "alice's"
@@ -465,11 +478,11 @@ def test_callback_issues_the_cookie_when_the_page_did_not(db: DashDatabase) -> N
 def test_callback_rejects_a_tampered_cookie_and_writes_nothing(db: DashDatabase) -> None:
     client = make_app(db).server.test_client()
     client.get("/")
-    good = client.get_cookie(COOKIE_NAME).value  # type: ignore[union-attr]
+    good = client.get_cookie(COOKIE).value  # type: ignore[union-attr]
     client.post("/_dash-update-component", json=save_body("original"))
 
     for bad in tampered(good):
-        client.set_cookie(COOKIE_NAME, bad)
+        client.set_cookie(COOKIE, bad)
         reply = client.post("/_dash-update-component", json=save_body("forged"))
         assert reply.status_code == 500
 
@@ -478,7 +491,7 @@ def test_callback_rejects_a_tampered_cookie_and_writes_nothing(db: DashDatabase)
 
 def test_page_replaces_a_tampered_cookie(db: DashDatabase) -> None:
     client = make_app(db).server.test_client()
-    client.set_cookie(COOKIE_NAME, tampered(db.new_session_id())[0])
+    client.set_cookie(COOKIE, tampered(db.new_session_id())[0])
 
     (cookie,) = set_cookies(client.get("/"))
 
@@ -505,6 +518,10 @@ def test_callback_rejects_a_tampered_tab_id(db: DashDatabase) -> None:
 
 # -- background and async callbacks, in a browser -----------------------------------------------
 
+#: Whether this Dash runs async callbacks (Dash 3 and later); the test uses one where it can.
+ASYNC = "use_async" in inspect.signature(Dash.__init__).parameters
+ASYNC_MODULES = ("asgiref",) if ASYNC else ()
+
 BACKGROUND_APP = """
 import os
 
@@ -518,7 +535,7 @@ from dash_database.dash import (
 
 db = DashDatabase("bg.sqlite", secret_key="k" * 32)
 manager = DiskcacheManager(diskcache.Cache("cache"))
-app = Dash(__name__, background_callback_manager=manager, use_async=True)
+app = Dash(__name__, background_callback_manager=manager, **ASYNC_OPTION)
 enable_browser_sessions(app, db)
 app.layout = lambda: html.Div(
     [
@@ -550,7 +567,7 @@ def in_background(n_clicks, session_id):
     State(SESSION_STORE_ID, "data"),
     prevent_initial_call=True,
 )
-async def read(n_clicks, session_id):
+ASYNC_DEF read(n_clicks, session_id):
     browser = current_session(db)["browser"]
     tab = tab_session(db, session_id)["tab"]
     return f"{browser} / {tab} / server {os.getpid()}"
@@ -564,10 +581,14 @@ if __name__ == "__main__":
 @pytest.mark.slow
 def test_background_and_async_callbacks_use_both_kinds_of_session(tmp_path: Path) -> None:
     require(
-        all(importlib.util.find_spec(m) for m in ("diskcache", "multiprocess", "asgiref")),
+        all(importlib.util.find_spec(m) for m in ("diskcache", "multiprocess", *ASYNC_MODULES)),
         'background and async callbacks need pip install "dash[diskcache,async]"',
     )
-    (tmp_path / "bg_app.py").write_text(BACKGROUND_APP)
+    (tmp_path / "bg_app.py").write_text(
+        BACKGROUND_APP.replace("**ASYNC_OPTION", "use_async=True" if ASYNC else "").replace(
+            "ASYNC_DEF", "async def" if ASYNC else "def"
+        )
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
 
@@ -616,12 +637,12 @@ server = app.server
 def asgi_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     backend = request.param
     modules = {"fastapi": ["fastapi", "uvicorn"], "quart": ["quart", "uvicorn"]}[backend]
+    if not hasattr(__import__("dash"), "backends"):
+        pytest.skip("this Dash has no server backends other than Flask")
     require(
         all(importlib.util.find_spec(m) for m in modules),
         f'Dash\'s {backend} backend needs pip install "dash[{backend}]" uvicorn',
     )
-    if not hasattr(__import__("dash"), "backends"):
-        pytest.skip("this Dash has no server backends other than Flask")
     (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -635,16 +656,20 @@ def test_browser_sessions_on_dash_asgi_backends(asgi_url: str) -> None:
     url = asgi_url + "/_dash-update-component"
     alice, bob = requests.Session(), requests.Session()
     page = alice.get(asgi_url, timeout=10)
+    layout = alice.get(asgi_url + "/_dash-layout", timeout=10)
     save_alice = alice.post(url, json=save_body("alice's"), timeout=10)
     first_bob = bob.post(url, json=callback_body("saved.children", [("value", "value", None)]))
     forged = requests.Session()
-    forged.cookies.set(COOKIE_NAME, tampered(alice.cookies[COOKIE_NAME])[1])
+    (name,) = [c for c in alice.cookies.get_dict() if c.startswith(COOKIE_NAME)]
+    forged.cookies.set(name, tampered(alice.cookies[name])[1])
 
-    (cookie,) = [c for c in page.headers.get("Set-Cookie", "").split(", ") if COOKIE_NAME in c]
+    (cookie,) = [c for c in page.headers.get("Set-Cookie", "").split(", ") if name in c]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "no-store" == page.headers["Cache-Control"]
+    assert "no-store" == layout.headers["Cache-Control"]
     assert "Set-Cookie" not in save_alice.headers
     assert "has None" in first_bob.text
-    assert COOKIE_NAME in first_bob.headers["Set-Cookie"]
+    assert name in first_bob.headers["Set-Cookie"]
     assert "has bob's" in bob.post(url, json=save_body("bob's"), timeout=10).text
     assert forged.post(url, json=save_body("forged"), timeout=10).status_code == 500
     assert "has alice's" in alice.post(url, json=save_body(None), timeout=10).text  # type: ignore[arg-type]

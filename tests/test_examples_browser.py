@@ -17,8 +17,9 @@ import pytest
 import requests
 from dash.testing.browser import Browser
 
-from dash_database.dash import COOKIE_NAME, SESSION_STORE_ID
+from dash_database.dash import SESSION_STORE_ID
 from tests.ui_support import (
+    DATA_APP_COOKIE,
     EXAMPLES,
     SECRET,
     TIMEOUT,
@@ -174,7 +175,7 @@ def test_data_app_generates_stores_charts_and_shares_with_other_tabs(
 
     assert stored > 1_000_000
     assert sent < stored / 20
-    cookie = alice.driver.get_cookie(COOKIE_NAME)
+    cookie = alice.driver.get_cookie(DATA_APP_COOKIE)
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Lax"
     assert alice.driver.execute_script("return document.cookie") == ""
@@ -216,15 +217,15 @@ def test_data_app_two_browsers_never_see_each_other(
 
     alice.wait_for_contains_text("#status", "111 rows", timeout=TIMEOUT)
     assert (
-        alice.driver.get_cookie(COOKIE_NAME)["value"]
-        != (bob.driver.get_cookie(COOKIE_NAME)["value"])
+        alice.driver.get_cookie(DATA_APP_COOKIE)["value"]
+        != (bob.driver.get_cookie(DATA_APP_COOKIE)["value"])
     )
 
 
 def test_data_app_rejects_a_tampered_cookie(data_url: str, alice: Browser) -> None:
     alice.server_url = data_url
     generate(alice, 77)
-    good = alice.driver.get_cookie(COOKIE_NAME)["value"]
+    good = alice.driver.get_cookie(DATA_APP_COOKIE)["value"]
     body = callback_body(
         "..status.children...column.options...column.value..",
         [("generate", "n_clicks", None), ("upload", "contents", None)],
@@ -233,10 +234,10 @@ def test_data_app_rejects_a_tampered_cookie(data_url: str, alice: Browser) -> No
     )
     url = alice.server_url + "/_dash-update-component"
 
-    ok = requests.post(url, json=body, cookies={COOKIE_NAME: good}, timeout=TIMEOUT)
+    ok = requests.post(url, json=body, cookies={DATA_APP_COOKIE: good}, timeout=TIMEOUT)
     signature = good.rpartition(".")[2]
     forged = good.rpartition(".")[0] + "." + ("B" if signature[0] == "A" else "A") + signature[1:]
-    rejected = requests.post(url, json=body, cookies={COOKIE_NAME: forged}, timeout=TIMEOUT)
+    rejected = requests.post(url, json=body, cookies={DATA_APP_COOKIE: forged}, timeout=TIMEOUT)
 
     assert "77 rows" in ok.text
     assert rejected.status_code == 500

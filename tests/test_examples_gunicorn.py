@@ -15,10 +15,11 @@ import pytest
 import requests
 
 from dash_database import DashDatabase
-from dash_database.dash import COOKIE_NAME, SESSION_STORE_ID
+from dash_database.dash import SESSION_STORE_ID
 from tests.servers import unique_name
 from tests.support import require
 from tests.ui_support import (
+    DATA_APP_COOKIE,
     SECRET,
     TIMEOUT,
     browser,
@@ -259,11 +260,11 @@ def check_frame_stored_through_one_worker_is_charted_by_all(data_server: Gunicor
     owner = requests.Session()
     owner.get(data_server.url, timeout=TIMEOUT)
     assert "321 rows" in data_server.post(owner, GENERATE).text
-    cookie = owner.cookies[COOKIE_NAME]
+    cookie = owner.cookies[DATA_APP_COOKIE]
 
     def chart(_: int) -> requests.Response:
         client = requests.Session()
-        client.cookies.set(COOKIE_NAME, cookie)
+        client.cookies.set(DATA_APP_COOKIE, cookie)
         return data_server.post(client, CHART)
 
     with ThreadPoolExecutor(8) as pool:
@@ -281,12 +282,13 @@ def test_data_app_browsers_are_isolated_and_tampered_cookies_rejected(
     alice.get(data_server.url, timeout=TIMEOUT)
     mallory.get(data_server.url, timeout=TIMEOUT)
     data_server.post(alice, GENERATE)
-    good = alice.cookies[COOKIE_NAME]
+    good = alice.cookies[DATA_APP_COOKIE]
     forged = requests.Session()
     body, _, signature = good.rpartition(".")
     # Alter the first signature character: the last one of a base64url HMAC carries two unused
     # bits, so some edits there decode to the same signature and are rightly accepted.
-    forged.cookies.set(COOKIE_NAME, f"{body}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}")
+    flipped = f"{body}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    forged.cookies.set(DATA_APP_COOKIE, flipped)
 
     assert data_server.post(mallory, CHART).json()["response"]["sizes"]["children"] == ""
     assert data_server.post(forged, CHART).status_code == 500

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 
 import requests
 from dash.testing.browser import Browser
+from selenium.webdriver import ChromeOptions
 from selenium.webdriver.common.by import By
 
 from tests.support import require
@@ -27,6 +29,17 @@ TIMEOUT = 10
 SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
+def app_cookie(module: str, prefix: str = "/") -> str:
+    """Return the default session cookie name of an app defined in ``module`` (the last part
+    of its name, or its file name when run as a script) and served under ``prefix``."""
+    digest = hashlib.sha256(f"{module}|{prefix}".encode()).hexdigest()[:8]
+    return f"dash_database_session_{digest}"
+
+
+#: The session cookie of examples/data_app.py, run as a script or by gunicorn.
+DATA_APP_COOKIE = app_cookie("data_app")
+
+
 def require_chromium() -> None:
     """Skip (fail on CI) when Chromium or its driver is missing."""
     require(
@@ -37,12 +50,29 @@ def require_chromium() -> None:
     )
 
 
+class _OwnPortOptions(ChromeOptions):
+    """Chrome options that let each browser pick its own DevTools port.
+
+    dash.testing before Dash 3 starts every Chrome with ``--remote-debugging-port=9222``, so a
+    second browser opened at the same time attaches to the first one (same cookies, same
+    storage) and two "users" would silently be one.
+    """
+
+    def add_argument(self, argument: str) -> None:
+        if argument.startswith("--remote-debugging-port="):
+            argument = "--remote-debugging-port=0"
+        super().add_argument(argument)
+
+
 @contextmanager
 def browser(download_path: Path) -> Iterator[Browser]:
     """Open a headless Chromium driven by dash.testing, with its own cookies and storage."""
     require_chromium()
     with Browser(
-        browser="chrome", headless=True, options=None, download_path=str(download_path)
+        browser="chrome",
+        headless=True,
+        options=[_OwnPortOptions()],
+        download_path=str(download_path),
     ) as opened:
         yield opened
 
@@ -82,6 +112,15 @@ def server_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
+    """Poll ``condition()`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -45,9 +45,10 @@ def store_errors(
 ) -> Iterator[None]:
     """Turn ``driver_errors``, ``OSError`` and ``MemoryError`` raised inside into a
     :class:`BackendError` about ``action`` on ``store``."""
+    caught: tuple[type[BaseException], ...] = (*driver_errors, OSError, MemoryError)
     try:
         yield
     except DashDatabaseError:
         raise
-    except (*driver_errors, OSError, MemoryError) as exc:
+    except caught as exc:
         raise backend_error(store, action, exc) from exc
