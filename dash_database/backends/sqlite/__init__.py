@@ -1,0 +1,539 @@
+"""The embedded default: one SQLite file, written through sqlitedict.
+
+Layout. ``dash_database_sessions`` has one row per session: its name, deadline, key count,
+size and the time of its last write, so sizes, quotas, stats and enumeration never read values.
+``dash_database_values`` has one row per key: the session's integer id, the key, the value (a
+BLOB, or the name of a value file as TEXT), the version of the write and the value's length.
+A session id is stored once whatever its length, a rename changes one row, and a session's
+keys are one index range. Values of ``file_threshold`` bytes or more live as files in the
+folder ``<database>-blobs`` beside the file (see ``_files.py``); the statements are in
+``_sql.py``.
+
+Writes. Every write is one statement sent through sqlitedict's writer thread (one per process,
+autocommit): an ``INSERT`` into a TEMP view whose trigger does the work, so it commits or fails
+as one and costs O(keys written); the trigger's report is read by a second request queued right
+behind it, so the caller waits for one answer. A lock keeps one request in flight on the
+writer, because sqlitedict keeps one error slot per connection: the error it reports then
+belongs to that request. Every wait is bounded: the lock and SQLite's busy handler by
+``timeout``, the answer by ``timeout`` plus a grace; a writer thread that stopped or hung is
+detected while waiting, reported as :class:`~dash_database.BackendError` and replaced by a new
+one on the next call.
+
+Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers
+never wait for the writer, and each read is its own transaction, so it sees every committed
+write. WAL with ``synchronous=NORMAL``: a committed write survives the process being killed and
+the file stays consistent on power loss. The database and its ``-wal``/``-shm`` files are
+created ``0600`` (SQLite gives the last two the database's mode).
+
+Processes. Connections, the writer thread and the lock belong to the process that made them
+(``_process.PerProcess``): after ``fork()`` the child makes its own. A pickled backend is a
+handle that reopens the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any
+
+from sqlitedict import SqliteDict
+
+from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._errors import backend_error
+from .._process import PerProcess
+from . import _sql
+from ._files import ValueFiles
+
+__all__ = ["FILE_THRESHOLD", "SqliteBackend"]
+
+#: By default, values of this many bytes or more are kept in files (see ``_files.py``).
+FILE_THRESHOLD = 32 * 1024
+# Expired sessions removed per transaction by purge_expired, so live writes wait for one batch.
+_PURGE_BATCH = 200
+# A value file no row names is removed by purge_expired once it is this old (seconds).
+_ORPHAN_AGE = 3600.0
+# How long past its busy timeout a caller waits for the writer thread before taking it for hung.
+_GRACE = 5.0
+# How often a caller waiting for the writer thread checks that the thread still runs.
+_POLL = 0.02
+# How many times a read follows a row that writers keep replacing before it gives up.
+_READ_ATTEMPTS = 10
+
+
+class _WriterLost(BackendError):
+    """The writer thread stopped or hung: whether the request was applied is unknown."""
+
+
+class _Response:
+    """Collects the rows sqlitedict's writer thread puts for one request, then its end marker
+    (a string). Waking the caller once, at the end, saves a thread switch per row."""
+
+    __slots__ = ("__weakref__", "_done", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, tuple):
+            self.rows.append(item)
+        else:
+            self._done.release()
+
+    def wait(self, thread: threading.Thread, timeout: float) -> bool:
+        """Return whether the answer came before ``timeout`` and while ``thread`` ran."""
+        deadline = time.monotonic() + timeout
+        while not self._done.acquire(timeout=_POLL):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
+
+
+class _Writer:
+    """This process's sqlitedict connection (opened on first use) and its request lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.store: Any = None
+
+
+class SqliteBackend:
+    """Store sessions in one SQLite file through sqlitedict.
+
+    Args:
+        path: the database file. It is created (mode 0600) when missing; its directory must
+            exist.
+        remove_on_close: delete the file, its companions and value files on :meth:`close`.
+            Used for ``DashDatabase(None)``; only the process that created the backend does.
+        timeout: the longest a call waits, in seconds, for another process's write lock or
+            another thread's write; a call fails with ``BackendError`` after at most about
+            twice this plus a few seconds.
+        file_threshold: values of this many bytes or more are kept as files in the folder
+            ``<path>-blobs`` (``None``: never), which saves a copy in memory and a write.
+
+    Raises:
+        InvalidArgumentError: the directory does not exist, the path is a directory, or an
+            option is out of range.
+        BackendError: the file exists but is not a SQLite database, or cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        remove_on_close: bool = False,
+        timeout: float = 5.0,
+        file_threshold: int | None = FILE_THRESHOLD,
+    ) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}.")
+        if file_threshold is not None and (
+            isinstance(file_threshold, bool)
+            or not isinstance(file_threshold, int)
+            or file_threshold < 0
+        ):
+            raise InvalidArgumentError(
+                f"file_threshold must be an int >= 0 or None, got {file_threshold!r}."
+            )
+        self.path = os.path.abspath(os.fspath(path))
+        self.remove_on_close = remove_on_close
+        self.timeout = float(timeout)
+        self.file_threshold = file_threshold
+        # A temporary file belongs to one process: its secret stays in memory, like memory's.
+        self.secret_file = None if remove_on_close else self.path + ".secret"
+        self._files = ValueFiles(self.path + "-blobs")
+        self._store = f"the SQLite database {self.path!r}"
+        self._closed = False
+        self._writer = PerProcess(_Writer)
+        self._readers = PerProcess(threading.local)
+        # Made in this process only: a forked child or a pickled copy never removes the file.
+        self._owner = PerProcess(object)
+        self._owner.get()
+        self._prepare()
+
+    @classmethod
+    def temporary(cls, **options: Any) -> SqliteBackend:
+        """Return a backend on a new temporary file (mode 0600) that :meth:`close` removes."""
+        fd, path = tempfile.mkstemp(prefix="dash_database-", suffix=".sqlite")
+        os.close(fd)
+        return cls(path, remove_on_close=True, **options)
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        if os.path.isdir(self.path):
+            raise InvalidArgumentError(
+                f"{self.path!r} is a directory; pass the path of a database file inside it, "
+                f"for example {os.path.join(self.path, 'dash_database.sqlite')!r}."
+            )
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise InvalidArgumentError(
+                f"The directory {directory!r} of the database file {self.path!r} does not "
+                "exist; create it first or choose another path."
+            )
+        if sqlite3.sqlite_version_info < (3, 38):
+            raise BackendError(
+                "dash_database needs SQLite 3.38 or newer; this Python uses "
+                f"{sqlite3.sqlite_version}. Upgrade Python or its SQLite library."
+            )
+        try:
+            _create_private_file(self.path)
+            conn = self._connect()
+            try:
+                _enable_wal(conn, self.timeout)
+                for ddl in _sql.SCHEMA:
+                    conn.execute(ddl)
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error("open", exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+
+    def _error(self, action: str, exc: BaseException) -> BackendError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            hint = "It is not a SQLite database (or it is damaged): move it away or choose "
+            return backend_error(self._store, action, exc, hint + "another path.")
+        return backend_error(self._store, action, exc)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError(f"{self._store[0].upper()}{self._store[1:]} is closed.")
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _read(self, sql: str, args: Mapping[str, Any]) -> list[Any]:
+        self._check_open()
+        local = self._readers.get()
+        try:
+            try:
+                cursor = local.cursor
+            except AttributeError:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = ON")
+                cursor = local.cursor = conn.cursor()
+            rows: list[Any] = cursor.execute(sql, args).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            raise self._error("read from", exc) from exc
+
+    def _write(self, sql: str, args: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one writing statement on the writer thread; return the rows its trigger
+        reported (see ``_sql.TAKE_OUT``)."""
+        self._check_open()
+        writer = self._writer.get()
+        if not writer.lock.acquire(timeout=self.timeout):
+            raise BackendError(
+                f"Could not write to {self._store}: another thread's write held it for over "
+                f"{self.timeout:g} s. The disk may be stalled or the app overloaded; try again."
+            )
+        try:
+            try:
+                if writer.store is None:
+                    writer.store = self._open_writer()
+                return self._ask(writer.store.conn, (sql, args), (_sql.TAKE_OUT, None))
+            except sqlite3.Error as exc:
+                raise self._error("write to", exc) from exc
+            except _WriterLost:
+                store, writer.store = writer.store, None
+                if store is not None:
+                    store.close(do_log=False, force=True)
+                raise
+        finally:
+            writer.lock.release()
+
+    def _ask(self, thread: Any, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
+        # Queue every request, then wait for the answer to the last one only.
+        response = _Response()
+        for sql, args in requests[:-1]:
+            thread.execute(sql, args)
+        thread.execute(*requests[-1], response)
+        if response.wait(thread, self.timeout + _GRACE):
+            thread.check_raise_error()
+            return response.rows
+        why = "stopped" if not thread.is_alive() else f"did not answer within {self.timeout:g} s"
+        raise _WriterLost(
+            f"Could not write to {self._store}: sqlitedict's writer thread {why}, so this write "
+            "may or may not have been applied. The next call opens a new writer; check the "
+            "disk and the log, then try again."
+        )
+
+    def _open_writer(self) -> Any:
+        store = SqliteDict(
+            self.path,
+            tablename="dash_database_values",  # exists already: sqlitedict creates nothing
+            journal_mode="WAL",
+            autocommit=True,
+            outer_stack=False,
+        )
+        setup = [
+            (f"PRAGMA busy_timeout = {int(self.timeout * 1000)}", None),
+            # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on power loss
+            # and costs no sync per commit in WAL mode.
+            ("PRAGMA synchronous = NORMAL", None),
+            *((ddl, None) for ddl in _sql.WRITER_SETUP),
+        ]
+        try:
+            self._ask(store.conn, *setup, ("SELECT 1", None))
+        except BaseException:
+            store.close(do_log=False, force=True)
+            raise
+        return store
+
+    def _apply(self, out: list[tuple[Any, ...]]) -> int:
+        """Remove the value files a write dropped (it committed); return its count."""
+        self._files.remove(a for kind, a, _, _ in out if kind == "drop")
+        return sum(a for kind, a, _, _ in out if kind == "n")
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def get(self, session: str, key: str, now: float) -> bytes | None:
+        found = self.get_versioned(session, key, now)
+        return None if found is None else found[0]
+
+    def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
+        args = {"session": session, "key": key, "now": now}
+        rows = self._read(_sql.GET, args)
+        for _ in range(_READ_ATTEMPTS):
+            if not rows:
+                return None
+            value, version, length = rows[0]
+            if isinstance(value, bytes):
+                return value, version
+            try:
+                data = self._files.read(value, version, length)
+            except OSError as exc:
+                raise self._error("read a value file of", exc) from exc
+            if data is not None:
+                return data, version
+            # Missing: a writer may have replaced the row and removed the file meanwhile.
+            rows = self._read(_sql.GET, args)
+            if rows and rows[0][0] == value:
+                raise BackendError(
+                    f"The value file {os.path.join(self._files.directory, value)!r} of key "
+                    f"{key!r} of session {session!r} is missing: it was removed outside "
+                    "dash_database. Delete the key or store it again."
+                )
+        raise BackendError(
+            f"Could not read key {key!r} of session {session!r}: other writers replaced it at "
+            f"each of {_READ_ATTEMPTS} attempts. Try again."
+        )
+
+    def set_many(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._put(session, items, deadline, now, version, max_bytes, None, check=False)
+
+    def compare_and_set(
+        self,
+        session: str,
+        key: str,
+        value: bytes,
+        expected: int | None,
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> bool:
+        return self._put(
+            session, {key: value}, deadline, now, version, max_bytes, expected, check=True
+        )
+
+    def _put(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        version: int,
+        max_bytes: int | None,
+        expected: int | None,
+        check: bool,
+    ) -> bool:
+        threshold = self.file_threshold
+        big = [] if threshold is None else [k for k, v in items.items() if len(v) >= threshold]
+        try:
+            names = dict(zip(big, self._files.write((items[k], version) for k in big)))
+        except OSError as exc:
+            raise self._error("write a value file of", exc) from exc
+        keys, values, meta = [], [], []
+        key_at = value_at = 1
+        for key, value in items.items():
+            encoded = key.encode()
+            name = names.get(key)
+            stored = value if name is None else name.encode()
+            meta.append((key_at, len(encoded), value_at, len(stored), name is not None, len(value)))
+            keys.append(encoded)
+            values.append(stored)
+            key_at += len(encoded)
+            value_at += len(stored)
+        args = {
+            "session": session,
+            "items": json.dumps(meta, separators=(",", ":")),
+            "keys": b"".join(keys),
+            "values": b"".join(values),
+            "deadline": deadline,
+            "now": now,
+            "version": version,
+            "max_bytes": max_bytes,
+            "check": check,
+            "expected": expected,
+        }
+        written = False
+        try:
+            out = self._write(_sql.PUT, args)
+            ((matched, before, after),) = [(a, b, c) for kind, a, b, c in out if kind == "put"]
+            written = bool(matched) and (max_bytes is None or after <= max_bytes)
+            self._apply(out)
+        except _WriterLost:
+            written = True  # perhaps: the files stay until purge_expired sweeps them
+            raise
+        finally:
+            if not written:
+                self._files.remove(names.values())
+        if matched and not written:
+            raise QuotaExceededError.for_write(before, after, max_bytes or 0)
+        return written
+
+    def delete(self, session: str, key: str, now: float) -> bool:
+        args = {"session": session, "key": key, "now": now}
+        return self._apply(self._write(_sql.DELETE, args)) > 0
+
+    def keys(self, session: str, now: float) -> list[str]:
+        return [row[0] for row in self._read(_sql.KEYS, {"session": session, "now": now})]
+
+    def clear(self, session: str, now: float) -> int:
+        return self._apply(self._write(_sql.CLEAR, {"session": session, "now": now}))
+
+    def touch(self, session: str, deadline: float, now: float) -> None:
+        self._write(_sql.TOUCH, {"session": session, "deadline": deadline, "now": now})
+
+    def rename(self, session: str, new_session: str, now: float) -> int:
+        args = {"session": session, "new": new_session, "now": now}
+        return self._apply(self._write(_sql.RENAME, args))
+
+    def session_bytes(self, session: str, now: float) -> int:
+        rows = self._read(_sql.SESSION_BYTES, {"session": session, "now": now})
+        return int(rows[0][0]) if rows else 0
+
+    def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
+        after = _cursor_id(cursor)
+        rows = self._read(_sql.SESSIONS, {"after": after, "now": now, "limit": limit})
+        page = [
+            SessionInfo(name, keys, size, deadline, written)
+            for _, name, keys, size, deadline, written in rows
+        ]
+        return page, (str(rows[-1][0]) if len(rows) == limit else None)
+
+    def session_keys(
+        self, session: str, now: float, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[KeyInfo], str | None]:
+        # The smallest key after `cursor` is `cursor` followed by NUL.
+        start = "" if cursor is None else cursor + "\0"
+        args = {"session": session, "now": now, "start": start, "limit": limit}
+        page = [KeyInfo(*row) for row in self._read(_sql.SESSION_KEYS, args)]
+        return page, (page[-1].key if len(page) == limit else None)
+
+    def stats(self, now: float) -> StoreStats:
+        sessions, keys, size, expired = self._read(_sql.STATS, {"now": now})[0]
+        return StoreStats(sessions=sessions, keys=keys, bytes=size, expired=expired)
+
+    def purge_expired(self, now: float) -> int:
+        purged = 0
+        while True:
+            batch = self._apply(self._write(_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
+            purged += batch
+            if batch < _PURGE_BATCH:
+                break
+        old = self._files.old_names(_ORPHAN_AGE)
+        if old:
+            named = {row[0] for row in self._read(_sql.TEXT_VALUES, {})}
+            self._files.remove(name for name in old if name not in named)
+        return purged
+
+    def close(self) -> None:
+        self._closed = True
+        writer = self._writer.take()
+        if writer is not None and writer.lock.acquire(timeout=self.timeout):
+            store, writer.store = writer.store, None
+            writer.lock.release()
+            if store is not None:
+                thread = store.conn
+                store.close(do_log=False, force=True)
+                thread.join(self.timeout)
+        # This thread's reader closes now; other threads' close as CPython frees them.
+        local = self._readers.take()
+        cursor = getattr(local, "cursor", None)
+        if cursor is not None:
+            cursor.connection.close()
+        if self.remove_on_close and self._owner.take() is not None:
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.remove(self.path + suffix)
+            self._files.remove_all()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Another handle on the same file; only the original removes a temporary one.
+        return (_reopen, (self.path, self.timeout, self.file_threshold))
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend({self.path!r})"
+
+
+def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
+    return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
+
+
+def _cursor_id(cursor: str | None) -> int:
+    try:
+        return 0 if cursor is None else int(cursor)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{cursor!r} is not a cursor this backend returned; start again with cursor=None."
+        ) from None
+
+
+def _create_private_file(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits away
+    finally:
+        os.close(fd)
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite reports a conflict with
+    # another process doing the same at once as "database is locked" without waiting for the
+    # busy timeout: retry until the timeout ourselves.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
