@@ -32,7 +32,6 @@ handle that reopens the same file.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import tempfile
@@ -63,6 +62,9 @@ _ORPHAN_AGE = 3600.0
 _GRACE = 5.0
 # How often a caller waiting for the writer thread checks that the thread still runs.
 _POLL = 0.02
+# Keys per statement of a write: 3 parameters each (12 for the last) stay below SQLite's
+# oldest cap of 999 parameters.
+_CHUNK = 300
 # How many times a read follows a row that writers keep replacing before it gives up.
 _READ_ATTEMPTS = 10
 
@@ -228,9 +230,9 @@ class SqliteBackend:
         except sqlite3.Error as exc:
             raise self._error("read from", exc) from exc
 
-    def _write(self, sql: str, args: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run one writing statement on the writer thread; return the rows its trigger
-        reported (see ``_sql.TAKE_OUT``)."""
+    def _write(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one write (its statements in order) on the writer thread; return the rows the
+        last statement returned."""
         self._check_open()
         writer = self._writer.get()
         if not writer.lock.acquire(timeout=self.timeout):
@@ -242,19 +244,20 @@ class SqliteBackend:
             try:
                 if writer.store is None:
                     writer.store = self._open_writer()
-                return self._ask(writer.store.conn, (sql, args), (_sql.TAKE_OUT, None))
-            except sqlite3.Error as exc:
-                raise self._error("write to", exc) from exc
-            except _WriterLost:
+                return self._ask(writer.store.conn, *requests)
+            except (sqlite3.Error, _WriterLost) as exc:
+                # The writer's TEMP tables may hold a failed write's rows: start afresh.
                 store, writer.store = writer.store, None
                 if store is not None:
                     store.close(do_log=False, force=True)
-                raise
+                if isinstance(exc, _WriterLost):
+                    raise
+                raise self._error("write to", exc) from exc
         finally:
             writer.lock.release()
 
     def _ask(self, thread: Any, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
-        # Queue every request, then wait for the answer to the last one only.
+        # One queue entry per statement; the caller waits for the last one only.
         response = _Response()
         for sql, args in requests[:-1]:
             thread.execute(sql, args)
@@ -291,10 +294,10 @@ class SqliteBackend:
             raise
         return store
 
-    def _apply(self, out: list[tuple[Any, ...]]) -> int:
+    def _apply(self, rows: list[tuple[Any, ...]]) -> int:
         """Remove the value files a write dropped (it committed); return its count."""
-        self._files.remove(a for kind, a, _, _ in out if kind == "drop")
-        return sum(a for kind, a, _, _ in out if kind == "n")
+        self._files.remove(name for _, files in rows if files for name in files.split())
+        return sum(count for count, _ in rows)
 
     # -- the protocol ---------------------------------------------------------------------
 
@@ -371,39 +374,28 @@ class SqliteBackend:
     ) -> bool:
         threshold = self.file_threshold
         big = [] if threshold is None else [k for k, v in items.items() if len(v) >= threshold]
-        try:
-            names = dict(zip(big, self._files.write((items[k], version) for k in big)))
-        except OSError as exc:
-            raise self._error("write a value file of", exc) from exc
-        keys, values, meta = [], [], []
-        key_at = value_at = 1
-        for key, value in items.items():
-            encoded = key.encode()
-            name = names.get(key)
-            stored = value if name is None else name.encode()
-            meta.append((key_at, len(encoded), value_at, len(stored), name is not None, len(value)))
-            keys.append(encoded)
-            values.append(stored)
-            key_at += len(encoded)
-            value_at += len(stored)
-        args = {
-            "session": session,
-            "items": json.dumps(meta, separators=(",", ":")),
-            "keys": b"".join(keys),
-            "values": b"".join(values),
-            "deadline": deadline,
-            "now": now,
-            "version": version,
-            "max_bytes": max_bytes,
-            "check": check,
-            "expected": expected,
-        }
+        names: dict[str, str] = {}
+        if big:
+            try:
+                names = dict(zip(big, self._files.write((items[k], version) for k in big)))
+            except OSError as exc:
+                raise self._error("write a value file of", exc) from exc
+        rows = [(k, names.get(k, v), len(v)) for k, v in items.items()]
+        head = (session, len(rows), deadline, now, version, max_bytes, check, expected)
+        last = (*(rows.pop() if rows else (None, None, None)), *head)
+        chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
+        # Every chunk but the final one is only collected (see _sql.PUT).
+        requests = [
+            (_sql.PUT.format(rows=", ".join([_sql.ROW] * len(chunk))), _flat(chunk))
+            for chunk in chunks[:-1]
+        ]
+        rows_sql = ", ".join([_sql.ROW] * len(chunks[-1]) + [_sql.LAST_ROW])
+        requests.append((_sql.PUT_RETURNING.format(rows=rows_sql), (*_flat(chunks[-1]), *last)))
         written = False
         try:
-            out = self._write(_sql.PUT, args)
-            ((matched, before, after),) = [(a, b, c) for kind, a, b, c in out if kind == "put"]
+            matched, before, after, files = self._write(*requests)[-1]
             written = bool(matched) and (max_bytes is None or after <= max_bytes)
-            self._apply(out)
+            self._apply([(0, files)])
         except _WriterLost:
             written = True  # perhaps: the files stay until purge_expired sweeps them
             raise
@@ -416,20 +408,20 @@ class SqliteBackend:
 
     def delete(self, session: str, key: str, now: float) -> bool:
         args = {"session": session, "key": key, "now": now}
-        return self._apply(self._write(_sql.DELETE, args)) > 0
+        return self._apply(self._write((_sql.DELETE, args))) > 0
 
     def keys(self, session: str, now: float) -> list[str]:
         return [row[0] for row in self._read(_sql.KEYS, {"session": session, "now": now})]
 
     def clear(self, session: str, now: float) -> int:
-        return self._apply(self._write(_sql.CLEAR, {"session": session, "now": now}))
+        return self._apply(self._write((_sql.CLEAR, {"session": session, "now": now})))
 
     def touch(self, session: str, deadline: float, now: float) -> None:
-        self._write(_sql.TOUCH, {"session": session, "deadline": deadline, "now": now})
+        self._write((_sql.TOUCH, {"session": session, "deadline": deadline, "now": now}))
 
     def rename(self, session: str, new_session: str, now: float) -> int:
         args = {"session": session, "new": new_session, "now": now}
-        return self._apply(self._write(_sql.RENAME, args))
+        return self._apply(self._write((_sql.RENAME, args)))
 
     def session_bytes(self, session: str, now: float) -> int:
         rows = self._read(_sql.SESSION_BYTES, {"session": session, "now": now})
@@ -460,9 +452,9 @@ class SqliteBackend:
     def purge_expired(self, now: float) -> int:
         purged = 0
         while True:
-            batch = self._apply(self._write(_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
-            purged += batch
-            if batch < _PURGE_BATCH:
+            batch = self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
+            purged += self._apply(batch)
+            if len(batch) < _PURGE_BATCH:
                 break
         old = self._files.old_names(_ORPHAN_AGE)
         if old:
@@ -497,6 +489,10 @@ class SqliteBackend:
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r})"
+
+
+def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(value for row in rows for value in row)
 
 
 def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:

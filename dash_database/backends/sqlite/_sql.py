@@ -1,36 +1,14 @@
 """The SQLite backend's schema and statements, as plain SQL text.
 
-Every write is one statement on sqlitedict's writer connection: an ``INSERT`` into a TEMP view
-whose ``INSTEAD OF`` trigger does the work, so the whole write commits or fails as one
-(autocommit). The trigger reports what the write did (counts, quota figures, the file
-references it dropped) into the TEMP table ``dash_database_out``, which :data:`TAKE_OUT` empties
-and returns. TEMP objects exist in the writer connection only; table names inside a TEMP
-trigger resolve to the main database, since the temp schema has no tables of those names.
-
-Parameters are named (``:session``, ``:now``, ...). Statements read by the per-thread reader
-connections are plain ``SELECT``\\ s.
+A write is one statement on sqlitedict's writer connection (autocommit), so it commits or fails
+as a whole: an ``INSERT`` into a TEMP view whose ``INSTEAD OF`` trigger does the work, and whose
+``RETURNING`` clause reports what it did (counts, quota figures, the value files it dropped).
+TEMP objects exist in the writer connection only; table names inside a TEMP trigger resolve to
+the main database, since the temp schema has no tables of those names. Statements read by the
+per-thread reader connections are plain ``SELECT``\\ s. Parameters are named (``:session``).
 """
 
 from __future__ import annotations
-
-__all__ = [
-    "CLEAR",
-    "DELETE",
-    "GET",
-    "KEYS",
-    "PURGE",
-    "PUT",
-    "RENAME",
-    "SCHEMA",
-    "SESSIONS",
-    "SESSION_BYTES",
-    "SESSION_KEYS",
-    "STATS",
-    "TAKE_OUT",
-    "TEXT_VALUES",
-    "TOUCH",
-    "WRITER_SETUP",
-]
 
 #: The tables in the database file. A session's figures live in its row, so sizes, quotas
 #: and enumeration never read values; values refer to their session by its integer id, so a
@@ -52,119 +30,110 @@ SCHEMA = (
         value BLOB NOT NULL,
         version INTEGER NOT NULL,
         length INTEGER NOT NULL,
-        PRIMARY KEY (session, key))""",
+        PRIMARY KEY (session, key)) WITHOUT ROWID""",
 )
 
 _LIVE = "(s.deadline IS NULL OR s.deadline > :now)"
+# The value files among a session's values, as one space-separated string.
+_FILES = (
+    "(SELECT group_concat(value, ' ') FROM main.dash_database_values"
+    " WHERE session = {} AND typeof(value) = 'text')"
+)
 
 WRITER_SETUP = (
     "PRAGMA temp_store = MEMORY",
-    "CREATE TEMP TABLE dash_database_out (kind TEXT NOT NULL, a, b, c)",
-    # One row per key written, after one header row (item < 0) for the session.
-    """CREATE TEMP VIEW dash_database_put (item, session, sid, expired, keys, bytes, after, ok,
-        matched, deadline, now, key, value, length, version, old_ref)
-        AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
+    # A write's keys, as its rows arrive (see PUT), and the last write's figures.
+    "CREATE TEMP TABLE dash_database_items (key TEXT NOT NULL, value BLOB NOT NULL, length)",
+    "CREATE TEMP TABLE dash_database_state (sid, expired, keys, bytes, after, matched, ok, files)",
+    """CREATE TEMP VIEW dash_database_put (key, value, length, last, session, count, deadline,
+        now, version, max_bytes, check_version, expected)
+        AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
     """CREATE TEMP TRIGGER dash_database_put INSTEAD OF INSERT ON dash_database_put BEGIN
-        INSERT INTO dash_database_out SELECT 'put', NEW.matched, NEW.bytes, NEW.after
-            WHERE NEW.item < 0;
-        INSERT INTO dash_database_out SELECT 'drop', value, NULL, NULL FROM dash_database_values
-            WHERE NEW.item < 0 AND NEW.ok AND NEW.expired AND session = NEW.sid
-            AND typeof(value) = 'text';
-        DELETE FROM dash_database_values
-            WHERE NEW.item < 0 AND NEW.ok AND NEW.expired AND session = NEW.sid;
+        INSERT INTO dash_database_items SELECT NEW.key, NEW.value, NEW.length
+            WHERE NEW.key IS NOT NULL;
+        DELETE FROM dash_database_state WHERE NEW.last;
+        INSERT INTO dash_database_state
+        SELECT *, matched AND (NEW.max_bytes IS NULL OR after <= NEW.max_bytes), NULL FROM (
+            SELECT s.id, coalesce(s.deadline <= NEW.now, 0) AS expired,
+                iif(s.deadline <= NEW.now, 0, coalesce(s.keys, 0)) + count(i.key)
+                    - count(v.length),
+                iif(s.deadline <= NEW.now, 0, coalesce(s.bytes, 0)) AS bytes,
+                iif(s.deadline <= NEW.now, 0, coalesce(s.bytes, 0)) + coalesce(sum(i.length
+                    + iif(v.length IS NULL, length(CAST(i.key AS BLOB)), -v.length)), 0) AS after,
+                count(i.key) = NEW.count
+                    AND (NOT NEW.check_version OR max(v.version) IS NEW.expected) AS matched
+            FROM (SELECT 1) LEFT JOIN dash_database_sessions AS s ON s.name = NEW.session
+                LEFT JOIN dash_database_items AS i
+                LEFT JOIN dash_database_values AS v ON v.session = s.id
+                    AND coalesce(s.deadline > NEW.now, 1) AND v.key = i.key
+        ) WHERE NEW.last;
+        UPDATE dash_database_state SET files = (SELECT group_concat(value, ' ')
+            FROM dash_database_values WHERE session = sid AND typeof(value) = 'text'
+                AND (expired OR key IN (SELECT key FROM dash_database_items)))
+            WHERE NEW.last AND ok;
+        DELETE FROM dash_database_values WHERE NEW.last
+            AND session = (SELECT sid FROM dash_database_state WHERE ok AND expired);
         INSERT INTO dash_database_sessions (name, deadline, keys, bytes, written)
-            SELECT NEW.session, NEW.deadline, NEW.keys, NEW.after, NEW.now
-            WHERE NEW.item < 0 AND NEW.ok
+            SELECT NEW.session, NEW.deadline, keys, after, NEW.now FROM dash_database_state
+            WHERE NEW.last AND ok
             ON CONFLICT (name) DO UPDATE SET
-                deadline = iif(NEW.expired OR deadline IS NULL OR excluded.deadline IS NULL,
+                deadline = iif((SELECT expired FROM dash_database_state)
+                    OR deadline IS NULL OR excluded.deadline IS NULL,
                     excluded.deadline, max(deadline, excluded.deadline)),
                 keys = excluded.keys, bytes = excluded.bytes, written = excluded.written;
-        INSERT INTO dash_database_out SELECT 'drop', NEW.old_ref, NULL, NULL
-            WHERE NEW.old_ref IS NOT NULL;
         INSERT INTO dash_database_values (session, key, value, version, length)
-            SELECT id, NEW.key, NEW.value, NEW.version, NEW.length FROM dash_database_sessions
-            WHERE NEW.item >= 0 AND name = NEW.session
+            SELECT (SELECT id FROM dash_database_sessions WHERE name = NEW.session),
+                key, value, NEW.version, length FROM dash_database_items
+            WHERE NEW.last AND (SELECT ok FROM dash_database_state)
             ON CONFLICT (session, key) DO UPDATE SET
                 value = excluded.value, version = excluded.version, length = excluded.length;
+        DELETE FROM dash_database_items WHERE NEW.last;
     END""",
-    # Removes a session and its values; reports `counted` and the value files it dropped.
-    "CREATE TEMP VIEW dash_database_discard (sid, counted) AS SELECT 0, 0 WHERE 0",
+    # Removes a session and its values.
+    "CREATE TEMP VIEW dash_database_discard (sid, counted, files) AS SELECT 0, 0, 0 WHERE 0",
     """CREATE TEMP TRIGGER dash_database_discard INSTEAD OF INSERT ON dash_database_discard
     BEGIN
-        INSERT INTO dash_database_out VALUES ('n', NEW.counted, NULL, NULL);
-        INSERT INTO dash_database_out SELECT 'drop', value, NULL, NULL FROM dash_database_values
-            WHERE session = NEW.sid AND typeof(value) = 'text';
         DELETE FROM dash_database_values WHERE session = NEW.sid;
         DELETE FROM dash_database_sessions WHERE id = NEW.sid;
     END""",
-    "CREATE TEMP VIEW dash_database_delete (sid, key, bytes, ref, now) "
+    "CREATE TEMP VIEW dash_database_delete (sid, key, bytes, file, now) "
     "AS SELECT 0, 0, 0, 0, 0 WHERE 0",
     """CREATE TEMP TRIGGER dash_database_delete INSTEAD OF INSERT ON dash_database_delete BEGIN
-        INSERT INTO dash_database_out VALUES ('n', 1, NULL, NULL);
-        INSERT INTO dash_database_out SELECT 'drop', NEW.ref, NULL, NULL
-            WHERE NEW.ref IS NOT NULL;
         DELETE FROM dash_database_values WHERE session = NEW.sid AND key = NEW.key;
         UPDATE dash_database_sessions
             SET keys = keys - 1, bytes = bytes - NEW.bytes, written = NEW.now WHERE id = NEW.sid;
         DELETE FROM dash_database_sessions WHERE id = NEW.sid AND keys = 0 AND deadline IS NULL;
     END""",
-    "CREATE TEMP VIEW dash_database_rename (old, expired, keys, new, name) "
-    "AS SELECT 0, 0, 0, 0, 0 WHERE 0",
+    "CREATE TEMP VIEW dash_database_rename (old, expired, keys, new, name, files) "
+    "AS SELECT 0, 0, 0, 0, 0, 0 WHERE 0",
     """CREATE TEMP TRIGGER dash_database_rename INSTEAD OF INSERT ON dash_database_rename BEGIN
-        INSERT INTO dash_database_discard SELECT NEW.new, 0
+        INSERT INTO dash_database_discard SELECT NEW.new, 0, NULL
             WHERE NEW.new IS NOT NULL AND NEW.new IS NOT NEW.old;
-        INSERT INTO dash_database_discard SELECT NEW.old, 0 WHERE NEW.expired;
+        INSERT INTO dash_database_discard SELECT NEW.old, 0, NULL WHERE NEW.expired;
         UPDATE dash_database_sessions SET name = NEW.name WHERE id = NEW.old AND NOT NEW.expired;
-        INSERT INTO dash_database_out SELECT 'n', NEW.keys, NULL, NULL WHERE NOT NEW.expired;
     END""",
 )
 
-#: Writes the keys of one session. The keys (UTF-8) and values travel as two blobs and
-#: ``:items`` (JSON) holds, per key, ``[key offset, key bytes, value offset, value bytes, is a
-#: file reference, value length]``: one statement whatever the number of keys, where one
-#: parameter per value would meet SQLite's cap on parameters (``substr`` of an empty blob is
-#: NULL, hence the ``coalesce``). The header row computes the
-#: session's size after the write before anything changes (SQLite materializes the SELECT of
-#: an INSERT into a view first), so a write over ``:max_bytes`` or whose ``:expected`` version
-#: does not match changes nothing.
-PUT = """
-WITH found AS (
-    SELECT id, coalesce(deadline <= :now, 0) AS expired, keys, bytes
-    FROM main.dash_database_sessions WHERE name = :session
-), live AS (
-    SELECT id, coalesce(expired, 0) AS expired,
-        iif(expired, 0, coalesce(keys, 0)) AS keys, iif(expired, 0, coalesce(bytes, 0)) AS bytes
-    FROM (SELECT 1) LEFT JOIN found
-), item AS (
-    SELECT CAST(j.key AS INTEGER) AS item, j.value ->> 1 AS key_bytes, j.value ->> 5 AS length,
-        coalesce(CAST(substr(:keys, j.value ->> 0, j.value ->> 1) AS TEXT), '') AS key,
-        iif(j.value ->> 4, CAST(substr(:values, j.value ->> 2, j.value ->> 3) AS TEXT),
-            coalesce(substr(:values, j.value ->> 2, j.value ->> 3), x'')) AS value
-    FROM json_each(:items) AS j
-), old AS (
-    SELECT item.*, v.length AS old_length, v.version AS old_version,
-        iif(typeof(v.value) = 'text', v.value, NULL) AS old_ref
-    FROM item LEFT JOIN main.dash_database_values AS v
-        ON v.session = (SELECT id FROM live WHERE NOT expired) AND v.key = item.key
-), head AS (
-    SELECT live.*,
-        live.bytes + coalesce(sum(iif(old_length IS NULL, key_bytes + length,
-            length - old_length)), 0) AS after,
-        live.keys + count(old.item) - count(old_length) AS new_keys,
-        (NOT :check OR (SELECT old_version FROM old) IS :expected) AS matched
-    FROM live LEFT JOIN old
-), decided AS (
-    SELECT *, matched AND (:max_bytes IS NULL OR after <= :max_bytes) AS ok FROM head
+#: Writes the keys of one session: ``{rows}`` rows of 12 values each (see the view above),
+#: where only the final row of the write has ``last`` set. Its figures are computed before
+#: anything changes, so a write over ``max_bytes``, or whose key's version is not
+#: ``expected`` (when ``check_version``), changes nothing. A write of many keys sends its
+#: first rows as earlier statements, which only collect them: one statement whatever the
+#: number of keys would meet SQLite's cap on parameters. The final row returns the figures
+#: (``RETURNING`` evaluates a subquery once, at the only row that asks for it).
+PUT = "INSERT INTO dash_database_put VALUES {rows}"
+ROW = "(?, ?, ?, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+LAST_ROW = "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"
+PUT_RETURNING = (
+    PUT
+    + " RETURNING "
+    + ", ".join(
+        f"iif(last, (SELECT {column} FROM temp.dash_database_state), NULL)"
+        for column in ("matched", "bytes", "after", "files")
+    )
 )
-INSERT INTO dash_database_put
-SELECT -1, :session, id, expired, new_keys, bytes, after, ok, matched, :deadline, :now,
-    NULL, NULL, NULL, NULL, NULL FROM decided
-UNION ALL
-SELECT old.item, :session, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-    key, value, length, :version, old_ref FROM old, decided WHERE decided.ok
-ORDER BY 1
-"""
 
+#: Returns 1 and the value file name, if any, when a live key was removed.
 DELETE = f"""
 INSERT INTO dash_database_delete
 SELECT s.id, v.key, length(CAST(v.key AS BLOB)) + v.length,
@@ -172,32 +141,40 @@ SELECT s.id, v.key, length(CAST(v.key AS BLOB)) + v.length,
 FROM main.dash_database_sessions AS s JOIN main.dash_database_values AS v
     ON v.session = s.id AND v.key = :key
 WHERE s.name = :session AND {_LIVE}
+RETURNING 1, file
 """
 
-CLEAR = """
+#: Returns how many live keys it removed, and the value files.
+CLEAR = f"""
 INSERT INTO dash_database_discard
-SELECT id, iif(deadline <= :now, 0, keys) FROM main.dash_database_sessions WHERE name = :session
+SELECT id, iif(deadline <= :now, 0, keys), {_FILES.format("id")}
+FROM main.dash_database_sessions WHERE name = :session
+RETURNING counted, files
 """
 
-#: Removes at most ``:limit`` expired sessions (one bounded transaction).
-PURGE = """
+#: Removes at most ``:limit`` expired sessions (one bounded transaction); returns a row each.
+PURGE = f"""
 INSERT INTO dash_database_discard
-SELECT id, 1 FROM main.dash_database_sessions WHERE deadline <= :now ORDER BY deadline LIMIT :limit
+SELECT id, 1, {_FILES.format("id")} FROM main.dash_database_sessions
+WHERE deadline <= :now ORDER BY deadline LIMIT :limit
+RETURNING counted, files
 """
 
-RENAME = """
+#: Returns how many keys moved, and the value files of what it discarded.
+RENAME = f"""
 INSERT INTO dash_database_rename
-SELECT o.id, coalesce(o.deadline <= :now, 0), coalesce(o.keys, 0), n.id, :new
+SELECT o.id, coalesce(o.deadline <= :now, 0), coalesce(o.keys, 0), n.id, :new,
+    coalesce(iif(n.id IS NOT o.id, {_FILES.format("n.id")}, NULL), '') || ' '
+        || coalesce(iif(o.deadline <= :now, {_FILES.format("o.id")}, NULL), '')
 FROM (SELECT 1) LEFT JOIN main.dash_database_sessions AS o ON o.name = :session
     LEFT JOIN main.dash_database_sessions AS n ON n.name = :new
+RETURNING iif(expired, 0, keys), files
 """
 
 TOUCH = """
 UPDATE main.dash_database_sessions SET deadline = max(deadline, :deadline)
 WHERE name = :session AND deadline > :now
 """
-
-TAKE_OUT = "DELETE FROM temp.dash_database_out RETURNING kind, a, b, c"
 
 GET = f"""
 SELECT v.value, v.version, v.length
