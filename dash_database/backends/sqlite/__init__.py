@@ -1,33 +1,28 @@
 """The embedded default: one SQLite file, written through sqlitedict.
 
-Layout. ``dash_database_sessions`` has one row per session: its name, deadline, key count,
-size and the time of its last write, so sizes, quotas, stats and enumeration never read values.
-``dash_database_values`` has one row per key: the session's integer id, the key, the value (a
-BLOB, or the name of a value file as TEXT), the version of the write and the value's length.
-A session id is stored once whatever its length, a rename changes one row, and a session's
-keys are one index range. Values of ``file_threshold`` bytes or more live as files in the
-folder ``<database>-blobs`` beside the file (see ``_files.py``); the statements are in
-``_sql.py``.
+Layout. ``dash_database_sessions`` holds one row per session: its name, deadline, key count,
+size and the time of its last write, so sizes, quotas, stats and enumeration never read
+values. ``dash_database_values`` holds one row per key: the session's integer id, the key,
+the value (a BLOB, or the name of a value file as TEXT), the write's version and the value's
+length. A session id is stored once whatever its length and a rename changes one row. Values
+of ``file_threshold`` bytes or more live as files in ``<database>-blobs`` (``_files.py``).
 
-Writes. Every write is one statement sent through sqlitedict's writer thread (one per process,
-autocommit): an ``INSERT`` into a TEMP view whose trigger does the work, so it commits or fails
-as one and costs O(keys written); the trigger's report is read by a second request queued right
-behind it, so the caller waits for one answer. A lock keeps one request in flight on the
-writer, because sqlitedict keeps one error slot per connection: the error it reports then
-belongs to that request. Every wait is bounded: the lock and SQLite's busy handler by
-``timeout``, the answer by ``timeout`` plus a grace; a writer thread that stopped or hung is
-detected while waiting, reported as :class:`~dash_database.BackendError` and replaced by a new
-one on the next call.
+Writes. Each write is one statement (``_sql.py``) sent through sqlitedict's writer thread (one
+per process, autocommit): it commits or fails as a whole, costs O(keys written), and its
+``RETURNING`` clause answers, so the caller waits for one hand-off. A lock keeps one request in
+flight on the writer, because sqlitedict keeps one error slot per connection: the error it
+reports then belongs to that request. Every wait is bounded: the lock and SQLite's busy
+handler by ``timeout``, the answer by ``timeout`` plus a grace. A writer thread found stopped
+or hung, or whose statement failed, is replaced on the next call, so a full disk or a killed
+thread gives :class:`~dash_database.BackendError` at once and the next call works.
 
-Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers
-never wait for the writer, and each read is its own transaction, so it sees every committed
-write. WAL with ``synchronous=NORMAL``: a committed write survives the process being killed and
-the file stays consistent on power loss. The database and its ``-wal``/``-shm`` files are
-created ``0600`` (SQLite gives the last two the database's mode).
-
-Processes. Connections, the writer thread and the lock belong to the process that made them
-(``_process.PerProcess``): after ``fork()`` the child makes its own. A pickled backend is a
-handle that reopens the same file.
+Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers never
+wait for the writer, and each read is its own transaction, so it sees every committed write.
+WAL with ``synchronous=NORMAL``: a committed write survives the process being killed and the
+file stays consistent on power loss. The database and its ``-wal``/``-shm`` files are created
+0600 (SQLite gives the last two the database's mode). Connections, the writer and its lock
+belong to the process that made them (``_process.PerProcess``); a pickled backend reopens the
+same file.
 """
 
 from __future__ import annotations
@@ -41,14 +36,13 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
-from sqlitedict import SqliteDict
-
 from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._errors import backend_error
 from .._process import PerProcess
 from . import _sql
 from ._files import ValueFiles
+from ._writer import Writer, WriterLost
 
 __all__ = ["FILE_THRESHOLD", "SqliteBackend"]
 
@@ -58,68 +52,22 @@ FILE_THRESHOLD = 32 * 1024
 _PURGE_BATCH = 200
 # A value file no row names is removed by purge_expired once it is this old (seconds).
 _ORPHAN_AGE = 3600.0
-# How long past its busy timeout a caller waits for the writer thread before taking it for hung.
-_GRACE = 5.0
-# How often a caller waiting for the writer thread checks that the thread still runs.
-_POLL = 0.02
-# Keys per statement of a write: 3 parameters each (12 for the last) stay below SQLite's
+# Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
 # oldest cap of 999 parameters.
 _CHUNK = 300
-# How many times a read follows a row that writers keep replacing before it gives up.
-_READ_ATTEMPTS = 10
-
-
-class _WriterLost(BackendError):
-    """The writer thread stopped or hung: whether the request was applied is unknown."""
-
-
-class _Response:
-    """Collects the rows sqlitedict's writer thread puts for one request, then its end marker
-    (a string). Waking the caller once, at the end, saves a thread switch per row."""
-
-    __slots__ = ("__weakref__", "_done", "rows")
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-        self._done = threading.Lock()
-        self._done.acquire()
-
-    def put(self, item: Any) -> None:
-        if isinstance(item, tuple):
-            self.rows.append(item)
-        else:
-            self._done.release()
-
-    def wait(self, thread: threading.Thread, timeout: float) -> bool:
-        """Return whether the answer came before ``timeout`` and while ``thread`` ran."""
-        deadline = time.monotonic() + timeout
-        while not self._done.acquire(timeout=_POLL):
-            if not thread.is_alive() or time.monotonic() > deadline:
-                return False
-        return True
-
-
-class _Writer:
-    """This process's sqlitedict connection (opened on first use) and its request lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.store: Any = None
 
 
 class SqliteBackend:
     """Store sessions in one SQLite file through sqlitedict.
 
     Args:
-        path: the database file. It is created (mode 0600) when missing; its directory must
-            exist.
-        remove_on_close: delete the file, its companions and value files on :meth:`close`.
-            Used for ``DashDatabase(None)``; only the process that created the backend does.
-        timeout: the longest a call waits, in seconds, for another process's write lock or
-            another thread's write; a call fails with ``BackendError`` after at most about
-            twice this plus a few seconds.
+        path: the database file, created (mode 0600) when missing; its directory must exist.
+        remove_on_close: delete the file and its value files on :meth:`close` (for
+            ``DashDatabase(None)``); only the process that created the backend does.
+        timeout: seconds a call waits for another process's write lock or another thread's
+            write; a write fails with ``BackendError`` after at most ``2 * timeout + 10``.
         file_threshold: values of this many bytes or more are kept as files in the folder
-            ``<path>-blobs`` (``None``: never), which saves a copy in memory and a write.
+            ``<path>-blobs`` (``None``: never), which saves copies in memory and a write.
 
     Raises:
         InvalidArgumentError: the directory does not exist, the path is a directory, or an
@@ -138,12 +86,10 @@ class SqliteBackend:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}.")
         if file_threshold is not None and (
-            isinstance(file_threshold, bool)
-            or not isinstance(file_threshold, int)
-            or file_threshold < 0
+            isinstance(file_threshold, bool) or not isinstance(file_threshold, int)
         ):
             raise InvalidArgumentError(
-                f"file_threshold must be an int >= 0 or None, got {file_threshold!r}."
+                f"file_threshold must be an int or None, got {file_threshold!r}."
             )
         self.path = os.path.abspath(os.fspath(path))
         self.remove_on_close = remove_on_close
@@ -154,9 +100,9 @@ class SqliteBackend:
         self._files = ValueFiles(self.path + "-blobs")
         self._store = f"the SQLite database {self.path!r}"
         self._closed = False
-        self._writer = PerProcess(_Writer)
+        self._writer = PerProcess(lambda: Writer(self.path, self.timeout, _sql.WRITER_SETUP))
         self._readers = PerProcess(threading.local)
-        # Made in this process only: a forked child or a pickled copy never removes the file.
+        # Made here: a forked child or a pickled copy never removes a temporary file.
         self._owner = PerProcess(object)
         self._owner.get()
         self._prepare()
@@ -168,15 +114,13 @@ class SqliteBackend:
         os.close(fd)
         return cls(path, remove_on_close=True, **options)
 
-    # -- opening --------------------------------------------------------------------------
-
     def _prepare(self) -> None:
+        directory = os.path.dirname(self.path)
         if os.path.isdir(self.path):
             raise InvalidArgumentError(
                 f"{self.path!r} is a directory; pass the path of a database file inside it, "
                 f"for example {os.path.join(self.path, 'dash_database.sqlite')!r}."
             )
-        directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise InvalidArgumentError(
                 f"The directory {directory!r} of the database file {self.path!r} does not "
@@ -184,11 +128,14 @@ class SqliteBackend:
             )
         if sqlite3.sqlite_version_info < (3, 38):
             raise BackendError(
-                "dash_database needs SQLite 3.38 or newer; this Python uses "
-                f"{sqlite3.sqlite_version}. Upgrade Python or its SQLite library."
+                f"dash_database needs SQLite 3.38 or newer, not {sqlite3.sqlite_version}: "
+                "upgrade Python or its SQLite library."
             )
         try:
-            _create_private_file(self.path)
+            with suppress(FileExistsError):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                os.fchmod(fd, 0o600)  # the umask may have taken bits away
+                os.close(fd)
             conn = self._connect()
             try:
                 _enable_wal(conn, self.timeout)
@@ -203,25 +150,20 @@ class SqliteBackend:
         return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
 
     def _error(self, action: str, exc: BaseException) -> BackendError:
-        text = str(exc)
-        if "not a database" in text or "malformed" in text:
-            hint = "It is not a SQLite database (or it is damaged): move it away or choose "
-            return backend_error(self._store, action, exc, hint + "another path.")
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            hint = (
+                "It is not a SQLite database (or it is damaged): move it away or use another path."
+            )
+            return backend_error(self._store, action, exc, hint)
         return backend_error(self._store, action, exc)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BackendError(f"{self._store[0].upper()}{self._store[1:]} is closed.")
-
-    # -- requests -------------------------------------------------------------------------
-
     def _read(self, sql: str, args: Mapping[str, Any]) -> list[Any]:
-        self._check_open()
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
         local = self._readers.get()
         try:
-            try:
-                cursor = local.cursor
-            except AttributeError:
+            cursor = getattr(local, "cursor", None)
+            if cursor is None:
                 conn = self._connect()
                 conn.execute("PRAGMA query_only = ON")
                 cursor = local.cursor = conn.cursor()
@@ -231,75 +173,19 @@ class SqliteBackend:
             raise self._error("read from", exc) from exc
 
     def _write(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
-        """Run one write (its statements in order) on the writer thread; return the rows the
-        last statement returned."""
-        self._check_open()
-        writer = self._writer.get()
-        if not writer.lock.acquire(timeout=self.timeout):
-            raise BackendError(
-                f"Could not write to {self._store}: another thread's write held it for over "
-                f"{self.timeout:g} s. The disk may be stalled or the app overloaded; try again."
-            )
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
         try:
-            try:
-                if writer.store is None:
-                    writer.store = self._open_writer()
-                return self._ask(writer.store.conn, *requests)
-            except (sqlite3.Error, _WriterLost) as exc:
-                # The writer's TEMP tables may hold a failed write's rows: start afresh.
-                store, writer.store = writer.store, None
-                if store is not None:
-                    store.close(do_log=False, force=True)
-                if isinstance(exc, _WriterLost):
-                    raise
-                raise self._error("write to", exc) from exc
-        finally:
-            writer.lock.release()
-
-    def _ask(self, thread: Any, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
-        # One queue entry per statement; the caller waits for the last one only.
-        response = _Response()
-        for sql, args in requests[:-1]:
-            thread.execute(sql, args)
-        thread.execute(*requests[-1], response)
-        if response.wait(thread, self.timeout + _GRACE):
-            thread.check_raise_error()
-            return response.rows
-        why = "stopped" if not thread.is_alive() else f"did not answer within {self.timeout:g} s"
-        raise _WriterLost(
-            f"Could not write to {self._store}: sqlitedict's writer thread {why}, so this write "
-            "may or may not have been applied. The next call opens a new writer; check the "
-            "disk and the log, then try again."
-        )
-
-    def _open_writer(self) -> Any:
-        store = SqliteDict(
-            self.path,
-            tablename="dash_database_values",  # exists already: sqlitedict creates nothing
-            journal_mode="WAL",
-            autocommit=True,
-            outer_stack=False,
-        )
-        setup = [
-            (f"PRAGMA busy_timeout = {int(self.timeout * 1000)}", None),
-            # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on power loss
-            # and costs no sync per commit in WAL mode.
-            ("PRAGMA synchronous = NORMAL", None),
-            *((ddl, None) for ddl in _sql.WRITER_SETUP),
-        ]
-        try:
-            self._ask(store.conn, *setup, ("SELECT 1", None))
-        except BaseException:
-            store.close(do_log=False, force=True)
-            raise
-        return store
+            return self._writer.get().run(*requests)
+        except sqlite3.Error as exc:
+            raise self._error("write to", exc) from exc
 
     def _apply(self, rows: list[tuple[Any, ...]]) -> int:
-        """Remove the value files a write dropped (it committed); return its count."""
+        """Remove the value files a committed write dropped; return its count."""
         self._files.remove(name for _, files in rows if files for name in files.split())
         return sum(count for count, _ in rows)
 
-    # -- the protocol ---------------------------------------------------------------------
+    # -- the protocol (documented in _base.py) ---------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         found = self.get_versioned(session, key, now)
@@ -308,9 +194,7 @@ class SqliteBackend:
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         args = {"session": session, "key": key, "now": now}
         rows = self._read(_sql.GET, args)
-        for _ in range(_READ_ATTEMPTS):
-            if not rows:
-                return None
+        while rows:
             value, version, length = rows[0]
             if isinstance(value, bytes):
                 return value, version
@@ -320,7 +204,7 @@ class SqliteBackend:
                 raise self._error("read a value file of", exc) from exc
             if data is not None:
                 return data, version
-            # Missing: a writer may have replaced the row and removed the file meanwhile.
+            # A writer may have replaced the row, then removed the file: read the row again.
             rows = self._read(_sql.GET, args)
             if rows and rows[0][0] == value:
                 raise BackendError(
@@ -328,10 +212,7 @@ class SqliteBackend:
                     f"{key!r} of session {session!r} is missing: it was removed outside "
                     "dash_database. Delete the key or store it again."
                 )
-        raise BackendError(
-            f"Could not read key {key!r} of session {session!r}: other writers replaced it at "
-            f"each of {_READ_ATTEMPTS} attempts. Try again."
-        )
+        return None
 
     def set_many(
         self,
@@ -343,7 +224,7 @@ class SqliteBackend:
         version: int,
         max_bytes: int | None = None,
     ) -> None:
-        self._put(session, items, deadline, now, version, max_bytes, None, check=False)
+        self._put(session, items, deadline, now, version, max_bytes, (False, None))
 
     def compare_and_set(
         self,
@@ -357,9 +238,7 @@ class SqliteBackend:
         version: int,
         max_bytes: int | None = None,
     ) -> bool:
-        return self._put(
-            session, {key: value}, deadline, now, version, max_bytes, expected, check=True
-        )
+        return self._put(session, {key: value}, deadline, now, version, max_bytes, (True, expected))
 
     def _put(
         self,
@@ -369,35 +248,41 @@ class SqliteBackend:
         now: float,
         version: int,
         max_bytes: int | None,
-        expected: int | None,
-        check: bool,
+        check: tuple[bool, int | None],
     ) -> bool:
-        threshold = self.file_threshold
-        big = [] if threshold is None else [k for k, v in items.items() if len(v) >= threshold]
-        names: dict[str, str] = {}
-        if big:
-            try:
-                names = dict(zip(big, self._files.write((items[k], version) for k in big)))
-            except OSError as exc:
-                raise self._error("write a value file of", exc) from exc
+        limit = self.file_threshold
+        big = [] if limit is None else [k for k, v in items.items() if len(v) >= limit]
+        try:
+            names = dict(zip(big, self._files.write([(items[k], version) for k in big])))
+        except OSError as exc:
+            raise self._error("write a value file of", exc) from exc
         rows = [(k, names.get(k, v), len(v)) for k, v in items.items()]
-        head = (session, len(rows), deadline, now, version, max_bytes, check, expected)
-        last = (*(rows.pop() if rows else (None, None, None)), *head)
+        last = (
+            *(rows.pop() if rows else (None,) * 3),
+            session,
+            len(items),
+            deadline,
+            now,
+            version,
+            max_bytes,
+            *check,
+        )
         chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
-        # Every chunk but the final one is only collected (see _sql.PUT).
+        # Every statement but the last only collects its rows (see _sql.PUT).
         requests = [
-            (_sql.PUT.format(rows=", ".join([_sql.ROW] * len(chunk))), _flat(chunk))
-            for chunk in chunks[:-1]
+            (_sql.PUT.format(rows=", ".join([_sql.ROW] * len(c))), _flat(c)) for c in chunks
         ]
-        rows_sql = ", ".join([_sql.ROW] * len(chunks[-1]) + [_sql.LAST_ROW])
-        requests.append((_sql.PUT_RETURNING.format(rows=rows_sql), (*_flat(chunks[-1]), *last)))
+        sql = _sql.PUT_RETURNING.format(
+            rows=", ".join([_sql.ROW] * len(chunks[-1]) + [_sql.LAST_ROW])
+        )
+        requests[-1] = (sql, (*requests[-1][1], *last))
         written = False
         try:
             matched, before, after, files = self._write(*requests)[-1]
             written = bool(matched) and (max_bytes is None or after <= max_bytes)
             self._apply([(0, files)])
-        except _WriterLost:
-            written = True  # perhaps: the files stay until purge_expired sweeps them
+        except WriterLost:
+            written = True  # perhaps: its files stay until purge_expired sweeps them
             raise
         finally:
             if not written:
@@ -428,12 +313,14 @@ class SqliteBackend:
         return int(rows[0][0]) if rows else 0
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
-        after = _cursor_id(cursor)
+        try:
+            after = 0 if cursor is None else int(cursor)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{cursor!r} is not a cursor this backend returned; start again with None."
+            ) from None
         rows = self._read(_sql.SESSIONS, {"after": after, "now": now, "limit": limit})
-        page = [
-            SessionInfo(name, keys, size, deadline, written)
-            for _, name, keys, size, deadline, written in rows
-        ]
+        page = [SessionInfo(*row[1:]) for row in rows]
         return page, (str(rows[-1][0]) if len(rows) == limit else None)
 
     def session_keys(
@@ -446,8 +333,7 @@ class SqliteBackend:
         return page, (page[-1].key if len(page) == limit else None)
 
     def stats(self, now: float) -> StoreStats:
-        sessions, keys, size, expired = self._read(_sql.STATS, {"now": now})[0]
-        return StoreStats(sessions=sessions, keys=keys, bytes=size, expired=expired)
+        return StoreStats(*self._read(_sql.STATS, {"now": now})[0])
 
     def purge_expired(self, now: float) -> int:
         purged = 0
@@ -458,23 +344,17 @@ class SqliteBackend:
                 break
         old = self._files.old_names(_ORPHAN_AGE)
         if old:
-            named = {row[0] for row in self._read(_sql.TEXT_VALUES, {})}
+            named = {row[0] for row in self._read(_sql.FILE_VALUES, {})}
             self._files.remove(name for name in old if name not in named)
         return purged
 
     def close(self) -> None:
         self._closed = True
         writer = self._writer.take()
-        if writer is not None and writer.lock.acquire(timeout=self.timeout):
-            store, writer.store = writer.store, None
-            writer.lock.release()
-            if store is not None:
-                thread = store.conn
-                store.close(do_log=False, force=True)
-                thread.join(self.timeout)
+        if writer is not None:
+            writer.close()
         # This thread's reader closes now; other threads' close as CPython frees them.
-        local = self._readers.take()
-        cursor = getattr(local, "cursor", None)
+        cursor = getattr(self._readers.take(), "cursor", None)
         if cursor is not None:
             cursor.connection.close()
         if self.remove_on_close and self._owner.take() is not None:
@@ -491,32 +371,12 @@ class SqliteBackend:
         return f"SqliteBackend({self.path!r})"
 
 
-def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    return tuple(value for row in rows for value in row)
-
-
 def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
     return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
 
 
-def _cursor_id(cursor: str | None) -> int:
-    try:
-        return 0 if cursor is None else int(cursor)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{cursor!r} is not a cursor this backend returned; start again with cursor=None."
-        ) from None
-
-
-def _create_private_file(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have taken bits away
-    finally:
-        os.close(fd)
+def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(value for row in rows for value in row)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:

@@ -67,9 +67,12 @@ WRITER_SETUP = (
                 LEFT JOIN dash_database_values AS v ON v.session = s.id
                     AND coalesce(s.deadline > NEW.now, 1) AND v.key = i.key
         ) WHERE NEW.last;
-        UPDATE dash_database_state SET files = (SELECT group_concat(value, ' ')
-            FROM dash_database_values WHERE session = sid AND typeof(value) = 'text'
-                AND (expired OR key IN (SELECT key FROM dash_database_items)))
+        UPDATE dash_database_state SET files = iif(expired,
+            (SELECT group_concat(value, ' ') FROM dash_database_values
+                WHERE session = sid AND typeof(value) = 'text'),
+            (SELECT group_concat(v.value, ' ') FROM dash_database_items AS i  -- i, then v
+                CROSS JOIN dash_database_values AS v ON v.session = sid AND v.key = i.key
+                WHERE typeof(v.value) = 'text'))
             WHERE NEW.last AND ok;
         DELETE FROM dash_database_values WHERE NEW.last
             AND session = (SELECT sid FROM dash_database_state WHERE ok AND expired);
@@ -212,4 +215,4 @@ FROM main.dash_database_sessions AS s
 """
 
 #: The file references in the store, for the sweep of value files no row names.
-TEXT_VALUES = "SELECT value FROM main.dash_database_values WHERE typeof(value) = 'text'"
+FILE_VALUES = "SELECT value FROM main.dash_database_values WHERE typeof(value) = 'text'"
