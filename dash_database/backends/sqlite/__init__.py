@@ -252,10 +252,12 @@ class SqliteBackend:
     ) -> bool:
         limit = self.file_threshold
         big = [] if limit is None else [k for k, v in items.items() if len(v) >= limit]
-        try:
-            names = dict(zip(big, self._files.write([(items[k], version) for k in big])))
-        except OSError as exc:
-            raise self._error("write a value file of", exc) from exc
+        names: dict[str, str] = {}
+        if big:
+            try:
+                names = dict(zip(big, self._files.write([(items[k], version) for k in big])))
+            except OSError as exc:
+                raise self._error("write a value file of", exc) from exc
         rows = [(k, names.get(k, v), len(v)) for k, v in items.items()]
         last = (
             *(rows.pop() if rows else (None,) * 3),
