@@ -18,7 +18,15 @@ pytest_plugins = ["tests.servers"]
 #: Every backend the contract suite runs against. A backend named ``x`` needs a fixture
 #: ``x_backend_factory`` returning a callable that opens a new handle on one store private to
 #: the test (several calls: several handles on the same data, as separate processes would have).
-BACKENDS = ["memory", "sqlite", "redis", "redis-large", "postgres", "postgres-copy"]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    "sqlite-files",
+    "redis",
+    "redis-large",
+    "postgres",
+    "postgres-copy",
+]
 
 #: The backends whose tests start a server (or use the one named by TEST_*_URL).
 SERVER_BACKENDS = {"redis", "redis-large", "postgres", "postgres-copy"}
@@ -42,6 +50,13 @@ def memory_backend_factory() -> Callable[[], Backend]:
 def sqlite_backend_factory(tmp_path: Path) -> Callable[[], Backend]:
     path = tmp_path / "contract.sqlite"
     return lambda: SqliteBackend(path)
+
+
+@pytest.fixture
+def sqlite_files_backend_factory(tmp_path: Path) -> Callable[[], Backend]:
+    # Every value, even an empty one, goes to a value file.
+    path = tmp_path / "contract.sqlite"
+    return lambda: SqliteBackend(path, file_threshold=0)
 
 
 @pytest.fixture

@@ -7,12 +7,16 @@ import os
 import pickle
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from sqlitedict import SqliteMultithread
 
 import dash_database as ddb
 from dash_database import DashDatabase, SqliteBackend
@@ -166,15 +170,19 @@ def test_closed_database_raises_instead_of_hanging(tmp_path: Path) -> None:
 # -- how it is stored ---------------------------------------------------------------------------
 
 
-def test_file_is_a_sqlitedict_table_of_raw_serialized_bytes(tmp_path: Path) -> None:
-    from sqlitedict import SqliteDict
-
+def test_values_are_stored_raw_in_the_documented_tables(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     with DashDatabase(path) as db:
         db.store_user_value("user", "key", {"a": 1})
 
-    with SqliteDict(str(path), tablename="dash_database", decode=bytes, journal_mode="WAL") as raw:
-        assert {"4:user:key": pickle.dumps({"a": 1}, protocol=5)} == dict(raw)
+    conn = sqlite3.connect(path)
+    rows = conn.execute(
+        "SELECT s.name, v.key, v.value, v.length, s.keys, s.bytes FROM dash_database_sessions s"
+        " JOIN dash_database_values v ON v.session = s.id"
+    ).fetchall()
+    conn.close()
+    value = pickle.dumps({"a": 1}, protocol=5)
+    assert [("user", "key", value, len(value), 1, 3 + len(value))] == rows
 
 
 def test_file_uses_wal(tmp_path: Path) -> None:
@@ -186,39 +194,137 @@ def test_file_uses_wal(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["keys", "purge"],
-)
-def test_listing_and_purging_use_an_index_not_a_scan(tmp_path: Path, query: str) -> None:
-    from dash_database.backends import sqlite as module
+@pytest.mark.parametrize("query", ["GET", "KEYS", "SESSION_KEYS", "SESSION_BYTES", "PURGE"])
+def test_reads_and_purges_use_an_index_not_a_scan(tmp_path: Path, query: str) -> None:
+    from dash_database.backends.sqlite import _sql
 
     path = tmp_path / "db.sqlite"
     SqliteBackend(path).close()
-    sql, args = {
-        "keys": (module._KEYS, ("a", "b", "s", 0.0)),
-        "purge": (module._EXPIRED_SESSIONS, (0.0,)),
-    }[query]
-    plan = sqlite3.connect(path).execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
+    conn = sqlite3.connect(path)
+    for statement in _sql.WRITER_SETUP:  # the TEMP views the purge writes through
+        conn.execute(statement)
+    args = {"session": "s", "key": "k", "now": 0.0, "start": "", "limit": 10}
+    plan = conn.execute("EXPLAIN QUERY PLAN " + getattr(_sql, query), args).fetchall()
+    conn.close()
     details = " | ".join(row[-1] for row in plan)
 
-    assert "SCAN" not in details, details
+    assert "SCAN" not in details.replace("SCAN CONSTANT ROW", ""), details
     assert "SEARCH" in details, details
 
 
-def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
-    backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("s", {"a": b"old"}, None, 0.0)
+def _writer_thread(path: Path) -> SqliteMultithread:
+    """Return sqlitedict's writer thread on ``path`` in this process."""
+    (thread,) = [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, SqliteMultithread) and t.filename == str(path)
+    ]
+    return thread
 
-    with pytest.raises(ddb.BackendError):
-        # The second value cannot be bound by SQLite: the whole statement fails.
-        backend.set_many("s", {"a": b"new", "b": [1]}, None, 0.0)  # type: ignore[dict-item]
 
-    assert backend.get("s", "a", 0.0) == b"old"
-    assert backend.keys("s", 0.0) == ["a"]
-    backend.set_many("s", {"c": b"after"}, None, 0.0)
-    assert backend.get("s", "c", 0.0) == b"after"
+def test_a_full_disk_raises_keeps_the_data_and_the_next_write_works(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    backend = SqliteBackend(path, file_threshold=None)
+    backend.set_many("s", {"a": b"old"}, None, 0.0, version=1)
+    writer = _writer_thread(path)
+    pages = writer.select_one("PRAGMA page_count")[0]
+    writer.select_one(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: a full disk
+
+    with pytest.raises(ddb.BackendError, match="full"):
+        backend.set_many("s", {"a": b"new", "b": b"x" * 100_000}, 5.0, 0.0, version=2)
+
+    assert (b"old", 1) == backend.get_versioned("s", "a", 0.0)
+    assert ["a"] == backend.keys("s", 0.0)
+    # The failed writer was replaced by a new one (without the page limit: space was freed).
+    writer.join(10)
+    assert not writer.is_alive()
+    backend.set_many("s", {"b": b"x" * 100_000}, None, 0.0, version=3)
+    assert (1 + 3) + (1 + 100_000) == backend.session_bytes("s", 0.0)
     backend.close()
+
+
+def test_a_dead_writer_thread_raises_at_once_and_the_next_call_opens_a_new_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite"
+    backend = SqliteBackend(path, timeout=20.0)
+    backend.set_many("s", {"a": b"1"}, None, 0.0, version=1)
+    _writer_thread(path).close()  # the thread ends, as a crash would end it
+    started = time.monotonic()
+
+    with pytest.raises(ddb.BackendError, match="writer thread stopped"):
+        backend.set_many("s", {"b": b"2"}, None, 0.0, version=2)
+
+    assert time.monotonic() - started < 20.0  # noticed while waiting, not after the timeout
+    backend.set_many("s", {"c": b"3"}, None, 0.0, version=3)
+    assert ["a", "c"] == sorted(backend.keys("s", 0.0))
+    backend.close()
+
+
+@pytest.mark.parametrize("file_threshold", [None, 32 * 1024], ids=["in the row", "in a file"])
+def test_a_disk_that_fills_while_writing_raises_and_the_next_write_works(
+    tmp_path: Path, file_threshold: int | None
+) -> None:
+    # RLIMIT_FSIZE makes every write past the limit fail, as a full disk does; in a child
+    # process, so that the limit binds no other test.
+    script = f"""
+        import resource, signal
+        from dash_database import BackendError, DashDatabase, SqliteBackend
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        path = {str(tmp_path / "db.sqlite")!r}
+        db = DashDatabase(SqliteBackend(path, file_threshold={file_threshold!r}))
+        db.store_user_value("u", "kept", "before")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+        try:
+            db.store_user_value("u", "big", "x" * 1_000_000)
+        except BackendError as exc:
+            print("refused:", exc)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        print(db.get_user_value("u", "kept"), db.get_user_value("u", "big"))
+        db.store_user_value("u", "after", "works")
+        print(db.get_user_value("u", "after"))
+    """
+    done = run_python(script, tmp_path, PYTHONPATH=os.getcwd())
+
+    assert 0 == done.returncode, done.stderr
+    refused, values, after = done.stdout.splitlines()
+    assert refused.startswith("refused: Could not "), refused
+    assert ("before None", "works") == (values, after)
+
+
+def test_an_update_of_more_keys_than_sqlite_takes_parameters_is_one_write(
+    tmp_path: Path,
+) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    items = {f"k{i}": b"v%d" % i for i in range(40_000)}
+
+    backend.set_many("s", items, None, 0.0, version=1, max_bytes=10**6)
+
+    assert 40_000 == len(backend.keys("s", 0.0))
+    assert (b"v39999", 1) == backend.get_versioned("s", "k39999", 0.0)
+    with pytest.raises(ddb.QuotaExceededError):
+        backend.set_many("t", items, None, 0.0, version=2, max_bytes=1000)
+    assert [] == backend.keys("t", 0.0)
+    backend.close()
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277])
+def test_files_and_folders_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    path = tmp_path / "db.sqlite"
+    old = os.umask(umask)
+    try:
+        backend = SqliteBackend(path)
+        backend.set_many("s", {"big": BIG, "small": b"x"}, None, 0.0, version=1)
+    finally:
+        os.umask(old)
+    modes = {name: stat.S_IMODE(os.stat(f"{path}{name}").st_mode) for name in ("", "-wal", "-shm")}
+    modes["-blobs"] = stat.S_IMODE(os.stat(f"{path}-blobs").st_mode)
+    (name,) = blob_files(backend)
+    modes["value file"] = stat.S_IMODE(os.stat(f"{path}-blobs/{name}").st_mode)
+    backend.close()
+
+    expected = {"": 0o600, "-wal": 0o600, "-shm": 0o600, "-blobs": 0o700, "value file": 0o600}
+    assert expected == modes
 
 
 # -- processes, fork, pickling, crashes -------------------------------------------------------
@@ -330,7 +436,7 @@ def blob_files(backend: SqliteBackend) -> list[str]:
 
 def test_large_values_live_in_files_and_small_ones_in_the_row(tmp_path: Path) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("s", {"big": BIG, "small": b"tiny"}, None, 0.0)
+    backend.set_many("s", {"big": BIG, "small": b"tiny"}, None, 0.0, version=1)
 
     assert 1 == len(blob_files(backend))
     assert BIG == backend.get("s", "big", 0.0)
@@ -352,17 +458,17 @@ def test_large_values_live_in_files_and_small_ones_in_the_row(tmp_path: Path) ->
 def test_replaced_or_deleted_large_values_leave_no_file(tmp_path: Path, how: str) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
     deadline = 100.0 if "deadline" in how else None
-    backend.set_many("s", {"k": BIG}, deadline, 0.0)
+    backend.set_many("s", {"k": BIG}, deadline, 0.0, version=1)
     first = blob_files(backend)
 
     if how.startswith("overwrite small"):
         writer = SqliteBackend(backend.path) if "another" in how else backend
-        writer.set_many("s", {"k": b"small"}, deadline, 0.0)
+        writer.set_many("s", {"k": b"small"}, deadline, 0.0, version=1)
         assert b"small" == backend.get("s", "k", 0.0)
         assert [] == blob_files(backend)
         writer.close()
     elif how == "overwrite big":
-        backend.set_many("s", {"k": BIG + b"!"}, None, 0.0)
+        backend.set_many("s", {"k": BIG + b"!"}, None, 0.0, version=1)
         assert BIG + b"!" == backend.get("s", "k", 0.0)
         assert 1 == len(blob_files(backend))
         assert first != blob_files(backend)
@@ -377,8 +483,8 @@ def test_replaced_or_deleted_large_values_leave_no_file(tmp_path: Path, how: str
 
 def test_purge_removes_the_files_of_expired_sessions(tmp_path: Path) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("gone", {"k": BIG}, 10.0, 0.0)
-    backend.set_many("kept", {"k": BIG}, 100.0, 0.0)
+    backend.set_many("gone", {"k": BIG}, 10.0, 0.0, version=1)
+    backend.set_many("kept", {"k": BIG}, 100.0, 0.0, version=1)
 
     assert 1 == backend.purge_expired(50.0)
 
@@ -391,10 +497,10 @@ def test_a_write_to_an_expired_session_removes_the_files_of_its_old_values(
     tmp_path: Path,
 ) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("s", {"old": BIG, "kept small": b"x"}, 10.0, 0.0)
-    backend.set_many("other", {"k": BIG}, None, 0.0)
+    backend.set_many("s", {"old": BIG, "kept small": b"x"}, 10.0, 0.0, version=1)
+    backend.set_many("other", {"k": BIG}, None, 0.0, version=1)
 
-    backend.set_many("s", {"new": b"y"}, None, 50.0)
+    backend.set_many("s", {"new": b"y"}, None, 50.0, version=1)
 
     assert ["new"] == backend.keys("s", 50.0)
     assert 1 == len(blob_files(backend))  # the other session's file only
@@ -404,12 +510,13 @@ def test_a_write_to_an_expired_session_removes_the_files_of_its_old_values(
 
 def test_purge_sweeps_old_files_no_row_references(tmp_path: Path) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("s", {"k": BIG}, None, 0.0)
+    backend.set_many("s", {"k": BIG}, None, 0.0, version=1)
     directory = backend.path + "-blobs"
-    old_orphan, new_orphan = os.path.join(directory, "old"), os.path.join(directory, "new")
+    old_orphan, new_orphan = (os.path.join(directory, c * 32) for c in "ab")
     for orphan in (old_orphan, new_orphan):
         Path(orphan).write_bytes(b"left by a crashed writer")
     os.utime(old_orphan, (0, 0))
+    os.utime(os.path.join(directory, blob_files(backend)[0]), (0, 0))  # old but named by a row
 
     backend.purge_expired(0.0)
 
@@ -421,25 +528,110 @@ def test_purge_sweeps_old_files_no_row_references(tmp_path: Path) -> None:
 
 def test_damaged_value_file_raises_naming_it(tmp_path: Path) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
-    backend.set_many("s", {"k": BIG}, None, 0.0)
+    backend.set_many("s", {"k": BIG}, None, 0.0, version=1)
     (name,) = blob_files(backend)
     Path(backend.path + "-blobs", name).write_bytes(b"truncated")
 
     with pytest.raises(ddb.BackendError, match=name):
         backend.get("s", "k", 0.0)
-    backend.set_many("s", {"k": b"fixed"}, None, 0.0)
+    backend.set_many("s", {"k": b"fixed"}, None, 0.0, version=1)
     assert b"fixed" == backend.get("s", "k", 0.0)
     backend.close()
 
 
-def test_failed_write_of_a_large_value_leaves_no_file(tmp_path: Path) -> None:
+def test_refused_write_of_a_large_value_leaves_no_file(tmp_path: Path) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
 
-    with pytest.raises(ddb.BackendError):
-        backend.set_many("s", {"big": BIG, "bad": [1]}, None, 0.0)  # type: ignore[dict-item]
+    with pytest.raises(ddb.QuotaExceededError):
+        backend.set_many("s", {"big": BIG}, None, 0.0, version=1, max_bytes=1000)
+    assert not backend.compare_and_set("s", "big", BIG, 99, None, 0.0, version=2)
 
     assert [] == blob_files(backend)
     assert [] == backend.keys("s", 0.0)
+    backend.close()
+
+
+def test_a_value_file_copied_over_another_is_refused(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("alice", {"k": BIG}, None, 0.0, version=1)
+    (alice,) = blob_files(backend)
+    backend.set_many("bob", {"k": b"b" * len(BIG)}, None, 0.0, version=1)
+    (bob,) = set(blob_files(backend)) - {alice}
+    directory = Path(backend.path + "-blobs")
+    (directory / bob).write_bytes((directory / alice).read_bytes())
+
+    with pytest.raises(ddb.BackendError, match="does not belong to the key"):
+        backend.get("bob", "k", 0.0)
+    assert BIG == backend.get("alice", "k", 0.0)
+    backend.close()
+
+
+def test_a_row_edited_to_name_another_keys_file_is_refused(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("alice", {"k": BIG}, None, 0.0, version=1)
+    backend.set_many("bob", {"k": BIG}, None, 0.0, version=2)
+    conn = sqlite3.connect(backend.path)
+    with conn:
+        conn.execute(
+            "UPDATE dash_database_values SET value = (SELECT value FROM dash_database_values"
+            " WHERE version = 1) WHERE version = 2"
+        )
+    conn.close()
+
+    with pytest.raises(ddb.BackendError, match="does not belong to the key"):
+        backend.get("bob", "k", 0.0)
+    backend.close()
+
+
+def test_a_link_planted_as_a_value_file_is_not_followed(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": BIG}, None, 0.0, version=1)
+    (name,) = blob_files(backend)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    link = Path(backend.path + "-blobs", name)
+    link.unlink()
+    link.symlink_to(secret)
+
+    with pytest.raises(ddb.BackendError, match="cannot be opened safely"):
+        backend.get("s", "k", 0.0)
+    backend.set_many("s", {"k": b"replaced"}, None, 0.0, version=2)
+    assert "not yours" == secret.read_text()
+    backend.close()
+
+
+@pytest.mark.parametrize("reference", ["../victim", "/tmp/../victim", ""])
+def test_a_reference_edited_to_a_path_never_makes_an_overwrite_delete_it(
+    tmp_path: Path, reference: str
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": BIG}, None, 0.0, version=1)
+    conn = sqlite3.connect(backend.path)
+    with conn:
+        conn.execute("UPDATE dash_database_values SET value = ?", (reference,))
+    conn.close()
+
+    with pytest.raises(ddb.BackendError, match="not a value file name"):
+        backend.get("s", "k", 0.0)
+    backend.set_many("s", {"k": BIG}, None, 0.0, version=2)
+    backend.delete("s", "k", 0.0)
+
+    assert "keep me" == victim.read_text()
+    backend.close()
+
+
+def test_a_missing_value_file_raises_a_clear_error(tmp_path: Path) -> None:
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": BIG}, None, 0.0, version=1)
+    (name,) = blob_files(backend)
+    os.remove(os.path.join(backend.path + "-blobs", name))
+
+    with pytest.raises(ddb.BackendError, match="is missing: it was removed outside"):
+        backend.get("s", "k", 0.0)
+    backend.set_many("s", {"k": b"fixed"}, None, 0.0, version=2)
+    assert b"fixed" == backend.get("s", "k", 0.0)
     backend.close()
 
 
@@ -448,11 +640,11 @@ def test_readers_never_see_a_missing_file_while_writers_replace_it(tmp_path: Pat
 
     backend = SqliteBackend(tmp_path / "db.sqlite")
     values = [bytes([i]) * len(BIG) for i in range(20)]
-    backend.set_many("s", {"k": values[0]}, None, 0.0)
+    backend.set_many("s", {"k": values[0]}, None, 0.0, version=1)
 
     def write() -> None:
         for value in values:
-            backend.set_many("s", {"k": value}, None, 0.0)
+            backend.set_many("s", {"k": value}, None, 0.0, version=1)
 
     def read() -> set[bytes]:
         seen = set()

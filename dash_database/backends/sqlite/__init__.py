@@ -1,0 +1,397 @@
+"""The embedded default: one SQLite file, written through sqlitedict.
+
+Layout. ``dash_database_sessions`` holds one row per session: its name, deadline, key count,
+size and the time of its last write, so sizes, quotas, stats and enumeration never read
+values. ``dash_database_values`` holds one row per key: the session's integer id, the key,
+the value (a BLOB, or the name of a value file as TEXT), the write's version and the value's
+length. A session id is stored once whatever its length and a rename changes one row. Values
+of ``file_threshold`` bytes or more live as files in ``<database>-blobs`` (``_files.py``).
+
+Writes. Each write is one statement (``_sql.py``) sent through sqlitedict's writer thread (one
+per process, autocommit): it commits or fails as a whole, costs O(keys written), and its
+``RETURNING`` clause answers, so the caller waits for one hand-off. A lock keeps one request in
+flight on the writer, because sqlitedict keeps one error slot per connection: the error it
+reports then belongs to that request. Every wait is bounded: the lock and SQLite's busy
+handler by ``timeout``, the answer by ``timeout`` plus a grace. A writer thread found stopped
+or hung, or whose statement failed, is replaced on the next call, so a full disk or a killed
+thread gives :class:`~dash_database.BackendError` at once and the next call works.
+
+Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers never
+wait for the writer, and each read is its own transaction, so it sees every committed write.
+WAL with ``synchronous=NORMAL``: a committed write survives the process being killed and the
+file stays consistent on power loss. The database and its ``-wal``/``-shm`` files are created
+0600 (SQLite gives the last two the database's mode). Connections, the writer and its lock
+belong to the process that made them (``_process.PerProcess``); a pickled backend reopens the
+same file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any
+
+from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._errors import backend_error
+from .._process import PerProcess
+from . import _sql
+from ._files import ValueFiles
+from ._writer import Writer, WriterLost
+
+__all__ = ["FILE_THRESHOLD", "SqliteBackend"]
+
+#: By default, values of this many bytes or more are kept in files (see ``_files.py``).
+FILE_THRESHOLD = 32 * 1024
+# Expired sessions removed per transaction by purge_expired, so live writes wait for one batch.
+_PURGE_BATCH = 200
+# A value file no row names is removed by purge_expired once it is this old (seconds).
+_ORPHAN_AGE = 3600.0
+# Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
+# oldest cap of 999 parameters.
+_CHUNK = 300
+
+
+class SqliteBackend:
+    """Store sessions in one SQLite file through sqlitedict.
+
+    Args:
+        path: the database file, created (mode 0600) when missing; its directory must exist.
+        remove_on_close: delete the file and its value files on :meth:`close` (for
+            ``DashDatabase(None)``); only the process that created the backend does.
+        timeout: seconds a call waits for another process's write lock or another thread's
+            write; a write fails with ``BackendError`` after at most ``2 * timeout + 10``.
+        file_threshold: values of this many bytes or more are kept as files in the folder
+            ``<path>-blobs`` (``None``: never), which saves copies in memory and a write.
+
+    Raises:
+        InvalidArgumentError: the directory does not exist, the path is a directory, or an
+            option is out of range.
+        BackendError: the file exists but is not a SQLite database, or cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        remove_on_close: bool = False,
+        timeout: float = 5.0,
+        file_threshold: int | None = FILE_THRESHOLD,
+    ) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}.")
+        if file_threshold is not None and (
+            isinstance(file_threshold, bool) or not isinstance(file_threshold, int)
+        ):
+            raise InvalidArgumentError(
+                f"file_threshold must be an int or None, got {file_threshold!r}."
+            )
+        self.path = os.path.abspath(os.fspath(path))
+        self.remove_on_close = remove_on_close
+        self.timeout = float(timeout)
+        self.file_threshold = file_threshold
+        # A temporary file belongs to one process: its secret stays in memory, like memory's.
+        self.secret_file = None if remove_on_close else self.path + ".secret"
+        self._files = ValueFiles(self.path + "-blobs")
+        self._store = f"the SQLite database {self.path!r}"
+        self._closed = False
+        self._writer = PerProcess(lambda: Writer(self.path, self.timeout, _sql.WRITER_SETUP))
+        self._readers = PerProcess(threading.local)
+        # Made here: a forked child or a pickled copy never removes a temporary file.
+        self._owner = PerProcess(object)
+        self._owner.get()
+        self._prepare()
+
+    @classmethod
+    def temporary(cls, **options: Any) -> SqliteBackend:
+        """Return a backend on a new temporary file (mode 0600) that :meth:`close` removes."""
+        fd, path = tempfile.mkstemp(prefix="dash_database-", suffix=".sqlite")
+        os.close(fd)
+        return cls(path, remove_on_close=True, **options)
+
+    def _prepare(self) -> None:
+        directory = os.path.dirname(self.path)
+        if os.path.isdir(self.path):
+            raise InvalidArgumentError(
+                f"{self.path!r} is a directory; pass the path of a database file inside it, "
+                f"for example {os.path.join(self.path, 'dash_database.sqlite')!r}."
+            )
+        if not os.path.isdir(directory):
+            raise InvalidArgumentError(
+                f"The directory {directory!r} of the database file {self.path!r} does not "
+                "exist; create it first or choose another path."
+            )
+        if sqlite3.sqlite_version_info < (3, 38):
+            raise BackendError(
+                f"dash_database needs SQLite 3.38 or newer, not {sqlite3.sqlite_version}: "
+                "upgrade Python or its SQLite library."
+            )
+        try:
+            with suppress(FileExistsError):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                os.fchmod(fd, 0o600)  # the umask may have taken bits away
+                os.close(fd)
+            conn = self._connect()
+            try:
+                _enable_wal(conn, self.timeout)
+                for ddl in _sql.SCHEMA:
+                    conn.execute(ddl)
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error("open", exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+
+    def _error(self, action: str, exc: BaseException) -> BackendError:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            hint = (
+                "It is not a SQLite database (or it is damaged): move it away or use another path."
+            )
+            return backend_error(self._store, action, exc, hint)
+        return backend_error(self._store, action, exc)
+
+    def _read(self, sql: str, args: Mapping[str, Any]) -> list[Any]:
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
+        local = self._readers.get()
+        try:
+            cursor = getattr(local, "cursor", None)
+            if cursor is None:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = ON")
+                cursor = local.cursor = conn.cursor()
+            rows: list[Any] = cursor.execute(sql, args).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            raise self._error("read from", exc) from exc
+
+    def _write(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
+        try:
+            return self._writer.get().run(*requests)
+        except sqlite3.Error as exc:
+            raise self._error("write to", exc) from exc
+
+    def _apply(self, rows: list[tuple[Any, ...]]) -> int:
+        """Remove the value files a committed write dropped; return its count."""
+        self._files.remove(name for _, files in rows if files for name in files.split())
+        return sum(count for count, _ in rows)
+
+    # -- the protocol (documented in _base.py) ---------------------------------------------
+
+    def get(self, session: str, key: str, now: float) -> bytes | None:
+        found = self.get_versioned(session, key, now)
+        return None if found is None else found[0]
+
+    def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
+        args = {"session": session, "key": key, "now": now}
+        rows = self._read(_sql.GET, args)
+        while rows:
+            value, version, length = rows[0]
+            if isinstance(value, bytes):
+                return value, version
+            try:
+                data = self._files.read(value, version, length)
+            except OSError as exc:
+                raise self._error("read a value file of", exc) from exc
+            if data is not None:
+                return data, version
+            # A writer may have replaced the row, then removed the file: read the row again.
+            rows = self._read(_sql.GET, args)
+            if rows and rows[0][0] == value:
+                raise BackendError(
+                    f"The value file {os.path.join(self._files.directory, value)!r} of key "
+                    f"{key!r} of session {session!r} is missing: it was removed outside "
+                    "dash_database. Delete the key or store it again."
+                )
+        return None
+
+    def set_many(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._put(session, items, deadline, now, version, max_bytes, (False, None))
+
+    def compare_and_set(
+        self,
+        session: str,
+        key: str,
+        value: bytes,
+        expected: int | None,
+        deadline: float | None,
+        now: float,
+        *,
+        version: int,
+        max_bytes: int | None = None,
+    ) -> bool:
+        return self._put(session, {key: value}, deadline, now, version, max_bytes, (True, expected))
+
+    def _put(
+        self,
+        session: str,
+        items: Mapping[str, bytes],
+        deadline: float | None,
+        now: float,
+        version: int,
+        max_bytes: int | None,
+        check: tuple[bool, int | None],
+    ) -> bool:
+        limit = self.file_threshold
+        big = [] if limit is None else [k for k, v in items.items() if len(v) >= limit]
+        names: dict[str, str] = {}
+        if big:
+            try:
+                names = dict(zip(big, self._files.write([(items[k], version) for k in big])))
+            except OSError as exc:
+                raise self._error("write a value file of", exc) from exc
+        rows = [(k, names.get(k, v), len(v)) for k, v in items.items()]
+        last = (
+            *(rows.pop() if rows else (None,) * 3),
+            session,
+            len(items),
+            deadline,
+            now,
+            version,
+            max_bytes,
+            *check,
+        )
+        chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
+        # Every statement but the last only collects its rows (see _sql.PUT).
+        requests = [
+            (_sql.PUT.format(rows=", ".join([_sql.ROW] * len(c))), _flat(c)) for c in chunks
+        ]
+        sql = _sql.PUT_RETURNING.format(
+            rows=", ".join([_sql.ROW] * len(chunks[-1]) + [_sql.LAST_ROW])
+        )
+        requests[-1] = (sql, (*requests[-1][1], *last))
+        written = False
+        try:
+            matched, before, after, files = self._write(*requests)[-1]
+            written = bool(matched) and (max_bytes is None or after <= max_bytes)
+            self._apply([(0, files)])
+        except WriterLost:
+            written = True  # perhaps: its files stay until purge_expired sweeps them
+            raise
+        finally:
+            if not written:
+                self._files.remove(names.values())
+        if matched and not written:
+            raise QuotaExceededError.for_write(before, after, max_bytes or 0)
+        return written
+
+    def delete(self, session: str, key: str, now: float) -> bool:
+        args = {"session": session, "key": key, "now": now}
+        return self._apply(self._write((_sql.DELETE, args))) > 0
+
+    def keys(self, session: str, now: float) -> list[str]:
+        return [row[0] for row in self._read(_sql.KEYS, {"session": session, "now": now})]
+
+    def clear(self, session: str, now: float) -> int:
+        return self._apply(self._write((_sql.CLEAR, {"session": session, "now": now})))
+
+    def touch(self, session: str, deadline: float, now: float) -> None:
+        self._write((_sql.TOUCH, {"session": session, "deadline": deadline, "now": now}))
+
+    def rename(self, session: str, new_session: str, now: float) -> int:
+        args = {"session": session, "new": new_session, "now": now}
+        return self._apply(self._write((_sql.RENAME, args)))
+
+    def session_bytes(self, session: str, now: float) -> int:
+        rows = self._read(_sql.SESSION_BYTES, {"session": session, "now": now})
+        return int(rows[0][0]) if rows else 0
+
+    def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
+        try:
+            after = 0 if cursor is None else int(cursor)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{cursor!r} is not a cursor this backend returned; start again with None."
+            ) from None
+        rows = self._read(_sql.SESSIONS, {"after": after, "now": now, "limit": limit})
+        page = [SessionInfo(*row[1:]) for row in rows]
+        return page, (str(rows[-1][0]) if len(rows) == limit else None)
+
+    def session_keys(
+        self, session: str, now: float, cursor: str | None = None, limit: int = 100
+    ) -> tuple[list[KeyInfo], str | None]:
+        # The smallest key after `cursor` is `cursor` followed by NUL.
+        start = "" if cursor is None else cursor + "\0"
+        args = {"session": session, "now": now, "start": start, "limit": limit}
+        page = [KeyInfo(*row) for row in self._read(_sql.SESSION_KEYS, args)]
+        return page, (page[-1].key if len(page) == limit else None)
+
+    def stats(self, now: float) -> StoreStats:
+        return StoreStats(*self._read(_sql.STATS, {"now": now})[0])
+
+    def purge_expired(self, now: float) -> int:
+        purged = 0
+        while True:
+            batch = self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
+            purged += self._apply(batch)
+            if len(batch) < _PURGE_BATCH:
+                break
+        old = self._files.old_names(_ORPHAN_AGE)
+        if old:
+            named = {row[0] for row in self._read(_sql.FILE_VALUES, {})}
+            self._files.remove(name for name in old if name not in named)
+        return purged
+
+    def close(self) -> None:
+        self._closed = True
+        writer = self._writer.take()
+        if writer is not None:
+            writer.close()
+        # This thread's reader closes now; other threads' close as CPython frees them.
+        cursor = getattr(self._readers.take(), "cursor", None)
+        if cursor is not None:
+            cursor.connection.close()
+        if self.remove_on_close and self._owner.take() is not None:
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.remove(self.path + suffix)
+            self._files.remove_all()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Another handle on the same file; only the original removes a temporary one.
+        return (_reopen, (self.path, self.timeout, self.file_threshold))
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend({self.path!r})"
+
+
+def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
+    return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
+
+
+def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(value for row in rows for value in row)
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite reports a conflict with
+    # another process doing the same at once as "database is locked" without waiting for the
+    # busy timeout: retry until the timeout ourselves.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -1,0 +1,136 @@
+"""This process's writer: sqlitedict's writer thread, one request in flight, bounded waits.
+
+sqlitedict runs every statement of a connection on one thread and keeps one error slot per
+connection, so a lock keeps one request in flight: the error it reports then belongs to that
+request. The caller queues a write's statements and waits for the answer to the last one, with
+a response object of its own that wakes it once and lets it notice, while waiting, that the
+thread stopped or hung. A writer whose thread stopped or hung, or whose statement failed (its
+TEMP tables may hold the failed write's rows), is closed; the next request opens a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlitedict import SqliteDict
+
+from ...exceptions import BackendError
+
+__all__ = ["Writer", "WriterLost"]
+
+# How long past its busy timeout a caller waits for the writer's answer (a large value takes
+# time to write) before taking the thread for hung; and how often it checks the thread runs.
+_GRACE, _POLL = 10.0, 0.02
+
+
+class WriterLost(BackendError):
+    """The writer thread stopped or hung: whether the write was applied is unknown."""
+
+
+class _Response:
+    """Collects the rows the writer thread puts for one request, then its end marker (a
+    string)."""
+
+    __slots__ = ("__weakref__", "_done", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, tuple):
+            self.rows.append(item)
+        else:
+            self._done.release()
+
+    def wait(self, thread: threading.Thread, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._done.acquire(timeout=_POLL):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
+
+
+class Writer:
+    """Write to the database file ``path`` through sqlitedict, opened on first use."""
+
+    def __init__(self, path: str, timeout: float, setup: Sequence[str]) -> None:
+        self.path, self.timeout, self.setup = path, timeout, setup
+        self._lock = threading.Lock()
+        self._store: Any = None
+
+    def run(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``(sql, args)`` statements in order; return the rows the last one returned.
+
+        Raises:
+            sqlite3.Error: a statement failed (nothing of it was applied).
+            WriterLost: the thread stopped or did not answer in time.
+            BackendError: another thread's request held the writer for over ``timeout``.
+        """
+        if not self._lock.acquire(timeout=self.timeout):
+            raise BackendError(
+                f"Could not write to the SQLite database {self.path!r}: another thread's write "
+                f"held it for over {self.timeout:g} s. The disk may be stalled or the app "
+                "overloaded; try again."
+            )
+        try:
+            if self._store is None:
+                store = SqliteDict(
+                    self.path,
+                    tablename="dash_database_values",  # exists already: nothing is created
+                    journal_mode="WAL",
+                    autocommit=True,
+                    outer_stack=False,
+                )
+                self._store = store
+                self._ask(
+                    (f"PRAGMA busy_timeout = {int(self.timeout * 1000)}", None),
+                    # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on
+                    # power loss and costs no sync per commit in WAL mode.
+                    ("PRAGMA synchronous = NORMAL", None),
+                    *((ddl, None) for ddl in self.setup),
+                )
+            return self._ask(*requests)
+        except (sqlite3.Error, WriterLost):
+            self._drop()
+            raise
+        finally:
+            self._lock.release()
+
+    def _ask(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
+        thread, response = self._store.conn, _Response()
+        for sql, args in requests[:-1]:
+            thread.execute(sql, args)
+        thread.execute(*requests[-1], response)
+        if response.wait(thread, self.timeout + _GRACE):
+            thread.check_raise_error()
+            return response.rows
+        why = "stopped" if not thread.is_alive() else f"did not answer in {self.timeout:g} s"
+        raise WriterLost(
+            f"Could not write to the SQLite database {self.path!r}: sqlitedict's writer thread "
+            f"{why}, so this write may or may not have been applied. The next call opens a new "
+            "writer; check the disk and the log, then try again."
+        )
+
+    def _drop(self) -> threading.Thread | None:
+        store, self._store = self._store, None
+        if store is None:
+            return None
+        thread: threading.Thread = store.conn
+        store.close(do_log=False, force=True)  # force: never waits for the thread
+        return thread
+
+    def close(self) -> None:
+        """Stop the thread (waiting for it at most ``timeout``)."""
+        if self._lock.acquire(timeout=self.timeout):
+            try:
+                thread = self._drop()
+            finally:
+                self._lock.release()
+            if thread is not None:
+                thread.join(self.timeout)
