@@ -111,7 +111,8 @@ WRITER_SETUP = (
     "AS SELECT 0, 0, 0, 0, 0, 0 WHERE 0",
     """CREATE TEMP TRIGGER dash_database_rename INSTEAD OF INSERT ON dash_database_rename BEGIN
         INSERT INTO dash_database_discard SELECT NEW.new, 0, NULL
-            WHERE NEW.new IS NOT NULL AND NEW.new IS NOT NEW.old;
+            WHERE NEW.new IS NOT NULL AND NEW.new IS NOT NEW.old
+            AND NEW.old IS NOT NULL AND NOT NEW.expired;
         INSERT INTO dash_database_discard SELECT NEW.old, 0, NULL WHERE NEW.expired;
         UPDATE dash_database_sessions SET name = NEW.name WHERE id = NEW.old AND NOT NEW.expired;
     END""",
@@ -163,11 +164,13 @@ WHERE deadline <= :now ORDER BY deadline LIMIT :limit
 RETURNING counted, files
 """
 
-#: Returns how many keys moved, and the value files of what it discarded.
+#: Returns how many keys moved, and the value files of what it discarded. The new name's data
+#: goes only when something moves, so a rename resent after a lost reply loses nothing.
 RENAME = f"""
 INSERT INTO dash_database_rename
 SELECT o.id, coalesce(o.deadline <= :now, 0), coalesce(o.keys, 0), n.id, :new,
-    coalesce(iif(n.id IS NOT o.id, {_FILES.format("n.id")}, NULL), '') || ' '
+    coalesce(iif(n.id IS NOT o.id AND o.id IS NOT NULL AND NOT coalesce(o.deadline <= :now, 0),
+        {_FILES.format("n.id")}, NULL), '') || ' '
         || coalesce(iif(o.deadline <= :now, {_FILES.format("o.id")}, NULL), '')
 FROM (SELECT 1) LEFT JOIN main.dash_database_sessions AS o ON o.name = :session
     LEFT JOIN main.dash_database_sessions AS n ON n.name = :new
