@@ -1,22 +1,32 @@
 # The two commands the README promises:
-#   make example   run the example app on the embedded SQLite default
+#   make example   run the data app on the embedded SQLite default (EXAMPLE=basic_app or
+#                  EXAMPLE=login_app for the others); installs only what the examples need
 #   make test      install what the tests need, lint, type-check and run every test
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+EXAMPLE ?= data_app
 
 .PHONY: example test lint system-deps venv clean
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+
+# The package and the examples' few extra packages, not the test toolchain.
+$(VENV)/.examples-installed: pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[examples]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	touch $@
 
 venv: $(VENV)/.installed
 
-example: venv
-	$(PY) examples/basic_app.py
+example: $(VENV)/.examples-installed
+	@echo "Serving examples/$(EXAMPLE).py on http://127.0.0.1:8050 (Ctrl+C stops it)"
+	$(PY) examples/$(EXAMPLE).py
 
 system-deps:
 	scripts/install-system-deps

@@ -4,9 +4,9 @@
 ``sqlite:///relative/path``      :class:`SqliteBackend` (the embedded default)
 ``sqlite:////absolute/path``
 ``redis://[[user]:password@]host:port/db``  :class:`.redis.RedisBackend`
-``rediss://...`` (TLS)                      (``pip install "dash-database[redis]"``)
+``rediss://...`` (TLS)                      (``pip install "./dash_database[redis]"``)
 ``postgresql://user:password@host:port/db`` :class:`.postgres.PostgresBackend`
-``postgres://...``, ``postgresql+psycopg://...`` (``pip install "dash-database[postgres]"``)
+``postgres://...``, ``postgresql+psycopg://...`` (``pip install "./dash_database[postgres]"``)
 
 The Redis and PostgreSQL modules are imported only when such a URL is opened, so
 ``import dash_database`` works without their drivers.

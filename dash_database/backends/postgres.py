@@ -127,7 +127,8 @@ def _import_sqlalchemy() -> None:
     except ImportError as exc:
         raise ImportError(
             "The PostgreSQL backend needs SQLAlchemy and psycopg: "
-            'pip install "dash-database[postgres]"'
+            'pip install "sqlalchemy>=2.0" "psycopg[binary]>=3.1" '
+            '(from a clone: pip install "./dash_database[postgres]").'
         ) from exc
 
 

@@ -216,7 +216,8 @@ def _import_redis() -> Any:
         import redis.cluster
     except ImportError as exc:
         raise ImportError(
-            'The Redis backend needs the redis package: pip install "dash-database[redis]"'
+            'The Redis backend needs the redis package: pip install "redis>=5.0" '
+            '(from a clone: pip install "./dash_database[redis]").'
         ) from exc
     return redis
 

@@ -611,7 +611,7 @@ def test_unreachable_server_raises_backend_error_naming_it() -> None:
 def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     monkeypatch.setitem(sys.modules, missing, None)
 
-    with pytest.raises(ImportError, match=r'pip install "dash-database\[postgres\]"'):
+    with pytest.raises(ImportError, match=r'pip install "\./dash_database\[postgres\]"'):
         DashDatabase.from_url("postgresql://user@127.0.0.1:5432/db")
 
 
