@@ -6,27 +6,33 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 EXAMPLE ?= data_app
+# setuptools reminds every editable install, as an "information only" warning, that a folder
+# named like the package shadows it; that is the point of an editable install of this repo.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q \
+	--disable-pip-version-check
 
 .PHONY: example test lint system-deps venv clean
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@echo "Creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 
 # The package and the examples' few extra packages, not the test toolchain.
 $(VENV)/.examples-installed: pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[examples]"
+	@echo "Installing dash_database and the examples' packages into $(VENV)"
+	@$(PIP_INSTALL) -e ".[examples]"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml setup.py | $(PY)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(PIP_INSTALL) -e ".[test]"
 	touch $@
 
 venv: $(VENV)/.installed
 
 example: $(VENV)/.examples-installed
 	@echo "Serving examples/$(EXAMPLE).py on http://127.0.0.1:8050 (Ctrl+C stops it)"
-	$(PY) examples/$(EXAMPLE).py
+	@$(PY) examples/$(EXAMPLE).py
 
 system-deps:
 	scripts/install-system-deps
