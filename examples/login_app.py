@@ -130,7 +130,13 @@ def login_form() -> html.Div:
 
 def layout() -> html.Div:
     """Return the login page or the user's notes; a function, run for every page load."""
-    header = html.Header([html.H1("Notes that follow you"), dcc.Location(id="url", refresh=True)])
+    header = html.Header(
+        [
+            html.H1("Notes that follow you"),
+            html.P("Log in and your notes are kept on the server under your account."),
+            dcc.Location(id="url", refresh=True),
+        ]
+    )
     if current_user.is_authenticated:
         bar = html.Div(
             className="card user-bar",
