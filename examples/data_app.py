@@ -133,11 +133,13 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
 
 def format_bytes(size: float) -> str:
     """Return ``size`` in bytes as people read it: ``"24.0 MB"``, ``"812 B"``."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB"):
         size /= 1000
-    raise AssertionError("unreachable")
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
 
 
 def message(text: str, kind: str = "") -> html.Div:
@@ -157,8 +159,8 @@ def placeholder_figure(text: str) -> go.Figure:
 
 
 def store_frame(frame: pd.DataFrame, source: str) -> None:
-    # The size is measured once, here, and stored beside the frame: the chart callback shows it
-    # on every slider move without serializing the frame again.
+    # The frame's size is measured once, here, and stored beside it: the chart callback shows
+    # it on every slider move without serializing the frame again.
     size = int(frame.memory_usage(deep=True).sum())
     current_session(db).update(frame=frame, source=source, size=size)
 
