@@ -1,24 +1,40 @@
 # The two commands the README promises:
-#   make example   run the example app on the embedded SQLite default
+#   make example   run the data app on the embedded SQLite default (EXAMPLE=basic_app or
+#                  EXAMPLE=login_app for the others); installs only what the examples need
 #   make test      install what the tests need, lint, type-check and run every test
 #   make test-dash-versions   the Dash tests on the oldest declared Dash and the newest 2.x,
 #                  3.x and 4.x, each in its own venv (DASH_VERSIONS=... to choose)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+EXAMPLE ?= data_app
+# setuptools reminds every editable install, as an "information only" warning, that a folder
+# named like the package shadows it; that is the point of an editable install of this repo.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q \
+	--disable-pip-version-check
 
 .PHONY: example test test-dash-versions lint system-deps venv clean
 
-$(VENV)/.installed: pyproject.toml setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+$(PY):
+	@echo "Creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+
+# The package and the examples' few extra packages, not the test toolchain.
+$(VENV)/.examples-installed: pyproject.toml setup.py | $(PY)
+	@echo "Installing dash_database and the examples' packages into $(VENV)"
+	@$(PIP_INSTALL) -e ".[examples]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml setup.py | $(PY)
+	$(PIP_INSTALL) -e ".[test]"
 	touch $@
 
 venv: $(VENV)/.installed
 
-example: venv
-	$(PY) examples/basic_app.py
+example: $(VENV)/.examples-installed
+	@echo "Serving examples/$(EXAMPLE).py on http://127.0.0.1:8050 (Ctrl+C stops it)"
+	@$(PY) examples/$(EXAMPLE).py
 
 system-deps:
 	scripts/install-system-deps

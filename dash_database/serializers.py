@@ -120,7 +120,8 @@ class _Codec:
         except ImportError:
             raise InvalidArgumentError(
                 f"Compression {self.name!r} needs the {self.package} package: "
-                f'pip install "dash-database[{self.name}]", or use "zlib" (built in).'
+                f"pip install {self.package} (from a clone: pip install "
+                f'"./dash_database[{self.name}]"), or use "zlib" (built in).'
             ) from None
 
 

@@ -21,7 +21,8 @@ from dash.exceptions import PreventUpdate
 from dash_database import DashDatabase
 from dash_database.dash import SESSION_STORE_ID, session_store, tab_session
 
-db = DashDatabase()
+# A tab's session ends when the tab is closed; its data is removed after a day unused.
+db = DashDatabase(ttl=24 * 60 * 60)
 app = Dash(__name__, title="dash_database: basic app")
 server = app.server
 
@@ -31,22 +32,51 @@ def layout() -> html.Div:
     enter_tab = dcc.Tab(
         label="Enter a value",
         value="enter",
-        children=[
-            dcc.Input(placeholder="Enter value here", id="input_div"),
-            html.Button("OK", id="ok_button"),
-            dcc.Markdown(id="success_value_saved"),
-        ],
+        children=html.Div(
+            className="tab-body",
+            children=[
+                html.Label("A value for this tab", htmlFor="input_div"),
+                html.Div(
+                    className="row",
+                    children=[
+                        dcc.Input(placeholder="Enter value here", id="input_div", type="text"),
+                        html.Button("OK", id="ok_button"),
+                    ],
+                ),
+                dcc.Markdown(id="success_value_saved", className="message"),
+            ],
+        ),
     )
     retrieve_tab = dcc.Tab(
         label="Retrieve the value",
         value="retrieve",
-        children=[
-            html.Button("Show me the value", id="show_value_button"),
-            dcc.Markdown(id="show_value_div"),
-        ],
+        children=html.Div(
+            className="tab-body",
+            children=[
+                html.Button("Show me the value", id="show_value_button"),
+                dcc.Markdown(id="show_value_div", className="message"),
+            ],
+        ),
     )
     return html.Div(
-        [dcc.Tabs([enter_tab, retrieve_tab], id="tabs", value="enter"), session_store(db)]
+        className="page",
+        children=[
+            html.Header(
+                [
+                    html.H1("One session per browser tab"),
+                    html.P(
+                        "Save a value in the first tab, read it back in the second. The value "
+                        "stays on the server; this tab holds only a signed session id. Another "
+                        "browser tab has a session of its own."
+                    ),
+                ]
+            ),
+            html.Div(
+                className="card",
+                children=dcc.Tabs([enter_tab, retrieve_tab], id="tabs", value="enter"),
+            ),
+            session_store(db),
+        ],
     )
 
 
@@ -64,6 +94,8 @@ def save_value(n_clicks: int | None, value: Any, session_id: str) -> str:
     """Store the value in this tab's session."""
     if n_clicks is None:
         raise PreventUpdate
+    if value is None or str(value).strip() == "":
+        return "Type a value first, then press OK."
     tab_session(db, session_id)["value"] = value
     return "Your value was saved. Retrieve it in the other tab now."
 

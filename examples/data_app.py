@@ -1,10 +1,9 @@
 """A per-browser data workflow: the DataFrame stays on the server, the browser gets a chart.
 
-Generate a table (choose a row count, press Generate) or upload a CSV file. The DataFrame is
-stored server-side in this browser's session (a signed ``HttpOnly`` cookie names it, shared by
-all tabs of the browser); other callbacks read it back, bin the chosen column and draw a
-histogram. The browser never receives the frame, only the chart: the page shows the row
-count, the bytes stored on the server and the bytes of the chart sent to the browser.
+Generate a table or upload a CSV file. The DataFrame is stored server-side in this browser's
+session (a signed ``HttpOnly`` cookie names it, shared by all tabs of the browser); the chart
+callback reads it back, bins the chosen column and sends only the histogram. The page shows
+how much is kept on the server and how little is sent to the browser.
 
 Run it with ``python examples/data_app.py`` (HOST and PORT choose the address, default
 127.0.0.1:8050) or ``gunicorn -w 4 'examples.data_app:server'``. The data goes to
@@ -15,9 +14,9 @@ Run it with ``python examples/data_app.py`` (HOST and PORT choose the address, d
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import os
-import pickle
 from typing import Any
 
 import numpy as np
@@ -31,29 +30,77 @@ from dash_database.dash import current_session, enable_browser_sessions
 
 MAX_ROWS = 1_000_000
 
-db = DashDatabase()
+# A frame can be tens of megabytes: a browser idle for two hours (or closed) loses its data.
+db = DashDatabase(ttl=2 * 60 * 60)
 app = Dash(__name__, title="dash_database: data app")
 server = app.server
 enable_browser_sessions(app, db)
 
 app.layout = html.Div(
-    [
-        html.H3("Per-session data, kept on the server"),
-        html.Div(
+    className="page",
+    children=[
+        html.Header(
             [
-                dcc.Input(id="row-count", type="number", min=1, max=MAX_ROWS, value=10_000),
-                html.Button("Generate", id="generate"),
-                dcc.Upload(html.Button("Upload a CSV file"), id="upload", accept=".csv,text/csv"),
+                html.H1("Your data, kept on the server"),
+                html.P(
+                    "Generate a table or upload a CSV file. It stays on the server, in this "
+                    "browser's session; the browser only receives the chart."
+                ),
             ]
         ),
-        html.Div(id="status"),
-        html.Label("Column"),
-        dcc.Dropdown(id="column", clearable=False),
-        html.Label("Bins"),
-        dcc.Slider(id="bins", min=5, max=100, step=5, value=30, marks=None),
-        dcc.Graph(id="chart"),
-        html.Div(id="sizes"),
-    ]
+        html.Div(
+            className="card",
+            children=[
+                html.Label("Rows to generate", htmlFor="row-count"),
+                html.Div(
+                    className="row",
+                    children=[
+                        html.Div(
+                            dcc.Input(id="row-count", type="number", value=10_000),
+                            style={"width": "180px"},
+                        ),
+                        html.Button("Generate", id="generate"),
+                        html.Span("or", className="muted"),
+                        dcc.Upload(
+                            html.Button("Upload a CSV file", className="secondary"),
+                            # Any file is accepted, so that a wrong one gets an explanation
+                            # rather than being ignored.
+                            id="upload",
+                        ),
+                    ],
+                ),
+                dcc.Loading(html.Div(id="status", className="message"), type="dot"),
+            ],
+        ),
+        html.Div(
+            className="card",
+            children=[
+                html.Div(
+                    className="row",
+                    children=[
+                        html.Div(
+                            className="grow",
+                            children=[
+                                html.Label("Column"),
+                                dcc.Dropdown(
+                                    id="column", clearable=False, placeholder="No data yet"
+                                ),
+                            ],
+                        ),
+                        html.Div(
+                            className="grow",
+                            children=[
+                                html.Label("Bins"),
+                                dcc.Slider(id="bins", min=5, max=100, step=5, value=30, marks=None),
+                            ],
+                        ),
+                    ],
+                ),
+                dcc.Loading(dcc.Graph(id="chart"), type="circle"),
+                html.Div(id="sizes", className="figures"),
+            ],
+        ),
+    ],
 )
 
 
@@ -70,14 +117,52 @@ def generate_frame(rows: int, seed: int | None = None) -> pd.DataFrame:
 
 
 def read_csv_upload(contents: str) -> pd.DataFrame:
-    """Return the DataFrame of a ``dcc.Upload`` data URL holding a CSV file."""
-    _, encoded = contents.split(",", 1)
-    return pd.read_csv(io.BytesIO(base64.b64decode(encoded)))
+    """Return the DataFrame of a ``dcc.Upload`` data URL holding a CSV file.
+
+    Raises:
+        ValueError: the file is not a readable CSV file (pandas' errors are ValueErrors).
+    """
+    _, _, encoded = contents.partition(",")
+    return pd.read_csv(io.BytesIO(base64.b64decode(encoded, validate=True)))
 
 
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
     """Return the names of the numeric columns of ``frame``."""
     return [str(c) for c in frame.select_dtypes("number").columns]
+
+
+def format_bytes(size: float) -> str:
+    """Return ``size`` in bytes as people read it: ``"24.0 MB"``, ``"812 B"``."""
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
+
+
+def message(text: str, kind: str = "") -> html.Div:
+    return html.Div(text, className=kind)
+
+
+def placeholder_figure(text: str) -> go.Figure:
+    """Return an empty chart that says what to do instead of showing meaningless axes."""
+    figure = go.Figure()
+    figure.update_layout(
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        plot_bgcolor="white",
+        annotations=[{"text": text, "showarrow": False, "font": {"size": 16, "color": "#616e7c"}}],
+    )
+    return figure
+
+
+def store_frame(frame: pd.DataFrame, source: str) -> None:
+    # The frame's size is measured once, here, and stored beside it: the chart callback shows
+    # it on every slider move without serializing the frame again.
+    size = int(frame.memory_usage(deep=True).sum())
+    current_session(db).update(frame=frame, source=source, size=size)
 
 
 @app.callback(
@@ -90,26 +175,34 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
     State("upload", "filename"),
 )
 def load_frame(
-    n_clicks: int | None, contents: str | None, rows: int | None, filename: str | None
-) -> tuple[str, list[str], Any]:
+    n_clicks: int | None, contents: str | None, rows: Any, filename: str | None
+) -> tuple[Any, Any, Any]:
     """Store a generated or uploaded frame; on page load, show the one already stored."""
-    session = current_session(db)
     if ctx.triggered_id == "generate":
-        rows = max(1, min(int(rows or 1), MAX_ROWS))
-        session["frame"] = generate_frame(rows)
-        session["source"] = f"generated ({rows} rows)"
+        if not isinstance(rows, int) or not 1 <= rows <= MAX_ROWS:
+            text = f"Enter a whole number of rows from 1 to {MAX_ROWS:,}, then press Generate."
+            return message(text, "error"), no_update, no_update
+        store_frame(generate_frame(rows), "Generated table")
     elif ctx.triggered_id == "upload" and contents:
         try:
-            session["frame"] = read_csv_upload(contents)
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            return f"Cannot read {filename}: {exc}", no_update, no_update
-        session["source"] = f"uploaded from {filename}"
+            frame = read_csv_upload(contents)
+        except (ValueError, binascii.Error):
+            text = (
+                f"{filename} could not be read as a CSV file. Upload comma-separated text "
+                "with a header row."
+            )
+            return message(text, "error"), no_update, no_update
+        if not numeric_columns(frame):
+            text = f"{filename} has no column of numbers to chart. Upload another file."
+            return message(text, "error"), no_update, no_update
+        store_frame(frame, f"Uploaded {filename}")
+    session = current_session(db)
     frame = session.get("frame")
     if frame is None:
-        return "No data yet: generate a table or upload a CSV file.", [], None
+        return message("No data yet: generate a table or upload a CSV file."), [], None
     columns = numeric_columns(frame)
-    status = f"Data {session['source']}: {len(frame)} rows, {len(frame.columns)} columns."
-    return status, columns, (columns[0] if columns else None)
+    text = f"{session['source']}: {len(frame)} rows, {len(frame.columns)} columns."
+    return message(text, "success"), columns, columns[0]
 
 
 @app.callback(
@@ -118,21 +211,29 @@ def load_frame(
     Input("column", "value"),
     Input("bins", "value"),
 )
-def draw_chart(column: str | None, bins: int | None) -> tuple[go.Figure, str]:
+def draw_chart(column: str | None, bins: int | None) -> tuple[go.Figure, Any]:
     """Bin one column of the stored frame on the server and send only the histogram."""
-    frame = current_session(db).get("frame")
+    session = current_session(db)
+    frame = session.get("frame")
     if frame is None or column not in frame:
-        return go.Figure(), ""
+        return placeholder_figure("Generate a table or upload a CSV file to see it here."), ""
     values = frame[column].dropna().to_numpy(dtype=float)
     counts, edges = np.histogram(values, bins=int(bins or 30))
-    figure = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts))
-    figure.update_layout(xaxis_title=column, yaxis_title="rows", bargap=0.05)
-    stored = len(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
-    sent = len(pio.to_json(figure).encode("utf-8"))
-    sizes = (
-        f"Rows: {len(frame)}. Stored server-side: {stored} bytes. "
-        f"Sent to the browser for this chart: {sent} bytes."
+    figure = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, marker_color="#2f6fdf"))
+    figure.update_layout(
+        xaxis_title=column,
+        yaxis_title="rows",
+        bargap=0.05,
+        plot_bgcolor="white",
+        height=360,
+        margin={"t": 24, "r": 16},
     )
+    sent = len(pio.to_json(figure).encode("utf-8"))
+    sizes = [
+        html.Span(f"Rows: {len(frame)}."),
+        html.Span(f"Kept on the server: {format_bytes(session.get('size', 0))}."),
+        html.Span(f"Sent to the browser for this chart: {format_bytes(sent)}."),
+    ]
     return figure, sizes
 
 

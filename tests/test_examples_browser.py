@@ -9,6 +9,7 @@ Every test opens fresh browsers: new cookies and storage, so a new user.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from dash.testing.browser import Browser
+from selenium.webdriver.common.keys import Keys
 
 from dash_database.dash import SESSION_STORE_ID
 from tests.ui_support import (
@@ -129,6 +131,19 @@ def test_basic_app_two_browsers_never_see_each_other(
     shown_value(bob, "Your value is bob")
 
 
+def test_basic_app_asks_for_a_value_instead_of_saving_an_empty_one(
+    basic_url: str, alice: Browser
+) -> None:
+    alice.server_url = basic_url
+    save_value(alice, "kept")
+    alice.find_element("#input_div").send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
+
+    alice.find_element("#ok_button").click()
+
+    alice.wait_for_contains_text("#success_value_saved", "Type a value first", timeout=TIMEOUT)
+    shown_value(alice, "Your value is kept")
+
+
 def test_basic_app_rejects_a_tampered_tab_id(basic_url: str, alice: Browser) -> None:
     alice.server_url = basic_url
     save_value(alice, "mine")
@@ -156,11 +171,22 @@ def test_basic_app_rejects_a_tampered_tab_id(basic_url: str, alice: Browser) -> 
 # -- data_app: per-browser cookie ---------------------------------------------------------------
 
 
-def sizes(browser: Any) -> tuple[int, int]:
+UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def parse_size(text: str) -> float:
+    """Return the bytes of a size the app shows, such as ``"1.2 MB"``."""
+    number, unit = text.split()
+    return float(number) * UNITS[unit]
+
+
+def sizes(browser: Any) -> tuple[float, float]:
+    """data_app: return (bytes kept on the server, bytes sent for the chart), as shown."""
     text = browser.find_element("#sizes").text
-    stored = int(text.split("Stored server-side: ")[1].split(" ")[0])
-    sent = int(text.split("Sent to the browser for this chart: ")[1].split(" ")[0])
-    return stored, sent
+    stored = re.search(r"Kept on the server: ([0-9.]+ [kMG]?B)", text)
+    sent = re.search(r"Sent to the browser for this chart: ([0-9.]+ [kMG]?B)", text)
+    assert stored is not None and sent is not None, text
+    return parse_size(stored[1]), parse_size(sent[1])
 
 
 def test_data_app_generates_stores_charts_and_shares_with_other_tabs(
@@ -196,7 +222,7 @@ def test_data_app_uploads_a_csv_and_filters_by_column(
     alice.server_url = data_url
 
     alice.find_element("#upload input[type=file]").send_keys(str(csv))
-    alice.wait_for_contains_text("#status", "uploaded from upload.csv: 40 rows", timeout=TIMEOUT)
+    alice.wait_for_contains_text("#status", "Uploaded upload.csv: 40 rows", timeout=TIMEOUT)
     alice.wait_for_contains_text("#sizes", "Rows: 40.", timeout=TIMEOUT)
     alice.select_dcc_dropdown("#column", "weight")
 
@@ -266,3 +292,84 @@ def test_data_app_sends_no_frame_for_a_csv_upload_of_any_size(data_url: str) -> 
     assert "20000 rows" in loaded.text
     assert "Rows: 20000." in drawn.text
     assert len(drawn.content) < len(contents) / 10
+
+
+def test_data_app_shows_a_placeholder_instead_of_an_empty_chart(
+    data_url: str, alice: Browser
+) -> None:
+    alice.server_url = data_url
+
+    alice.wait_for_contains_text(
+        "#chart .annotation-text", "Generate a table or upload a CSV file", timeout=TIMEOUT
+    )
+    assert alice.find_elements("#chart .bars") == []
+    assert alice.find_element("#sizes").text == ""
+
+
+@pytest.mark.parametrize("rows", ["0", "-5", "2000000"])
+def test_data_app_refuses_a_row_count_out_of_range_and_keeps_the_data(
+    data_url: str, alice: Browser, rows: str
+) -> None:
+    alice.server_url = data_url
+    generate(alice, 111)
+    field = alice.find_element("#row-count")
+    field.clear()
+    field.send_keys(rows)
+
+    alice.find_element("#generate").click()
+
+    alice.wait_for_contains_text(
+        "#status", "Enter a whole number of rows from 1 to 1,000,000", timeout=TIMEOUT
+    )
+    assert "Rows: 111." in alice.find_element("#sizes").text
+    alice.driver.refresh()
+    alice.wait_for_contains_text("#status", "111 rows", timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("photo.png", bytes(range(256)) * 8, "photo.png could not be read as a CSV file"),
+        ("empty.csv", b"", "empty.csv could not be read as a CSV file"),
+        ("names.csv", b"first,last\nAda,Lovelace\n", "names.csv has no column of numbers"),
+    ],
+)
+def test_data_app_explains_a_bad_upload_and_keeps_the_data(
+    data_url: str, alice: Browser, tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    upload = tmp_path / name
+    upload.write_bytes(content)
+    alice.server_url = data_url
+    generate(alice, 222)
+
+    alice.find_element("#upload input[type=file]").send_keys(str(upload))
+
+    alice.wait_for_contains_text("#status", expected, timeout=TIMEOUT)
+    assert "Rows: 222." in alice.find_element("#sizes").text
+    assert alice.get_logs() == []
+
+
+def test_data_app_shows_sizes_in_readable_units(data_url: str, alice: Browser) -> None:
+    alice.server_url = data_url
+
+    generate(alice, 1_000)
+
+    text = alice.find_element("#sizes").text
+    assert re.search(r"Kept on the server: 24\.1 kB", text), text  # 3 columns of 8-byte numbers
+    assert re.search(r"Sent to the browser for this chart: [0-9]+\.[0-9] kB", text), text
+    assert "bytes" not in text
+
+
+def test_data_app_puts_its_slow_outputs_under_a_loading_indicator(data_url: str) -> None:
+    layout = requests.get(data_url + "/_dash-layout", timeout=TIMEOUT).json()
+
+    def loading_ids(node: Any, inside: bool = False) -> set[str]:
+        if isinstance(node, list):
+            return set().union(*(loading_ids(n, inside) for n in node))
+        if not isinstance(node, dict) or "props" not in node:
+            return set()
+        inside = inside or node["type"] == "Loading"
+        found = {node["props"]["id"]} if inside and "id" in node["props"] else set()
+        return found | loading_ids(node["props"].get("children"), inside)
+
+    assert {"status", "chart"} <= loading_ids(layout)

@@ -302,3 +302,62 @@ def test_data_app_in_a_browser(data_server: Gunicorn, tmp_path: Path) -> None:
         for _ in range(3):
             chrome.driver.refresh()
             chrome.wait_for_contains_text("#sizes", "Rows: 4321.", timeout=TIMEOUT)
+
+
+# -- login_app --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def login_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    env = clean_env(DASH_DATABASE_SECRET=SECRET, FLASK_SECRET_KEY="flask-" + SECRET)
+    yield from run_gunicorn("login_app", tmp_path_factory.mktemp("login"), env)
+
+
+def log_in(server: Gunicorn, client: requests.Session, user: str, password: str) -> Any:
+    client.get(server.url, timeout=TIMEOUT)
+    body = callback_body(
+        "..login-message.children...url.href..",
+        [("login", "n_clicks", 1), ("password", "n_submit", None)],
+        [("username", "value", user), ("password", "value", password)],
+    )
+    return server.post(client, body)
+
+
+def add_note(server: Gunicorn, client: requests.Session, note: str) -> Any:
+    body = callback_body(
+        "..notes.children...note.value..",
+        [("add", "n_clicks", 1), ("note", "n_submit", None)],
+        [("note", "value", note)],
+    )
+    return server.post(client, body)
+
+
+def test_login_app_login_and_notes_are_shared_by_every_worker(login_server: Gunicorn) -> None:
+    alice, bob = requests.Session(), requests.Session()
+    assert log_in(login_server, alice, "alice", "wonderland").json()["response"]["url"] == {
+        "href": "/"
+    }
+    log_in(login_server, bob, "bob", "builder")
+    assert "across workers" in add_note(login_server, alice, "across workers").text
+
+    def layout(client: requests.Session) -> str:
+        return client.get(f"{login_server.url}/_dash-layout", timeout=TIMEOUT).text
+
+    with ThreadPoolExecutor(8) as pool:
+        alice_pages = list(pool.map(lambda _: layout(alice), range(REQUESTS // 2)))
+        alice_notes = list(pool.map(lambda _: add_note(login_server, alice, ""), range(8)))
+        bob_notes = list(pool.map(lambda _: add_note(login_server, bob, ""), range(8)))
+
+    assert all('"user-name"' in page and "alice" in page for page in alice_pages)
+    assert all("across workers" in reply.text for reply in alice_notes)
+    assert not any("across workers" in reply.text for reply in bob_notes)
+    assert len(login_server.worker_pids("/_dash-update-component")) > 1
+
+
+def test_login_app_refuses_a_wrong_password(login_server: Gunicorn) -> None:
+    client = requests.Session()
+
+    reply = log_in(login_server, client, "alice", "guess")
+
+    assert "Wrong user name or password." in reply.text
+    assert '"user-name"' not in client.get(f"{login_server.url}/_dash-layout", timeout=10).text

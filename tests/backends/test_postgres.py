@@ -659,7 +659,7 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, missing
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, missing, None)
 
-    with pytest.raises(ImportError, match=r'pip install "dash-database\[postgres\]"'):
+    with pytest.raises(ImportError, match=r'pip install "\./dash_database\[postgres\]"'):
         DashDatabase.from_url("postgresql://user@127.0.0.1:5432/db")
 
 

@@ -669,7 +669,7 @@ def test_backend_built_from_a_client_refuses_to_be_pickled(client: Any) -> None:
 def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)
 
-    with pytest.raises(ImportError, match=r'pip install "dash-database\[redis\]"'):
+    with pytest.raises(ImportError, match=r'pip install "\./dash_database\[redis\]"'):
         DashDatabase.from_url("redis://127.0.0.1:6379/0")
 
 

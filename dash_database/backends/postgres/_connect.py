@@ -16,7 +16,9 @@ try:
     from sqlalchemy.exc import DBAPIError
 except ImportError as exc:
     raise ImportError(
-        'The PostgreSQL backend needs SQLAlchemy and psycopg: pip install "dash-database[postgres]"'
+        "The PostgreSQL backend needs SQLAlchemy and psycopg: "
+        'pip install "sqlalchemy>=2.0" "psycopg[binary]>=3.1" '
+        '(from a clone: pip install "./dash_database[postgres]").'
     ) from exc
 
 from ..._locations import redact_url

@@ -30,8 +30,8 @@ Connections are redis-py's pool, per process (``_process.py``), through its publ
 client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
 once, at once, when its connection was lost (a server restart), never after a timeout: a server
 down or frozen gives ``BackendError`` well within gunicorn's 30 s. Run again that way,
-``compare_and_set`` recognises its own version; ``delete``/``clear`` may report 0 and a
-``rename`` finds its session gone and empties the target.
+``compare_and_set`` recognises its own version, ``delete``/``clear`` may report 0, and a
+``rename`` finds its session gone and leaves the target as the first run made it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def _import_redis() -> Any:
         from redis.retry import Retry
     except ImportError as exc:
         raise ImportError(
-            'The Redis backend needs the redis package: pip install "dash-database[redis]"'
+            'The Redis backend needs the redis package: pip install "redis>=5.0" '
+            '(from a clone: pip install "./dash_database[redis]").'
         ) from exc
     # One retry, at once and of a lost connection only: it replaces a pooled connection the
     # server closed; a retry after a timeout would make the caller wait twice.
