@@ -115,7 +115,7 @@ def test_a_missing_codec_package_names_the_extra_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "lz4", None)  # import lz4 now raises ImportError
 
-    with pytest.raises(InvalidArgumentError, match=r"dash-database\[lz4\]"):
+    with pytest.raises(InvalidArgumentError, match=r"\./dash_database\[lz4\]"):
         DashDatabase(":memory:", compression="lz4")
 
 
