@@ -16,6 +16,8 @@ import requests
 from dash.testing.browser import Browser
 from selenium.webdriver.common.keys import Keys
 
+from dash_database import DashDatabase
+from dash_database.dash import COOKIE_NAME
 from tests.ui_support import (
     EXAMPLES,
     SECRET,
@@ -33,7 +35,13 @@ PASSWORDS = {"alice": "wonderland", "bob": "builder"}
 
 
 @pytest.fixture(scope="module")
-def login_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def login_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the app runs in: its store is ``dash_database.sqlite`` there."""
+    return tmp_path_factory.mktemp("login_app")
+
+
+@pytest.fixture(scope="module")
+def login_url(login_workdir: Path) -> Iterator[str]:
     require_chromium()
     port = free_port()
     env = clean_env(
@@ -43,8 +51,7 @@ def login_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         FLASK_SECRET_KEY="flask-" + SECRET,
     )
     url = f"http://127.0.0.1:{port}"
-    workdir = tmp_path_factory.mktemp("login_app")
-    with server_process([str(EXAMPLES / "login_app.py")], workdir, env, url):
+    with server_process([str(EXAMPLES / "login_app.py")], login_workdir, env, url):
         yield url
 
 
@@ -149,6 +156,29 @@ def test_guest_notes_move_into_the_account_at_login(first: Browser, second: Brow
     first.wait_for_contains_text("#notes", note, timeout=TIMEOUT)
     log_in(second, "alice")
     second.wait_for_contains_text("#notes", note, timeout=TIMEOUT)
+
+
+def browser_session_id(chrome: Browser) -> str:
+    """Return the value of the app's per-browser session cookie (dash_database's)."""
+    cookies = [c for c in chrome.driver.get_cookies() if c["name"].startswith(COOKIE_NAME)]
+    assert len(cookies) == 1, cookies
+    value: str = cookies[0]["value"]
+    return value
+
+
+def test_a_browser_session_id_from_before_the_login_names_nothing_after_it(
+    first: Browser, login_workdir: Path
+) -> None:
+    # Session fixation: an attacker who planted the browser's id before the login must not
+    # reach what the user keeps after it.
+    add_note(first, unique("a guest's note"))
+    before = browser_session_id(first)
+
+    log_in(first, "alice")
+    add_note(first, unique("after the login"))
+
+    with DashDatabase(login_workdir / "dash_database.sqlite", secret_key=SECRET) as db:
+        assert db.list_stored_user_keys(before) == []
 
 
 def test_a_wrong_password_is_refused_with_a_message(first: Browser) -> None:
