@@ -24,6 +24,9 @@ any callback, without a ``State``::
     def save(n_clicks):
         current_session(db)["clicks"] = n_clicks
 
+At login, :func:`renew_browser_session` (or :func:`renew_tab_session`) moves the session to
+a new id, so that an id planted in the browser before (session fixation) names nothing.
+
 Every id is verified before storage is touched; a missing, expired, forged or altered id
 raises :class:`~dash_database.InvalidSessionIdError` (a ``ValueError``). Loading the page
 again replaces such an id with a fresh one. :func:`enable_error_messages` shows the user a
@@ -58,6 +61,7 @@ if _dash_version(dash.__version__) < MINIMUM_DASH:
 
 from ._browser import COOKIE_NAME, cookie_name_for, current_session, enable_browser_sessions  # noqa: E402
 from ._errors import ERROR_MESSAGE_ID, enable_error_messages, user_message  # noqa: E402
+from ._login import renew_browser_session, renew_tab_session  # noqa: E402
 from ._tab import SESSION_STORE_ID, session_store, tab_session  # noqa: E402
 
 __all__ = [
@@ -69,6 +73,8 @@ __all__ = [
     "current_session",
     "enable_browser_sessions",
     "enable_error_messages",
+    "renew_browser_session",
+    "renew_tab_session",
     "session_store",
     "tab_session",
     "user_message",
