@@ -19,12 +19,19 @@ from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dash_database import DashDatabase
-from dash_database.dash import SESSION_STORE_ID, session_store, tab_session
+from dash_database.dash import (
+    SESSION_STORE_ID,
+    enable_error_messages,
+    session_store,
+    tab_session,
+)
 
 # A tab's session ends when the tab is closed; its data is removed after a day unused.
 db = DashDatabase(ttl=24 * 60 * 60)
 app = Dash(__name__, title="dash_database: basic app")
 server = app.server
+enable_error_messages(app)  # a short message on the page when the store fails
+db.check()  # a store that cannot be reached stops the app now, with its name
 
 
 def layout() -> html.Div:

@@ -26,7 +26,7 @@ import plotly.io as pio
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dash_database import DashDatabase
-from dash_database.dash import current_session, enable_browser_sessions
+from dash_database.dash import current_session, enable_browser_sessions, enable_error_messages
 
 MAX_ROWS = 1_000_000
 
@@ -35,6 +35,8 @@ db = DashDatabase(ttl=2 * 60 * 60)
 app = Dash(__name__, title="dash_database: data app")
 server = app.server
 enable_browser_sessions(app, db)
+enable_error_messages(app)  # a short message on the page when the store fails
+db.check()  # a store that cannot be reached stops the app now, with its name
 
 app.layout = html.Div(
     className="page",

@@ -4,7 +4,8 @@ Users log in with Flask-Login. Their notes are kept under their user id, which c
 Flask's signed session cookie, so a browser cannot name another user's data; logging in from
 another browser, or after closing this one, shows the same notes. Before logging in, a visitor
 can write guest notes in this browser's session (a signed cookie from
-``enable_browser_sessions``); logging in moves them into the account.
+``enable_browser_sessions``); logging in gives the browser a new session id (so that an id
+planted before cannot follow the user in) and moves the guest notes into the account.
 
 Run it with ``python examples/login_app.py`` (HOST and PORT choose the address, default
 127.0.0.1:8050) or ``gunicorn -w 4 'examples.login_app:server'``. Set ``FLASK_SECRET_KEY``
@@ -26,7 +27,12 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dash_database import DashDatabase, Session
-from dash_database.dash import current_session, enable_browser_sessions
+from dash_database.dash import (
+    cookie_name_for,
+    current_session,
+    enable_browser_sessions,
+    enable_error_messages,
+)
 
 #: Demo accounts: user name -> password hash. A real app keeps these in its user database.
 USERS = {
@@ -47,6 +53,8 @@ if not server.config.get("SECRET_KEY"):
     )
     server.secret_key = secrets.token_urlsafe(32)
 enable_browser_sessions(app, db)
+enable_error_messages(app)  # a short message on the page when the store fails, not a blank one
+db.check()  # a store that cannot be reached stops the app now, with its name
 
 login_manager = LoginManager(server)
 
@@ -71,6 +79,23 @@ def user_session() -> Session:
     """Return the logged-in user's session: keyed by the user id Flask-Login verified."""
     # A plain (unsigned) id: it never travels to the browser, and no signed id can equal it.
     return db.session(f"user:{current_user.id}")
+
+
+def renew_browser_session() -> Session:
+    """Move this browser's session to a fresh id and send the browser its new cookie.
+
+    Called at login: an id planted in the browser before it (session fixation) then names
+    nothing, whatever the user keeps in the browser's session afterwards.
+    """
+    cookie = cookie_name_for(app)
+    old_id = ctx.cookies.get(cookie)
+    if old_id is None:  # no cookie yet: nothing to move, and current_session issues one
+        return current_session(db)
+    new_id = db.rotate_session(old_id)
+    ctx.response.set_cookie(
+        cookie, new_id, httponly=True, samesite="Lax", secure=flask.request.is_secure
+    )
+    return db.session(new_id)
 
 
 def read_notes(session: Session) -> list[str]:
@@ -188,7 +213,7 @@ def log_in(
     if password_hash is None or not check_password_hash(password_hash, password or ""):
         return html.Div("Wrong user name or password.", className="error"), no_update
     login_user(User(str(username)), remember=True)
-    guest = current_session(db)
+    guest = renew_browser_session()
     guest_notes = {key: guest[key] for key in guest if key.startswith("note:")}
     if guest_notes:
         user_session().update(guest_notes)  # atomic: all of them, or none

@@ -177,6 +177,7 @@ def test_a_browser_session_id_from_before_the_login_names_nothing_after_it(
     log_in(first, "alice")
     add_note(first, unique("after the login"))
 
+    assert browser_session_id(first) != before  # the login renewed it
     with DashDatabase(login_workdir / "dash_database.sqlite", secret_key=SECRET) as db:
         assert db.list_stored_user_keys(before) == []
 

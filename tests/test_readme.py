@@ -24,11 +24,13 @@ from dash.testing.browser import Browser
 from selenium.webdriver.common.keys import Keys
 
 from dash_database import DashDatabase
+from dash_database.dash import ERROR_MESSAGE_ID
 from tests.support import require
 from tests.ui_support import (
     ROOT,
     SECRET,
     TIMEOUT,
+    app_cookie,
     browser,
     clean_env,
     free_port,
@@ -108,6 +110,16 @@ def check_app_py(url: str, tmp_path: Path) -> None:
         alice.wait_for_element("#total", timeout=TIMEOUT)
         click(alice, "#total", "#result", "Total: 28.75")  # kept for this browser
         assert alice.get_logs() == []
+
+        # An altered cookie: the page says what happened instead of silently not updating.
+        cookie = alice.driver.get_cookie(app_cookie("app"))
+        body, _, signature = cookie["value"].rpartition(".")
+        forged = f"{body}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+        alice.driver.add_cookie({**cookie, "value": forged})
+        alice.find_element("#total").click()
+        alice.wait_for_contains_text(
+            f"#{ERROR_MESSAGE_ID}", "Your session has expired", timeout=TIMEOUT
+        )
 
 
 def check_tabs_py(url: str, tmp_path: Path) -> None:
