@@ -28,10 +28,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from dash_database import DashDatabase, Session
 from dash_database.dash import (
-    cookie_name_for,
     current_session,
     enable_browser_sessions,
     enable_error_messages,
+    renew_browser_session,
 )
 
 #: Demo accounts: user name -> password hash. A real app keeps these in its user database.
@@ -79,23 +79,6 @@ def user_session() -> Session:
     """Return the logged-in user's session: keyed by the user id Flask-Login verified."""
     # A plain (unsigned) id: it never travels to the browser, and no signed id can equal it.
     return db.session(f"user:{current_user.id}")
-
-
-def renew_browser_session() -> Session:
-    """Move this browser's session to a fresh id and send the browser its new cookie.
-
-    Called at login: an id planted in the browser before it (session fixation) then names
-    nothing, whatever the user keeps in the browser's session afterwards.
-    """
-    cookie = cookie_name_for(app)
-    old_id = ctx.cookies.get(cookie)
-    if old_id is None:  # no cookie yet: nothing to move, and current_session issues one
-        return current_session(db)
-    new_id = db.rotate_session(old_id)
-    ctx.response.set_cookie(
-        cookie, new_id, httponly=True, samesite="Lax", secure=flask.request.is_secure
-    )
-    return db.session(new_id)
 
 
 def read_notes(session: Session) -> list[str]:
@@ -213,7 +196,9 @@ def log_in(
     if password_hash is None or not check_password_hash(password_hash, password or ""):
         return html.Div("Wrong user name or password.", className="error"), no_update
     login_user(User(str(username)), remember=True)
-    guest = renew_browser_session()
+    # The browser's session moves to a fresh id with a new cookie: an id planted in the
+    # browser before the login (session fixation) then names nothing.
+    guest = renew_browser_session(db)
     guest_notes = {key: guest[key] for key in guest if key.startswith("note:")}
     if guest_notes:
         user_session().update(guest_notes)  # atomic: all of them, or none
