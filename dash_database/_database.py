@@ -9,18 +9,18 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, Literal, TypeVar, Union, overload
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
+from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
+from ._session import Session
 from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed
 from .backends import Backend, StoreStats
 from .exceptions import (
     BackendError,
     DeserializationError,
     InvalidArgumentError,
-    InvalidIdError,
-    InvalidIdTypeError,
     MissingKeyError,
     SerializationError,
     UpdateConflictError,
@@ -30,10 +30,8 @@ from .serializers import CompressedSerializer, Serializer, resolve_serializer
 
 __all__ = ["DEFAULT_PATH", "ENV_URL", "DashDatabase", "Id", "Session"]
 
-Id = Union[str, int]
 T = TypeVar("T")
 
-_MISSING: Any = object()
 # Remember at most this many recently renewed sessions; forgetting one only costs a renewal.
 _RENEWALS_REMEMBERED = 100_000
 # An atomic update gives up after this many attempts that met a concurrent write.
@@ -46,31 +44,6 @@ def _new_version() -> int:
     """Return a version for one write: random, so a key written again after a delete never
     gets a version a reader saw before (``random`` reseeds itself in a forked child)."""
     return random.getrandbits(62) + 1
-
-
-def _check_id(value: object, name: str) -> str:
-    if isinstance(value, str):
-        if value.isascii():  # O(1) in CPython; only non-ASCII text can hold a lone surrogate
-            return value
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidIdError(
-                f"{name} {value!r} is not valid Unicode text (it contains a lone surrogate); "
-                "use a str that encodes to UTF-8."
-            ) from None
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return str(value)
-        except ValueError:  # over sys.get_int_max_str_digits() digits
-            raise InvalidIdError(
-                f"{name} is an int of about {value.bit_length() * 30103 // 100000:,} digits, "
-                "too long to convert to text; use a str id instead."
-            ) from None
-    raise InvalidIdTypeError(
-        f"{name} must be a str or an int, got {type(value).__name__} {value!r}."
-    )
 
 
 class DashDatabase:
@@ -196,7 +169,7 @@ class DashDatabase:
         A ``str`` with the shape of a signed id is always verified; the name of a signed
         session has that shape too, so a plain id can never name a signed session's data.
         """
-        name = _check_id(user_id, "user_id")
+        name = check_id(user_id, "user_id")
         if looks_signed(name):
             return self._secret.signer().storage_name(name, self._clock())
         return name
@@ -213,14 +186,14 @@ class DashDatabase:
             ValueTooLargeError: the serialized value exceeds ``max_value_bytes``.
         """
         session = self._session_name(user_id)
-        key = _check_id(key_name, "key_name")
+        key = check_id(key_name, "key_name")
         self._write(session, {key: self._dumps(key, value)})
 
     def get_user_value(self, user_id: Id, key_name: Id, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default`` when it
         is missing or the session expired."""
         session = self._session_name(user_id)
-        key = _check_id(key_name, "key_name")
+        key = check_id(key_name, "key_name")
         return self._get(session, key, default)
 
     def list_stored_user_keys(self, user_id: Id) -> list[str]:
@@ -250,7 +223,7 @@ class DashDatabase:
             raise InvalidArgumentError(
                 f"if_not_exists must be 'ignore' or 'raise', got {if_not_exists!r}."
             )
-        self._delete(self._session_name(user_id), _check_id(key_name, "key_name"), if_not_exists)
+        self._delete(self._session_name(user_id), check_id(key_name, "key_name"), if_not_exists)
 
     def _delete(self, session: str, key: str, if_not_exists: str) -> None:
         if not self._backend.delete(session, key, self._clock()) and if_not_exists == "raise":
@@ -281,7 +254,7 @@ class DashDatabase:
             QuotaExceededError: the result would take the session over ``max_session_bytes``.
         """
         session = self._session_name(user_id)
-        return self._update(session, _check_id(key_name, "key_name"), func, default)
+        return self._update(session, check_id(key_name, "key_name"), func, default)
 
     def _update(self, session: str, key: str, func: Callable[[Any], Any], default: Any) -> Any:
         pause = 0.001
@@ -476,72 +449,3 @@ class DashDatabase:
         if len(self._renewed) >= _RENEWALS_REMEMBERED:
             self._renewed.clear()
         self._renewed[session] = now
-
-
-class Session(MutableMapping[str, Any]):
-    """A mutable mapping view of one session's values, from :meth:`DashDatabase.session`.
-
-    Keys are ``str`` (an ``int`` key names the same entry as its decimal string). Iteration is
-    sorted. ``update`` writes all keys or none. ``session_id`` is the name the store keeps the
-    session under: for a signed id, the id without its signature (not itself a valid id).
-    """
-
-    def __init__(self, db: DashDatabase, session_id: str) -> None:
-        self._db = db
-        self.session_id = session_id
-
-    def __getitem__(self, key: Id) -> Any:
-        name = _check_id(key, "key")
-        value = self._db._get(self.session_id, name, _MISSING)
-        if value is _MISSING:
-            raise MissingKeyError(f"Session {self.session_id!r} has no key {name!r}.")
-        return value
-
-    def __setitem__(self, key: Id, value: Any) -> None:
-        name = _check_id(key, "key")
-        self._db._write(self.session_id, {name: self._db._dumps(name, value)})
-
-    def __delitem__(self, key: Id) -> None:
-        self._db._delete(self.session_id, _check_id(key, "key"), "raise")
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, (str, int)) or isinstance(key, bool):
-            return False
-        return self._db._get(self.session_id, _check_id(key, "key"), _MISSING) is not _MISSING
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._db._keys(self.session_id))
-
-    def __len__(self) -> int:
-        return len(self._db._keys(self.session_id))
-
-    @overload
-    def get(self, key: Id, /) -> Any: ...
-    @overload
-    def get(self, key: Id, /, default: T) -> Any | T: ...
-    def get(self, key: Id, /, default: Any = None) -> Any:
-        """Return the value of ``key``, or ``default`` when it is missing."""
-        return self._db._get(self.session_id, _check_id(key, "key"), default)
-
-    def clear(self) -> None:
-        """Remove every key of the session."""
-        self._db._clear(self.session_id)
-
-    def update_value(self, key: Id, func: Callable[[Any], Any], default: Any = None) -> Any:
-        """Replace the value of ``key`` by ``func(value)`` atomically and return it, as
-        :meth:`DashDatabase.update_user_value` does (``func`` may run more than once)."""
-        return self._db._update(self.session_id, _check_id(key, "key"), func, default)
-
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Store every item of ``other`` and ``kwargs`` in one atomic write: all or none."""
-        items: dict[str, bytes] = {}
-        pairs: Iterable[tuple[Any, Any]]
-        pairs = other.items() if isinstance(other, Mapping) else other
-        for key, value in [*pairs, *kwargs.items()]:
-            name = _check_id(key, "key")
-            items[name] = self._db._dumps(name, value)
-        if items:
-            self._db._write(self.session_id, items)
-
-    def __repr__(self) -> str:
-        return f"<Session {self.session_id!r} of {self._db!r}>"

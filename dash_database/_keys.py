@@ -1,40 +1,46 @@
-"""The one encoding of a (session, key) pair into a single string column.
+"""Ids and key names: what the library accepts as one, and the text the store keeps.
 
-A store with only one key column (sqlitedict's ``key TEXT PRIMARY KEY``) gets keys of the form
-``<hex length of session>:<session>:<key>``. The length prefix makes the encoding prefix-free:
-no session's prefix is a prefix of another session's, whatever characters the ids contain.
-Every key of one session lies in the half-open range returned by :func:`session_range`, so a
-listing or a delete-all is one index range scan, never a scan of the whole table.
+A user id or key name is a ``str`` of valid Unicode text or an ``int`` (which names the same
+entry as its decimal string). Everything else is refused here, before any store is touched.
 """
 
 from __future__ import annotations
 
-__all__ = ["decode", "encode", "session_prefix", "session_range"]
+from typing import Union
+
+from .exceptions import InvalidIdError, InvalidIdTypeError
+
+__all__ = ["Id", "check_id"]
+
+Id = Union[str, int]
 
 
-def session_prefix(session: str) -> str:
-    """Return the prefix shared by every encoded key of ``session`` and by no other key."""
-    return f"{len(session):x}:{session}:"
+def check_id(value: object, name: str) -> str:
+    """Return ``value`` as the text the store keeps, or raise naming ``name``.
 
-
-def encode(session: str, key: str) -> str:
-    """Return the encoded form of ``(session, key)``."""
-    return session_prefix(session) + key
-
-
-def decode(encoded: str) -> tuple[str, str]:
-    """Return the ``(session, key)`` pair that :func:`encode` turned into ``encoded``."""
-    length_hex, _, rest = encoded.partition(":")
-    length = int(length_hex, 16)
-    return rest[:length], rest[length + 1 :]
-
-
-def session_range(session: str) -> tuple[str, str]:
-    """Return ``(low, high)`` such that ``low <= k < high`` holds exactly for the keys of
-    ``session``.
-
-    ``high`` replaces the final ``:`` of the prefix by ``;`` (the next code point), so the
-    bound holds under code point order, which is also UTF-8 byte order (SQLite's BINARY).
+    Raises:
+        InvalidIdTypeError: ``value`` is neither ``str`` nor ``int`` (``bool`` included).
+        InvalidIdError: a ``str`` with a lone surrogate, or an ``int`` too long for text.
     """
-    low = session_prefix(session)
-    return low, low[:-1] + ";"
+    if isinstance(value, str):
+        if value.isascii():  # O(1) in CPython; only non-ASCII text can hold a lone surrogate
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdError(
+                f"{name} {value!r} is not valid Unicode text (it contains a lone surrogate); "
+                "use a str that encodes to UTF-8."
+            ) from None
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # over sys.get_int_max_str_digits() digits
+            raise InvalidIdError(
+                f"{name} is an int of about {value.bit_length() * 30103 // 100000:,} digits, "
+                "too long to convert to text; use a str id instead."
+            ) from None
+    raise InvalidIdTypeError(
+        f"{name} must be a str or an int, got {type(value).__name__} {value!r}."
+    )

@@ -1,0 +1,86 @@
+"""Session: a mutable mapping view of one session's values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from ._keys import Id, check_id
+from .exceptions import MissingKeyError
+
+if TYPE_CHECKING:
+    from ._database import DashDatabase
+
+__all__ = ["Session"]
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class Session(MutableMapping[str, Any]):
+    """A mutable mapping view of one session's values, from :meth:`DashDatabase.session`.
+
+    Keys are ``str`` (an ``int`` key names the same entry as its decimal string). Iteration is
+    sorted. ``update`` writes all keys or none. ``session_id`` is the name the store keeps the
+    session under: for a signed id, the id without its signature (not itself a valid id).
+    """
+
+    def __init__(self, db: DashDatabase, session_id: str) -> None:
+        self._db = db
+        self.session_id = session_id
+
+    def __getitem__(self, key: Id) -> Any:
+        name = check_id(key, "key")
+        value = self._db._get(self.session_id, name, _MISSING)
+        if value is _MISSING:
+            raise MissingKeyError(f"Session {self.session_id!r} has no key {name!r}.")
+        return value
+
+    def __setitem__(self, key: Id, value: Any) -> None:
+        name = check_id(key, "key")
+        self._db._write(self.session_id, {name: self._db._dumps(name, value)})
+
+    def __delitem__(self, key: Id) -> None:
+        self._db._delete(self.session_id, check_id(key, "key"), "raise")
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            return False
+        return self._db._get(self.session_id, check_id(key, "key"), _MISSING) is not _MISSING
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._db._keys(self.session_id))
+
+    def __len__(self) -> int:
+        return len(self._db._keys(self.session_id))
+
+    @overload
+    def get(self, key: Id, /) -> Any: ...
+    @overload
+    def get(self, key: Id, /, default: T) -> Any | T: ...
+    def get(self, key: Id, /, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` when it is missing."""
+        return self._db._get(self.session_id, check_id(key, "key"), default)
+
+    def clear(self) -> None:
+        """Remove every key of the session."""
+        self._db._clear(self.session_id)
+
+    def update_value(self, key: Id, func: Callable[[Any], Any], default: Any = None) -> Any:
+        """Replace the value of ``key`` by ``func(value)`` atomically and return it, as
+        :meth:`DashDatabase.update_user_value` does (``func`` may run more than once)."""
+        return self._db._update(self.session_id, check_id(key, "key"), func, default)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Store every item of ``other`` and ``kwargs`` in one atomic write: all or none."""
+        items: dict[str, bytes] = {}
+        pairs: Iterable[tuple[Any, Any]]
+        pairs = other.items() if isinstance(other, Mapping) else other
+        for key, value in [*pairs, *kwargs.items()]:
+            name = check_id(key, "key")
+            items[name] = self._db._dumps(name, value)
+        if items:
+            self._db._write(self.session_id, items)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.session_id!r} of {self._db!r}>"
