@@ -418,13 +418,16 @@ class DashDatabase:
                 "restore the class."
             ) from exc
 
-    def _write(self, session: str, items: Mapping[str, bytes]) -> None:
+    def _write(self, session: str, items: Mapping[str, bytes]) -> int:
+        """Write ``items`` atomically; return the version they were written with."""
         now = self._clock()
         deadline = now + self.ttl if self.ttl else None
+        version = _new_version()
         self._backend.set_many(
-            session, items, deadline, now, version=_new_version(), max_bytes=self.max_session_bytes
+            session, items, deadline, now, version=version, max_bytes=self.max_session_bytes
         )
         self._after_write(session, now)
+        return version
 
     def _after_write(self, session: str, now: float) -> None:
         if self.ttl:
@@ -439,6 +442,15 @@ class DashDatabase:
             return default
         self._renew(session, now)
         return self._loads(key, data)
+
+    def _get_versioned(self, session: str, key: str) -> tuple[Any, int] | None:
+        """Return the value of ``key`` and the version it was written with, or ``None``."""
+        now = self._clock()
+        found = self._backend.get_versioned(session, key, now)
+        if found is None:
+            return None
+        self._renew(session, now)
+        return self._loads(key, found[0]), found[1]
 
     def _renew(self, session: str, now: float) -> None:
         if self.ttl and now - self._renewed.get(session, float("-inf")) >= self._renew_every:

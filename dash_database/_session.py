@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._keys import Id, check_id
-from .exceptions import MissingKeyError
+from .exceptions import MissingKeyError, RequiredKeyError
 
 if TYPE_CHECKING:
     from ._database import DashDatabase
@@ -61,6 +61,23 @@ class Session(MutableMapping[str, Any]):
     def get(self, key: Id, /, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` when it is missing."""
         return self._db._get(self.session_id, check_id(key, "key"), default)
+
+    def require(self, key: Id) -> Any:
+        """Return the value of ``key``; raise :class:`~dash_database.RequiredKeyError` (a
+        ``KeyError``) when it is missing.
+
+        In a Dash callback decorated with :func:`dash_database.dash.server_side`, or in an app
+        that called :func:`dash_database.dash.enable_error_messages`, a missing key stops the
+        callback quietly, as ``PreventUpdate`` does, instead of failing the request.
+        """
+        name = check_id(key, "key")
+        value = self._db._get(self.session_id, name, _MISSING)
+        if value is _MISSING:
+            raise RequiredKeyError(
+                f"Session {self.session_id!r} has no key {name!r}; the callback that needs it "
+                "runs once it is stored."
+            )
+        return value
 
     def clear(self) -> None:
         """Remove every key of the session."""

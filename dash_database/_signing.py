@@ -122,6 +122,8 @@ class SessionIdSigner:
             digest_method=hashlib.sha256,
         )
         self.max_age = max_age
+        #: The secret keys, newest first (other signers of the app derive theirs from them).
+        self.keys = tuple(keys)
 
     def new_id(self, now: float | None = None) -> str:
         """Return a fresh signed session id issued at ``now`` (default: the current time)."""

@@ -15,9 +15,11 @@ __all__ = [
     "InvalidIdError",
     "InvalidIdTypeError",
     "InvalidSessionIdError",
+    "InvalidValueTokenError",
     "LayoutError",
     "MissingKeyError",
     "QuotaExceededError",
+    "RequiredKeyError",
     "SerializationError",
     "UnsupportedDashError",
     "UpdateConflictError",
@@ -43,6 +45,12 @@ class InvalidSessionIdError(DashDatabaseError, ValueError):
     secret key the app no longer accepts. Nothing was read or written."""
 
 
+class InvalidValueTokenError(InvalidSessionIdError):
+    """A server-side value's token was not issued to this session, or was altered: it was
+    replayed from another browser or tab, or made before the session was renewed at login or
+    replaced after it expired. Nothing was read."""
+
+
 class InvalidArgumentError(DashDatabaseError, ValueError):
     """An option or argument has a value the library does not accept."""
 
@@ -66,6 +74,15 @@ class MissingKeyError(DashDatabaseError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ shows the repr of its argument; show the sentence instead.
         return str(self.args[0]) if self.args else ""
+
+
+class RequiredKeyError(MissingKeyError):
+    """A key that :meth:`Session.require` needs is missing (or the session expired).
+
+    In a Dash callback decorated with :func:`dash_database.dash.server_side`, or in an app
+    that called :func:`dash_database.dash.enable_error_messages`, it stops the callback
+    quietly, as ``dash.exceptions.PreventUpdate`` does: no output changes.
+    """
 
 
 class BackendError(DashDatabaseError):

@@ -24,6 +24,17 @@ any callback, without a ``State``::
     def save(n_clicks):
         current_session(db)["clicks"] = n_clicks
 
+Server-side values between callbacks: a callback decorated with :func:`server_side` returns
+``ServerValue(frame)`` to an ``Output``; the browser holds a signed token bound to the session,
+and other :func:`server_side` callbacks receive the frame itself::
+
+    @callback(Output("frame", "data"), Input("load", "n_clicks"))
+    @server_side(db)
+    def load(n_clicks):
+        return ServerValue(make_frame())
+
+:class:`ServersideSessionBackend` does the same for dash-extensions' ``Serverside``.
+
 At login, :func:`renew_browser_session` (or :func:`renew_tab_session`) moves the session to
 a new id, so that an id planted in the browser before (session fixation) names nothing.
 
@@ -61,20 +72,25 @@ if _dash_version(dash.__version__) < MINIMUM_DASH:
 
 from ._browser import COOKIE_NAME, cookie_name_for, current_session, enable_browser_sessions  # noqa: E402
 from ._errors import ERROR_MESSAGE_ID, enable_error_messages, user_message  # noqa: E402
+from ._extensions import ServersideSessionBackend  # noqa: E402
 from ._login import renew_browser_session, renew_tab_session  # noqa: E402
 from ._tab import SESSION_STORE_ID, session_store, tab_session  # noqa: E402
+from ._values import ServerValue, server_side  # noqa: E402
 
 __all__ = [
     "COOKIE_NAME",
     "ERROR_MESSAGE_ID",
     "MINIMUM_DASH",
     "SESSION_STORE_ID",
+    "ServerValue",
+    "ServersideSessionBackend",
     "cookie_name_for",
     "current_session",
     "enable_browser_sessions",
     "enable_error_messages",
     "renew_browser_session",
     "renew_tab_session",
+    "server_side",
     "session_store",
     "tab_session",
     "user_message",

@@ -6,8 +6,14 @@ from typing import Any
 
 import dash
 from dash import html
+from dash.exceptions import PreventUpdate
 
-from ..exceptions import BackendError, DashDatabaseError, InvalidSessionIdError
+from ..exceptions import (
+    BackendError,
+    DashDatabaseError,
+    InvalidSessionIdError,
+    RequiredKeyError,
+)
 from ._ids import logger
 
 __all__ = ["ERROR_MESSAGE_ID", "enable_error_messages", "user_message"]
@@ -56,6 +62,9 @@ def enable_error_messages(app: dash.Dash) -> None:
     session id) go to the ``dash_database.dash`` logger. Other errors keep the handling they
     had (the app's ``on_error``, else Dash's own).
 
+    A :class:`~dash_database.RequiredKeyError` from ``Session.require`` shows no message: the
+    callback stops quietly, as with ``PreventUpdate``.
+
     Call it once, after creating the app::
 
         app = Dash(__name__)
@@ -71,6 +80,9 @@ def enable_error_messages(app: dash.Dash) -> None:
     previous = target._on_error
 
     def on_error(error: Exception) -> Any:
+        if isinstance(error, RequiredKeyError):
+            # Session.require(): the callback waits for the key, quietly (HTTP 204).
+            raise PreventUpdate from None
         message = user_message(error)
         if message is None:
             if previous is not None:
