@@ -27,7 +27,7 @@ $(VENV)/.examples-installed: pyproject.toml setup.py | $(PY)
 	touch $@
 
 $(VENV)/.installed: pyproject.toml setup.py | $(PY)
-	$(PIP_INSTALL) -e ".[test]"
+	$(PIP_INSTALL) -e ".[test,dash-extensions]"
 	touch $@
 
 venv: $(VENV)/.installed
