@@ -274,10 +274,22 @@ def bench(settings: Any, out_dir: str, without: list[str], command: str) -> int:
             run.workers.pop(store).stop()
         if settings.e2e:
             run.end_to_end()
+            run.results["serverside"] = serverside_values(run.tmp, settings)
     finally:
         run.close()
     meta.update(seconds=time.time() - started, loadavg_end=os.getloadavg(), versions=versions())
     return report.write(meta, STORES, run.unavailable, run.results, out_dir)
+
+
+def serverside_values(tmp: str, settings: Any) -> dict[str, Any]:
+    """The server-side value against dcc.Store (``serverside.py``), on SQLite."""
+    import serverside
+
+    try:
+        rounds = 5 if settings.quick else 15
+        return dict(serverside.measure(f"sqlite:///{tmp}/serverside.sqlite", rounds, log))
+    except Exception as exc:
+        return {"failed": f"{type(exc).__name__}: {exc}"}
 
 
 def versions() -> dict[str, str]:

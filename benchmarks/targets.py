@@ -145,6 +145,13 @@ def evaluate(d: Data, meta: dict[str, Any]) -> list[Target]:
         why = [e.get("failed") or e.get("first_error") for e in (a, b)]
         check(name, [sqlite], False, "; ".join(w for w in why if w) or "no round trips")
 
+    side = d.r.get("serverside")
+    if side:
+        import serverside
+
+        failed = ("FAIL", serverside.NAME, side.get("failed", ""))
+        found.append(failed if "failed" in side else serverside.verdict(side))
+
     for s in d.r["runs"]:
         wrong = sum(d.total(s, key, "wrong") for key in d.r["runs"][s])
         if wrong:
