@@ -146,9 +146,18 @@ def check_tabs_py(url: str, tmp_path: Path) -> None:
         assert alice.get_logs() == []
 
 
+def check_values_py(url: str, tmp_path: Path) -> None:
+    with browser(tmp_path / "alice") as alice:
+        alice.server_url = url
+        alice.wait_for_element("#load", timeout=TIMEOUT)
+        click(alice, "#load", "#total", "Total: 28.75")
+        assert alice.get_logs() == []
+
+
 APP_CHECKS: dict[str, Callable[[str, Path], None]] = {
     "app.py": check_app_py,
     "tabs.py": check_tabs_py,
+    "values.py": check_values_py,
 }
 
 
@@ -215,7 +224,8 @@ def check_example(command: str) -> None:
 
 def check_pip_install(command: str) -> None:
     extras = pyproject()["project"]["optional-dependencies"]  # type: ignore[index]
-    match = re.fullmatch(r'pip install (?:"\./dash_database\[(\w+)\]"|\./dash_database)', command)
+    pattern = r'pip install (?:"\./dash_database\[([\w-]+)\]"|\./dash_database)'
+    match = re.fullmatch(pattern, command)
     assert match is not None, f"install from the clone, never the registry: {command}"
     assert match[1] is None or match[1] in extras
 
