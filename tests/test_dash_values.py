@@ -3,6 +3,7 @@ through Dash's Flask server: the browser is simulated by HTTP requests with thei
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from dash_database.dash import (
     tab_session,
 )
 from dash_database.dash._values import KEY_PREFIX, TOKEN_PREFIX
+from tests.support import require
 from tests.ui_support import callback_body
 
 KEY = "k" * 32
@@ -307,3 +309,72 @@ def test_several_outputs_and_pattern_matching_ids_each_keep_their_value(
 def test_server_value_without_the_decorator_fails_naming_the_fix(db: DashDatabase) -> None:
     with pytest.raises(Exception, match=r"@server_side\(db\)"):
         ServerValue(1).to_plotly_json()
+
+
+def test_two_callbacks_writing_one_output_share_its_value(db: DashDatabase) -> None:
+    app = Dash(__name__)
+    app.layout = html.Div([html.Button(id="a"), html.Button(id="b"), dcc.Store(id="v")])
+    enable_browser_sessions(app, db)
+
+    @app.callback(Output("v", "data"), Input("a", "n_clicks"))
+    @server_side(db)
+    def from_a(n_clicks: int) -> Any:
+        return ServerValue("from a")
+
+    @app.callback(
+        Output("v", "data", allow_duplicate=True),
+        Input("b", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    @server_side(db)
+    def from_b(n_clicks: int) -> Any:
+        return ServerValue("from b")
+
+    client = browser(app)
+    deps = client.get("/_dash-dependencies").get_json()
+    assert "@" in deps[1]["output"]  # Dash names a duplicate output "v.data@<hash>"
+    for dep, button in zip(deps, ("a", "b")):
+        body = callback_body("v.data", [(button, "n_clicks", 1)])
+        body["output"] = dep["output"]
+        body["outputs"] = {"id": "v", "property": dep["output"].split(".", 1)[1]}
+        assert 200 == post(client, body).status_code
+
+    session = db.session(client.get_cookie(COOKIE).value)
+    assert {KEY_PREFIX + "v.data": "from b"} == dict(session)
+
+
+def test_an_async_callback_reads_and_writes_values(db: DashDatabase) -> None:
+    import dash
+
+    if int(dash.__version__.split(".")[0]) < 3:
+        pytest.skip("async callbacks need Dash 3 or later")
+    require(
+        importlib.util.find_spec("asgiref") is not None,
+        "async callbacks on Flask need dash[async]",
+    )
+    app = make_async_app(db)
+    client = browser(app)
+
+    reply = post(client, callback_body("v.data", [("go", "n_clicks", 2)]))
+    token = reply.get_json()["response"]["v"]["data"]
+    shown = post(client, callback_body("out.children", [("v", "data", token)]))
+
+    assert "got 2" == shown.get_json()["response"]["out"]["children"]
+
+
+def make_async_app(db: DashDatabase) -> Dash:
+    app = Dash(__name__)
+    app.layout = html.Div([html.Button(id="go"), dcc.Store(id="v"), html.Div(id="out")])
+    enable_browser_sessions(app, db)
+
+    @app.callback(Output("v", "data"), Input("go", "n_clicks"))
+    @server_side(db)
+    async def write(n_clicks: int) -> Any:
+        return ServerValue(n_clicks)
+
+    @app.callback(Output("out", "children"), Input("v", "data"))
+    @server_side(db)
+    async def show(value: int) -> str:
+        return f"got {value}"
+
+    return app

@@ -245,7 +245,9 @@ def output_key(output: dict[str, Any]) -> str:
     component_id = output["id"]
     if not isinstance(component_id, str):
         component_id = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
-    return f"{KEY_PREFIX}{component_id}.{output['property']}"
+    # "data@<hash>" names the same property as "data" (Dash's allow_duplicate outputs).
+    prop = str(output["property"]).split("@", 1)[0]
+    return f"{KEY_PREFIX}{component_id}.{prop}"
 
 
 def _dump_outputs(session: _LazySession, result: Any) -> Any:
