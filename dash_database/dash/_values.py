@@ -204,7 +204,8 @@ def _read_token(session: _LazySession, token: str) -> Any:
         raise InvalidValueTokenError(
             "A callback received a server-side value's token that was not issued to this "
             "session, or was altered; nothing was read. Reloading the page gives the browser "
-            "fresh tokens."
+            "fresh tokens. (In an app with one session per tab, every @server_side callback "
+            'needs State(SESSION_STORE_ID, "data"), so that it uses the session of the tab.)'
         )
     try:
         key = base64_decode(parts[0]).decode()
