@@ -115,14 +115,17 @@ def summarize(sales: pd.DataFrame | None) -> tuple[Any, Any]:
         return "Press Load sales.", "No data yet."
     size = sales.memory_usage(deep=True).sum() / 1e6
     status = html.Span(
-        f"Loaded {len(sales):,} orders ({size:.1f} MB on the server, batch "
-        f"{sales['order'].iloc[0] // ROWS}).",
+        f"Load #{sales['order'].iloc[0] // ROWS}: {len(sales):,} orders, {size:.1f} MB, kept "
+        "on the server.",
         className="success",
     )
     totals = sales.groupby("region", observed=True)["revenue"].sum()
-    rows = [html.Tr([html.Th("Region"), html.Th("Revenue")])]
+    left = {"textAlign": "left", "paddingRight": "2rem"}
+    right = {"textAlign": "right", "fontVariantNumeric": "tabular-nums"}
+    rows = [html.Tr([html.Th("Region", style=left), html.Th("Revenue", style=right)])]
     rows += [
-        html.Tr([html.Td(region), html.Td(f"{value:,.0f}")]) for region, value in totals.items()
+        html.Tr([html.Td(region, style=left), html.Td(f"{value:,.0f}", style=right)])
+        for region, value in totals.items()
     ]
     return status, html.Table(rows, id="summary-table")
 
