@@ -378,3 +378,13 @@ def make_async_app(db: DashDatabase) -> Dash:
         return f"got {value}"
 
     return app
+
+
+def test_the_token_names_neither_the_session_nor_its_cookie(db: DashDatabase) -> None:
+    client = browser(make_app(db))
+    cookie = client.get_cookie(COOKIE).value
+
+    token = load(client)
+
+    assert db.session(cookie).session_id not in token
+    assert cookie.split(".")[1] not in token  # the session's random part
