@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         workers=args.workers,
         hold=args.hold,
+        tail=max(1.0, args.hold),
         secret=secrets.token_urlsafe(32),
         keep=args.keep,
     )

@@ -30,8 +30,8 @@ class Options:
     clients: int = 3
     threads: int = 8
     workers: int = 4
-    lead: float = 1.0  # seconds of load before a fault
-    hold: float = 2.0  # seconds a server stays down
+    lead: float = 0.5  # seconds of load before a fault
+    hold: float = 2.0  # seconds a fault lasts (the server down, the disk full)
     tail: float = 2.0  # seconds of load after a fault is cleared
     secret: str = ""
     keep: bool = False  # keep the working directory (the gunicorn log, the SQLite file)
