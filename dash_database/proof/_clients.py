@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Browser", "Record", "Task", "TaskResult", "run_task"]
+__all__ = ["Browser", "Record", "Task", "TaskResult", "check", "run_task"]
 
 _PATH = "/_dash-update-component"
 #: Seconds a request may take: less than gunicorn's 30 s worker timeout.
@@ -147,7 +147,7 @@ def _shown(answer: Any, output: str) -> dict[str, Any] | None:
         return None
 
 
-def _check(browser: Browser, values: dict[str, Any]) -> None:
+def check(browser: Browser, values: dict[str, Any]) -> None:
     """Count values of other sessions, and acknowledged values that are gone."""
     for key, value in values.items():
         if not (isinstance(value, str) and value.startswith(browser.label + "/")):
@@ -166,7 +166,7 @@ def _write(client: _Client, browser: Browser, key: str, counter: str) -> bool:
         browser.unacked[key] = token
         return False
     browser.acked[key] = token
-    _check(browser, shown["values"])
+    check(browser, shown["values"])
     return True
 
 
@@ -176,7 +176,7 @@ def _read(client: _Client, browser: Browser) -> None:
     if shown is None:  # the final check must see every session: count it unread as lost
         browser.lost.update(browser.acked)
     else:
-        _check(browser, shown["values"])
+        check(browser, shown["values"])
 
 
 def _thread(task: Task, index: int) -> TaskResult:

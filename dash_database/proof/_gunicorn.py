@@ -49,7 +49,9 @@ class Gunicorn:
             "--workers", str(workers),
             "--bind", f"127.0.0.1:{self.port}",
             "--timeout", "30",
-            "--graceful-timeout", "5",
+            # Its workers do not exit by themselves once told to (whatever the store): the
+            # master kills them after this many seconds, which the proof need not wait for.
+            "--graceful-timeout", "1",
             "dash_database.proof._app:server",
         ]  # fmt: skip
         self.process = subprocess.Popen(
@@ -116,7 +118,8 @@ class Gunicorn:
     def stop(self) -> None:
         """Stop gunicorn (by its pid) and wait for it."""
         if self.process.poll() is None:
-            self.process.terminate()
+            # SIGINT: gunicorn's quick shutdown; the load is over, nothing is left to finish.
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:

@@ -59,7 +59,7 @@ def as_text(reports: list[StoreReport], options: Options, when: str) -> str:
             )
             errors = "-"
             if p.recovery_seconds is not None:
-                kinds = ", ".join(f"{n} x{k}" for k, n in sorted(p.error_statuses.items()))
+                kinds = ", ".join(f"{k}: {n}" for k, n in sorted(p.error_statuses.items()))
                 errors = f"{p.errors_during}" + (f" ({kinds})" if kinds else "")
             recovered = "-" if p.recovery_seconds is None else f"{p.recovery_seconds:.2f} s"
             if not p.recovered:
