@@ -81,11 +81,12 @@ def as_text(reports: list[StoreReport], options: Options, when: str) -> str:
         if r.thread_errors_logged:
             lines.append(
                 f"{r.store}: log: {len(r.thread_errors_logged)} tracebacks of threads that "
-                f"ended (requests got the BackendError above), e.g. {r.thread_errors_logged[0]}"
+                "ended outside any request (on SQLite: sqlitedict's writer thread, on the "
+                "full disk; the requests got the BackendError above)"
             )
         for c in r.checks:
             lines.append(
-                f"{r.store}: {c.name}: {c.error[:160]}; previous data intact: "
+                f"{r.store}: {c.name}: {c.error[:400]}; previous data intact: "
                 f"{'yes' if c.intact else 'NO'}"
             )
         for s in r.skipped:
