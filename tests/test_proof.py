@@ -146,3 +146,12 @@ def test_importing_the_package_does_not_import_the_proof() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
 
     assert "False" == done.stdout.strip(), done.stderr
+
+
+def test_make_proof_runs_the_command() -> None:
+    require(shutil.which("make") is not None, "make proof needs make")
+    dry_run = subprocess.run(
+        ["make", "-n", "-B", "proof"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+    assert "-m dash_database.proof" in dry_run
