@@ -2,6 +2,8 @@
 #   make example   run the data app on the embedded SQLite default (EXAMPLE=basic_app or
 #                  EXAMPLE=login_app for the others); installs only what the examples need
 #   make test      install what the tests need, lint, type-check and run every test
+#   make proof     python -m dash_database.proof: the load, fault and log figures of the
+#                  README's Guarantees (starts its own Redis and PostgreSQL)
 #   make test-dash-versions   the Dash tests on the oldest declared Dash and the newest 2.x,
 #                  3.x and 4.x, each in its own venv (DASH_VERSIONS=... to choose)
 PYTHON ?= python3
@@ -13,7 +15,7 @@ EXAMPLE ?= data_app
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q \
 	--disable-pip-version-check
 
-.PHONY: example test test-dash-versions lint system-deps venv clean
+.PHONY: example test test-dash-versions lint proof system-deps venv clean
 
 $(PY):
 	@echo "Creating $(VENV)"
@@ -46,6 +48,9 @@ lint: venv
 
 test: system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+proof: system-deps venv
+	$(PY) -m dash_database.proof
 
 test-dash-versions: system-deps
 	PYTHON=$(PYTHON) scripts/test-dash-versions

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
 from ._session import Session
-from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed
+from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed, shown
 from .backends import Backend, StoreStats
 from .exceptions import (
     BackendError,
@@ -227,7 +227,7 @@ class DashDatabase:
 
     def _delete(self, session: str, key: str, if_not_exists: str) -> None:
         if not self._backend.delete(session, key, self._clock()) and if_not_exists == "raise":
-            raise MissingKeyError(f"User {session!r} has no key {key!r}.")
+            raise MissingKeyError(f"User {shown(session)!r} has no key {key!r}.")
 
     def delete_all_user_values(self, user_id: Id) -> int:
         """Delete every value of ``user_id``; return how many keys were removed."""

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._keys import Id, check_id
+from ._signing import shown
 from .exceptions import MissingKeyError, RequiredKeyError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class Session(MutableMapping[str, Any]):
         name = check_id(key, "key")
         value = self._db._get(self.session_id, name, _MISSING)
         if value is _MISSING:
-            raise MissingKeyError(f"Session {self.session_id!r} has no key {name!r}.")
+            raise MissingKeyError(f"Session {shown(self.session_id)!r} has no key {name!r}.")
         return value
 
     def __setitem__(self, key: Id, value: Any) -> None:
@@ -100,4 +101,4 @@ class Session(MutableMapping[str, Any]):
             self._db._write(self.session_id, items)
 
     def __repr__(self) -> str:
-        return f"<Session {self.session_id!r} of {self._db!r}>"
+        return f"<Session {shown(self.session_id)!r} of {self._db!r}>"

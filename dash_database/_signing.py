@@ -49,6 +49,7 @@ __all__ = [
     "check_keys",
     "looks_signed",
     "read_or_create_secret_file",
+    "shown",
 ]
 
 #: The environment variable holding the secret key (several keys: comma-separated, newest first).
@@ -77,6 +78,13 @@ def looks_signed(session_id: object) -> bool:
         and session_id.startswith(PREFIX)  # cheap test first: most plain ids stop here
         and _SHAPE.fullmatch(session_id) is not None
     )
+
+
+def shown(name: str) -> str:
+    """Return how messages and logs show the session kept under ``name``: a signed session
+    by the marker and 4 characters of its token, which tell sessions apart but cannot name
+    one (the rest of the token never leaves the store)."""
+    return f"{name[: len(PREFIX) + 4]}..." if looks_signed(name) else name
 
 
 def check_keys(secret_key: SecretKey, source: str) -> list[bytes]:

@@ -18,6 +18,7 @@ from ..exceptions import BackendError, DashDatabaseError
 __all__ = ["backend_error", "store_errors"]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def backend_error(store: str, action: str, exc: BaseException, hint: str = "") -> BackendError:
@@ -34,6 +35,12 @@ def _hint(exc: BaseException) -> str:
         return "The process ran out of memory; store smaller values."
     if (isinstance(exc, OSError) and exc.errno in _DISK_FULL) or "full" in text:
         return "The disk is full: free space; the data stored before is intact."
+    if (isinstance(exc, OSError) and exc.errno in _READ_ONLY) or "readonly" in text:
+        return (
+            "The file or its directory cannot be written by this process: check their "
+            "permissions and that the disk is not mounted read-only; the data stored before "
+            "is intact."
+        )
     if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
         return "The store did not answer in time; check that it runs and is not overloaded."
     return "Check that the store is running and reachable, then try again."

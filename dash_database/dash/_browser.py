@@ -14,6 +14,7 @@ import dash
 from dash.exceptions import MissingCallbackContextException
 
 from .._database import DashDatabase, Session
+from .._signing import looks_signed
 from ..exceptions import InvalidSessionIdError
 from ._ids import fresh_or_renewed, id_status, warn_if_unshared
 from ._servers import add_response_hook, request_server, set_no_store
@@ -116,9 +117,10 @@ def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Sess
             uses for the current app.
 
     Raises:
-        InvalidSessionIdError: the cookie's id expired or its signature is forged or altered,
-            or there is no cookie and none can be issued (a background callback started
-            without one). Nothing was read or written.
+        InvalidSessionIdError: the cookie holds no signed id (a plain value names no browser
+            session), its id expired or its signature is forged or altered, or there is no
+            cookie and none can be issued (a background callback started without one).
+            Nothing was read or written.
         RuntimeError: called outside a callback.
     """
     ctx = dash.callback_context
@@ -148,14 +150,21 @@ def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Sess
         session_id = fresh_or_renewed(db, session_id) or session_id
         _set_cookie(response, options, session_id, ctx.headers.get("Origin") or "")
         cookies[options.name] = session_id
+    fix = (
+        "reloading the page gives this browser a new session"
+        if options.page_hook
+        else "call enable_browser_sessions(app, db) so that a page load replaces it"
+    )
+    if not looks_signed(session_id):
+        # A plain id would name a session the app keeps under that id for its own use (a
+        # user's account, say): a browser could reach it by setting its cookie.
+        raise InvalidSessionIdError(
+            f"The {options.name!r} cookie does not hold a signed session id; nothing was "
+            f"read or written; {fix}."
+        )
     try:
         return db.session(session_id)
     except InvalidSessionIdError as exc:
-        fix = (
-            "reloading the page gives this browser a new session"
-            if options.page_hook
-            else "call enable_browser_sessions(app, db) so that a page load replaces it"
-        )
         raise InvalidSessionIdError(
             f"{exc} The {options.name!r} cookie is not valid any more; {fix}."
         ) from None

@@ -209,7 +209,7 @@ class SqliteBackend:
             if rows and rows[0][0] == value:
                 raise BackendError(
                     f"The value file {os.path.join(self._files.directory, value)!r} of key "
-                    f"{key!r} of session {session!r} is missing: it was removed outside "
+                    f"{key!r} is missing: it was removed outside "
                     "dash_database. Delete the key or store it again."
                 )
         return None
