@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._database import DashDatabase, Session
 from ._locations import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL
+from ._memoize import digest_arguments, use_session
 from ._signing import ENV_SECRET
 from .backends import Backend, KeyInfo, MemoryBackend, SessionInfo, SqliteBackend, StoreStats
 from .exceptions import (
@@ -24,7 +25,9 @@ from .exceptions import (
     InvalidIdTypeError,
     InvalidSessionIdError,
     LayoutError,
+    MemoizeArgumentError,
     MissingKeyError,
+    NoCurrentSessionError,
     QuotaExceededError,
     SerializationError,
     UnsupportedDashError,
@@ -56,8 +59,10 @@ __all__ = [
     "JsonSerializer",
     "KeyInfo",
     "LayoutError",
+    "MemoizeArgumentError",
     "MemoryBackend",
     "MissingKeyError",
+    "NoCurrentSessionError",
     "PickleSerializer",
     "QuotaExceededError",
     "SerializationError",
@@ -70,4 +75,6 @@ __all__ = [
     "UpdateConflictError",
     "ValueTooLargeError",
     "__version__",
+    "digest_arguments",
+    "use_session",
 ]

@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 
 from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
+from ._memoize import F, Scope, memoize
+from ._scopes import APP_SESSION, user_session_name
 from ._session import Session
 from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed
 from .backends import Backend, StoreStats
@@ -266,7 +268,7 @@ class DashDatabase:
             )
             new = func(old)
             data = self._dumps(key, new)
-            deadline = now + self.ttl if self.ttl else None
+            deadline = self._deadline(session, now)
             if self._backend.compare_and_set(
                 session,
                 key,
@@ -318,6 +320,61 @@ class DashDatabase:
             InvalidSessionIdError: ``user_id`` is a signed id whose signature is not valid.
         """
         return Session(self, self._session_name(user_id))
+
+    # -- scopes and memoize -----------------------------------------------------------------
+
+    @property
+    def app_state(self) -> Session:
+        """One mapping shared by the whole app: every session, worker and host of the store.
+
+        It is kept in a reserved session that no session id (signed or plain) can name, and
+        it never expires, whatever ``ttl`` is; it counts against ``max_session_bytes`` like
+        any session.
+        """
+        return Session(self, APP_SESSION)
+
+    def user_state(self, user_id: Id) -> Session:
+        """Return the mapping of the authenticated user ``user_id``, on every device.
+
+        Pass the id your login system verified (``flask_login.current_user.id``), never one
+        the browser sent. It is kept in a reserved namespace: no session id, signed or plain,
+        names it, and no user's state is another's. Like a session, it expires after ``ttl``
+        seconds without use.
+
+        Raises:
+            InvalidIdTypeError: ``user_id`` is not a str or int.
+        """
+        return Session(self, user_session_name(check_id(user_id, "user_id")))
+
+    def memoize(self, scope: Scope = "session", ttl: float | None = None) -> Callable[[F], F]:
+        """Cache a function's results in the store, keyed by its name and arguments.
+
+        ``@db.memoize()`` keeps one result per current session (the browser's or tab's session
+        in a Dash callback, background ones included, or the one a
+        :func:`~dash_database.use_session` block names); ``scope="app"`` shares the results
+        with the whole app (in :attr:`app_state`). Every worker and host sharing the store
+        shares the results. Within one process, concurrent callers of a missing entry wait
+        for one computation; several processes may each compute it once.
+
+        Entries count against ``max_session_bytes``: a result that does not fit, even after
+        the session's expired entries were dropped, raises
+        :class:`~dash_database.QuotaExceededError` (nothing is evicted). The wrapped function
+        gets ``cache_clear()``, which deletes its entries in the current scope.
+
+        Args:
+            scope: ``"session"`` (default) or ``"app"``.
+            ttl: seconds a result stays valid, or ``None``: as long as its session (app
+                entries: until ``cache_clear()``).
+
+        Raises:
+            InvalidArgumentError: a bad ``scope`` or ``ttl``, or a coroutine function.
+
+        The wrapped function raises :class:`~dash_database.MemoizeArgumentError` for an
+        argument it cannot key by (see :func:`~dash_database.digest_arguments`) and
+        :class:`~dash_database.NoCurrentSessionError` when ``scope="session"`` finds no
+        session.
+        """
+        return memoize(self, scope, ttl)
 
     def check(self) -> None:
         """Verify that the store answers, for example at the app's startup.
@@ -420,7 +477,7 @@ class DashDatabase:
 
     def _write(self, session: str, items: Mapping[str, bytes]) -> None:
         now = self._clock()
-        deadline = now + self.ttl if self.ttl else None
+        deadline = self._deadline(session, now)
         self._backend.set_many(
             session, items, deadline, now, version=_new_version(), max_bytes=self.max_session_bytes
         )
@@ -440,8 +497,16 @@ class DashDatabase:
         self._renew(session, now)
         return self._loads(key, data)
 
+    def _deadline(self, session: str, now: float) -> float | None:
+        # The app's session is shared by every visitor: it never expires.
+        return now + self.ttl if self.ttl and session != APP_SESSION else None
+
     def _renew(self, session: str, now: float) -> None:
-        if self.ttl and now - self._renewed.get(session, float("-inf")) >= self._renew_every:
+        if (
+            self.ttl
+            and session != APP_SESSION
+            and now - self._renewed.get(session, float("-inf")) >= self._renew_every
+        ):
             self._backend.touch(session, now + self.ttl, now)
             self._note_renewal(session, now)
 
