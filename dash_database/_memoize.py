@@ -5,11 +5,12 @@ An entry lives in a session under the key ``dash_database.memoize:<module>.<qual
 ``(expires_at, result)``: the seam knows only per-session deadlines, so an entry's own ``ttl``
 is kept with it, and an entry past it is treated as missing and overwritten.
 
-The digest is a SHA-256 of a canonical encoding of the bound arguments (defaults applied, so
-``f(1)`` and ``f(x=1)`` share an entry), the same in every process and on every host: not
-``hash()``, which is salted per process, and not ``pickle``, whose bytes for a set follow
-that salt. See :func:`digest_arguments` for the types it accepts. Two memoized functions must
-not share a qualified name (lambdas are refused for that reason).
+The digest is a BLAKE2s (256 bits; cheaper to start than OpenSSL's SHA-256) of a canonical
+encoding of the bound arguments (defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry),
+the same in every process and on every host: not ``hash()``, which is salted per process, and
+not ``pickle``, whose bytes for a set follow that salt. See :func:`digest_arguments` for the
+types it accepts. Two memoized functions must not share a qualified name (lambdas are refused
+for that reason).
 
 This module does not import Dash: the Dash integration registers how to find the current
 session with :func:`add_session_finder`.
@@ -31,6 +32,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from ._scopes import APP_SESSION
+from ._session import Session
 from .exceptions import (
     InvalidArgumentError,
     MemoizeArgumentError,
@@ -40,7 +43,6 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from ._database import DashDatabase
-    from ._session import Session
 
 __all__ = [
     "KEY_PREFIX",
@@ -62,9 +64,9 @@ _current: ContextVar[Session | None] = ContextVar("dash_database_current_session
 _finders: list[Callable[[DashDatabase], Session | None]] = []
 
 
-@contextmanager
-def use_session(session: Session) -> Iterator[Session]:
-    """Make ``session`` the current session for ``memoize(scope="session")`` in this block.
+class use_session:  # used like a function: with use_session(session): ...
+    """Make ``session`` the current session for ``memoize(scope="session")`` in a ``with``
+    block.
 
     Dash callbacks do not need it (the current browser's or tab's session is found); use it
     in plain code, scripts and tests::
@@ -72,11 +74,18 @@ def use_session(session: Session) -> Iterator[Session]:
         with use_session(db.session(user_id)):
             report(2024)
     """
-    token = _current.set(session)
-    try:
-        yield session
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_session", "_token")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __enter__(self) -> Session:
+        self._token = _current.set(self._session)
+        return self._session
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
 
 
 def add_session_finder(finder: Callable[[DashDatabase], Session | None]) -> None:
@@ -109,10 +118,13 @@ def current_session_of(db: DashDatabase) -> Session:
 
 # -- the digest of the arguments ------------------------------------------------------------
 
-_SIMPLE: dict[type, bytes] = {type(None): b"N", bool: b"B", int: b"I", str: b"S", bytes: b"Y"}
+
+class _Unsupported(Exception):
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
 
 
-def _encode(value: Any, out: list[bytes], path: str) -> None:
+def _encode(value: Any, out: list[bytes]) -> None:
     kind = type(value)
     if kind is str:
         data = value.encode("utf-8", "surrogatepass")
@@ -123,40 +135,38 @@ def _encode(value: Any, out: list[bytes], path: str) -> None:
     elif value is None:
         data = b""
     elif kind is float:
-        out.append(b"F" + struct.pack(">d", value))
+        out.append(b"F" + _pack(value))
         return
-    elif kind in (tuple, list):
-        out.append((b"T" if kind is tuple else b"L") + struct.pack(">Q", len(value)))
-        for i, item in enumerate(value):
-            _encode(item, out, f"{path}[{i}]")
+    elif kind is tuple or kind is list:
+        out.append((b"T" if kind is tuple else b"L") + _length(len(value)))
+        for item in value:
+            _encode(item, out)
         return
-    elif kind in (set, frozenset, dict):
+    elif kind is dict or kind is set or kind is frozenset:
         # Sorted by their encodings: the order of a set (or of a dict's insertion) does not
         # change the digest.
-        items = value.items() if kind is dict else ((item, None) for item in value)
         encoded = []
-        for key, item in items:
+        for item in value:
             part: list[bytes] = []
-            _encode(key, part, f"{path} key")
+            _encode(item, part)
             if kind is dict:
-                _encode(item, part, f"{path}[{key!r}]")
+                _encode(value[item], part)
             encoded.append(b"".join(part))
-        out.append((b"D" if kind is dict else b"E") + struct.pack(">Q", len(encoded)))
+        out.append((b"D" if kind is dict else b"E") + _length(len(encoded)))
         out.extend(sorted(encoded))
         return
     elif kind in _TEXT_TYPES:
         data = _TEXT_TYPES[kind](value).encode("utf-8")
     else:
-        raise MemoizeArgumentError(
-            f"memoize cannot key its cache by {path}, a {kind.__module__}.{kind.__qualname__}: "
-            "it accepts None, bool, int, float, str, bytes, tuples, lists, dicts and sets of "
-            "them, dates, times, Decimal and UUID. Pass plain values (an id or a file name "
-            "instead of a DataFrame or a connection), or do not memoize this function."
-        )
-    tag = _SIMPLE.get(kind) or b"X" + kind.__name__.encode("ascii") + b":"
-    out.append(tag + struct.pack(">Q", len(data)) + data)
+        raise _Unsupported(kind)
+    out.append(_TAGS.get(kind) or b"X" + kind.__name__.encode("ascii") + b":")
+    out.append(_length(len(data)))
+    out.append(data)
 
 
+_TAGS: dict[type, bytes] = {type(None): b"N", bool: b"B", int: b"I", str: b"S", bytes: b"Y"}
+_pack = struct.Struct(">d").pack
+_length = struct.Struct(">Q").pack
 _TEXT_TYPES: dict[type, Callable[[Any], str]] = {
     datetime.datetime: datetime.datetime.isoformat,
     datetime.date: datetime.date.isoformat,
@@ -167,23 +177,79 @@ _TEXT_TYPES: dict[type, Callable[[Any], str]] = {
 }
 
 
-def digest_arguments(arguments: dict[str, Any]) -> str:
-    """Return a digest of ``arguments`` (parameter name -> value) that is the same in every
-    process and on every host.
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
-    Accepted values: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``tuple``,
-    ``list``, ``dict``, ``set`` and ``frozenset`` of them, ``datetime`` (date, time, datetime,
-    timedelta), ``Decimal`` and ``UUID``; types are part of the digest (``1``, ``1.0`` and
-    ``True`` are three entries; so are a tuple and a list).
+
+def digest_arguments(arguments: tuple[Any, ...]) -> str:
+    """Return a digest of a call's ``arguments`` that is the same in every process and host.
+
+    Memoize passes the arguments in the order of the function's parameters, defaults applied
+    (``*args`` as a tuple, ``**kwargs`` as a dict). Accepted values: ``None``, ``bool``,
+    ``int``, ``float``, ``str``, ``bytes``, ``tuple``, ``list``, ``dict``, ``set`` and
+    ``frozenset`` of them, ``datetime`` (date, time, datetime, timedelta), ``Decimal`` and
+    ``UUID``; types are part of the digest (``1``, ``1.0`` and ``True`` are three entries; so
+    are a tuple and a list); the order of a dict or set is not.
 
     Raises:
         MemoizeArgumentError: a value of another type (a ``TypeError``).
     """
-    out: list[bytes] = []
-    for name, value in arguments.items():
-        _encode(name, out, "a parameter name")
-        _encode(value, out, f"argument {name!r}")
-    return hashlib.sha256(b"".join(out)).hexdigest()
+    if _SCALARS.issuperset(map(type, arguments)):
+        # The repr of these types is exact and the same everywhere; a cheap common case.
+        data = b"R" + repr(arguments).encode("utf-8", "surrogatepass")
+    else:
+        out: list[bytes] = [b"C"]
+        for position, value in enumerate(arguments):
+            try:
+                _encode(value, out)
+            except _Unsupported as exc:
+                kind = exc.kind
+                raise MemoizeArgumentError(
+                    f"memoize cannot key its cache by argument {position + 1}, which is or "
+                    f"holds a {kind.__module__}.{kind.__qualname__}: it accepts None, bool, "
+                    "int, float, str, bytes, tuples, lists, dicts and sets of them, dates, "
+                    "times, Decimal and UUID. Pass plain values (an id or a file name instead "
+                    "of a DataFrame or a connection), or do not memoize this function."
+                ) from None
+        data = b"".join(out)
+    return hashlib.blake2s(data).hexdigest()
+
+
+Binder = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]]
+
+
+def _binder(func: Callable[..., Any]) -> Binder:
+    """Return ``bind(args, kwargs)``: the values of the parameters in their order, defaults
+    applied, as ``inspect.Signature.bind`` finds them (faster for plain parameters)."""
+    signature = inspect.signature(func)
+
+    def bind_any(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        bound = signature.bind(*args, **kwargs)  # a TypeError names a wrong call
+        bound.apply_defaults()
+        return tuple(bound.arguments.values())
+
+    params = list(signature.parameters.values())
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+        return bind_any
+    names = [p.name for p in params]
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    count = len(names)
+    rests = [(names[i:], frozenset(names[i:])) for i in range(count + 1)]
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        given = len(args)
+        if given == count and not kwargs:
+            return args
+        if given > count:
+            return bind_any(args, kwargs)
+        rest, allowed = rests[given]
+        if not kwargs.keys() <= allowed:
+            return bind_any(args, kwargs)
+        try:
+            return args + tuple([kwargs[n] if n in kwargs else defaults[n] for n in rest])
+        except KeyError:  # a parameter without a value: let Signature.bind say which
+            return bind_any(args, kwargs)
+
+    return bind
 
 
 # -- one computation per entry per process --------------------------------------------------
@@ -251,7 +317,7 @@ def memoize(
                 f"is named {func.__qualname__!r}: two lambdas would share entries. Define the "
                 "function with def and a name of its own."
             )
-        signature = inspect.signature(func)
+        bind = _binder(func)
         prefix = f"{KEY_PREFIX}{func.__module__}.{func.__qualname__}:"
 
         def session() -> Session:
@@ -259,21 +325,20 @@ def memoize(
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            key = prefix + digest_arguments(bound.arguments)
-            where = session()
-            entry = where.get(key, _MISSING)
-            if entry is not _MISSING and _fresh(entry, db._clock()):
+            key = prefix + digest_arguments(bind(args, kwargs))
+            name = APP_SESSION if scope == "app" else current_session_of(db).session_id
+            # The key is the library's own ASCII text: no need to check it as a user's key.
+            entry = db._get(name, key, _MISSING)
+            if entry is not _MISSING and (entry[0] is None or db._clock() < entry[0]):
                 return entry[1]
-            with _LOCKS.hold((where.session_id, key)):
+            with _LOCKS.hold((name, key)):
                 # Another thread of this process may have computed it while this one waited.
-                entry = where.get(key, _MISSING)
+                entry = db._get(name, key, _MISSING)
                 if entry is not _MISSING and _fresh(entry, db._clock()):
                     return entry[1]
                 result = func(*args, **kwargs)
                 expires = None if ttl is None else db._clock() + ttl
-                _store(where, key, [expires, result])
+                _store(Session(db, name), key, [expires, result])
                 return result
 
         def cache_clear() -> int:
