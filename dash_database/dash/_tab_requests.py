@@ -49,12 +49,21 @@ _SCRIPT = """(function () {
     }
     return null;
   }
+  function ownCallback(url) {
+    try {
+      var parsed = new URL(url, window.location.href);
+      return parsed.origin === window.location.origin &&
+        /_dash-update-component$/.test(parsed.pathname);
+    } catch (error) { return false; }
+  }
   window.fetch = function (input, init) {
-    var url = typeof input === "string" ? input : (input && input.url) || String(input);
-    var id = url.indexOf("_dash-update-component") === -1 ? null : tabId();
+    var isRequest = typeof Request !== "undefined" && input instanceof Request;
+    var url = isRequest ? input.url : String(input);
+    // Only the app's own callback requests: the id never goes to another origin.
+    var id = ownCallback(url) ? tabId() : null;
     if (id !== null) {
       init = Object.assign({}, init || {});
-      var headers = new Headers(init.headers || {});
+      var headers = new Headers(init.headers || (isRequest ? input.headers : {}));
       headers.set(header, id);
       init.headers = headers;
     }

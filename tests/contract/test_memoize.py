@@ -50,6 +50,8 @@ def test_app_state_outlives_the_ttl_and_user_state_does_not(
     db = make_db(ttl=60)
     db.app_state["rates"] = {"EUR": 1.1}
     db.user_state("alice")["theme"] = "dark"
+    clock.advance(30)
+    assert ["rates"] == list(db.app_state)  # a read does not give it a deadline either
 
     clock.advance(3600)
 
