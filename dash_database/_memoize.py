@@ -60,6 +60,8 @@ Scope = Literal["session", "app"]
 KEY_PREFIX = "dash_database.memoize:"
 
 _MISSING: Any = object()
+# How many argument texts each memoized function remembers the key of.
+_RECENT_KEYS = 1024
 _current: ContextVar[Session | None] = ContextVar("dash_database_current_session", default=None)
 _finders: list[Callable[[DashDatabase], Session | None]] = []
 
@@ -323,9 +325,29 @@ def memoize(
         def session() -> Session:
             return db.app_state if scope == "app" else current_session_of(db)
 
+        # The keys of recent calls with plain arguments, by their exact text (the repr of
+        # these types is exact), so that a hit skips binding and hashing: an accelerator
+        # only, emptied when full; a miss computes the key as above.
+        recent: dict[str, str] = {}
+
+        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            if not (
+                _SCALARS.issuperset(map(type, args))
+                and _SCALARS.issuperset(map(type, kwargs.values()))
+            ):
+                return prefix + digest_arguments(bind(args, kwargs))
+            text = repr(args) + repr(kwargs)
+            key = recent.get(text)
+            if key is None:
+                key = prefix + digest_arguments(bind(args, kwargs))
+                if len(recent) >= _RECENT_KEYS:
+                    recent.clear()
+                recent[text] = key
+            return key
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = prefix + digest_arguments(bind(args, kwargs))
+            key = key_of(args, kwargs)
             name = APP_SESSION if scope == "app" else current_session_of(db).session_id
             # The key is the library's own ASCII text: no need to check it as a user's key.
             entry = db._get(name, key, _MISSING)

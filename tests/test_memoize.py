@@ -242,3 +242,16 @@ def test_scope_names_can_be_named_by_no_session_id(make_db: Callable[..., DashDa
         db.session(APP_SESSION)
     with pytest.raises(ValueError):
         db.session(USER_PREFIX + "alice")
+
+
+def test_keys_stay_right_when_the_recent_keys_are_forgotten(
+    db: DashDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dash_database._memoize._RECENT_KEYS", 2)
+    compute, calls = counting(db, scope="app")
+
+    first = [compute(x, y=x) for x in range(5)]
+    again = [compute(x, x) for x in range(5)] + [compute(y=x, x=x) for x in range(5)]
+
+    assert first + first == again
+    assert 5 == len(calls)
