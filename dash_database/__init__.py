@@ -12,8 +12,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._database import DashDatabase, Session
+from ._digest import digest_arguments
 from ._locations import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL
-from ._memoize import digest_arguments, use_session
+from ._memoize import use_session
 from ._signing import ENV_SECRET
 from .backends import Backend, KeyInfo, MemoryBackend, SessionInfo, SqliteBackend, StoreStats
 from .exceptions import (
