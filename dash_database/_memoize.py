@@ -185,24 +185,20 @@ def memoize(
         # only, emptied when full; a miss computes the key as above.
         recent: dict[str, str] = {}
 
-        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-            if not (
-                SCALARS.issuperset(map(type, args))
-                and SCALARS.issuperset(map(type, kwargs.values()))
-            ):
-                return prefix + digest_arguments(bind(args, kwargs))
-            text = repr(args) + repr(kwargs)
-            key = recent.get(text)
-            if key is None:
-                key = prefix + digest_arguments(bind(args, kwargs))
-                if len(recent) >= _RECENT_KEYS:
-                    recent.clear()
-                recent[text] = key
-            return key
-
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = key_of(args, kwargs)
+            text = None
+            if SCALARS.issuperset(map(type, args)) and SCALARS.issuperset(
+                map(type, kwargs.values())
+            ):
+                text = repr(args) + repr(kwargs)
+                key = recent.get(text)
+            if text is None or key is None:
+                key = prefix + digest_arguments(bind(args, kwargs))
+                if text is not None:
+                    if len(recent) >= _RECENT_KEYS:
+                        recent.clear()
+                    recent[text] = key
             name = APP_SESSION if scope == "app" else current_session_of(db).session_id
             # The key is the library's own ASCII text: no need to check it as a user's key.
             entry = db._get(name, key, _MISSING)
