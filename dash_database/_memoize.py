@@ -182,7 +182,7 @@ def memoize(
 
         # The keys of recent calls with plain arguments, by their exact text (the repr of
         # these types is exact), so that a hit skips binding and hashing: an accelerator
-        # only, emptied when full; a miss computes the key as above.
+        # only, emptied when full; other calls bind and hash their arguments each time.
         recent: dict[str, str] = {}
 
         @functools.wraps(func)
