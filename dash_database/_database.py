@@ -349,30 +349,22 @@ class DashDatabase:
     def memoize(self, scope: Scope = "session", ttl: float | None = None) -> Callable[[F], F]:
         """Cache a function's results in the store, keyed by its name and arguments.
 
-        ``@db.memoize()`` keeps one result per current session (the browser's or tab's session
-        in a Dash callback, background ones included, or the one a
-        :func:`~dash_database.use_session` block names); ``scope="app"`` shares the results
-        with the whole app (in :attr:`app_state`). Every worker and host sharing the store
-        shares the results. Within one process, concurrent callers of a missing entry wait
-        for one computation; several processes may each compute it once.
-
-        Entries count against ``max_session_bytes``: a result that does not fit, even after
-        the session's expired entries were dropped, raises
-        :class:`~dash_database.QuotaExceededError` (nothing is evicted). The wrapped function
-        gets ``cache_clear()``, which deletes its entries in the current scope.
+        ``@db.memoize()`` keeps one result per current session (the browser's or tab's in a
+        Dash callback, background ones included, or a :func:`~dash_database.use_session`
+        block's); ``scope="app"`` shares them with the whole app (in :attr:`app_state`). Every
+        worker and host sharing the store reads them. In one process, concurrent callers of a
+        missing result wait for one computation; several processes may each compute it once.
+        Results count against ``max_session_bytes`` (:class:`~dash_database.QuotaExceededError`
+        when one does not fit once expired ones are dropped). The wrapped function gets
+        ``cache_clear()``. docs/reference.md has the rules for arguments.
 
         Args:
             scope: ``"session"`` (default) or ``"app"``.
             ttl: seconds a result stays valid, or ``None``: as long as its session (app
-                entries: until ``cache_clear()``).
+                results: until ``cache_clear()``).
 
         Raises:
-            InvalidArgumentError: a bad ``scope`` or ``ttl``, or a coroutine function.
-
-        The wrapped function raises :class:`~dash_database.MemoizeArgumentError` for an
-        argument it cannot key by (see :func:`~dash_database.digest_arguments`) and
-        :class:`~dash_database.NoCurrentSessionError` when ``scope="session"`` finds no
-        session.
+            InvalidArgumentError: a bad ``scope`` or ``ttl``, a lambda or a coroutine function.
         """
         return memoize(self, scope, ttl)
 
