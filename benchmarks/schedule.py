@@ -157,6 +157,7 @@ class Run:
                 ("large", self.active, {}),
                 ("threads", self.active if rep < s.thread_reps else [], {}),
                 ("procs", shared if rep < s.proc_reps else [], {"pairs": 100}),
+                ("memoize", self.ours, {"calls": 200}),
             ):
                 for store in self.rng.sample(stores, len(stores)):
                     self.run(store, workload, workload, "main", rep, **params)

@@ -92,6 +92,14 @@ def evaluate(d: Data, meta: dict[str, Any]) -> list[Target]:
                 lambda r, limit=limit: r <= limit,
             )
 
+    for s in OURS:
+        ratio(
+            f"{d.label[s]}: a memoize hit within 1.5x of a small get_user_value",
+            (s, d.med(s, "memoize", "hit_ns")),
+            (s, d.med(s, "memoize", "get_ns")),
+            lambda r: r <= 1.5,
+        )
+
     for s in SHARED:
         runs, bad = (
             d.runs(s, "procs"),

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from memoize_hit import w_memoize
 from stores import DashDatabaseStore, Store, open_store
 
 now_ns = time.perf_counter_ns
@@ -296,4 +297,5 @@ WORKLOADS: dict[str, Callable[[Store, int, dict[str, Any]], dict[str, Any]]] = {
     "bulk_update": w_bulk_update,
     "list": w_list,
     "delete": w_delete,
+    "memoize": w_memoize,
 }

@@ -12,7 +12,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._database import DashDatabase, Session
+from ._digest import digest_arguments
 from ._locations import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL
+from ._memoize import use_session
 from ._signing import ENV_SECRET
 from .backends import Backend, KeyInfo, MemoryBackend, SessionInfo, SqliteBackend, StoreStats
 from .exceptions import (
@@ -25,7 +27,9 @@ from .exceptions import (
     InvalidSessionIdError,
     InvalidValueTokenError,
     LayoutError,
+    MemoizeArgumentError,
     MissingKeyError,
+    NoCurrentSessionError,
     QuotaExceededError,
     RequiredKeyError,
     SerializationError,
@@ -59,8 +63,10 @@ __all__ = [
     "JsonSerializer",
     "KeyInfo",
     "LayoutError",
+    "MemoizeArgumentError",
     "MemoryBackend",
     "MissingKeyError",
+    "NoCurrentSessionError",
     "PickleSerializer",
     "QuotaExceededError",
     "RequiredKeyError",
@@ -74,4 +80,6 @@ __all__ = [
     "UpdateConflictError",
     "ValueTooLargeError",
     "__version__",
+    "digest_arguments",
+    "use_session",
 ]

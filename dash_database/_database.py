@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 
 from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
+from ._memoize import F, Scope, memoize
+from ._scopes import APP_SESSION, user_session_name
 from ._session import Session
 from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed, shown
 from .backends import Backend, StoreStats
@@ -266,7 +268,7 @@ class DashDatabase:
             )
             new = func(old)
             data = self._dumps(key, new)
-            deadline = now + self.ttl if self.ttl else None
+            deadline = self._deadline(session, now)
             if self._backend.compare_and_set(
                 session,
                 key,
@@ -318,6 +320,53 @@ class DashDatabase:
             InvalidSessionIdError: ``user_id`` is a signed id whose signature is not valid.
         """
         return Session(self, self._session_name(user_id))
+
+    # -- scopes and memoize -----------------------------------------------------------------
+
+    @property
+    def app_state(self) -> Session:
+        """One mapping shared by the whole app: every session, worker and host of the store.
+
+        It is kept in a reserved session that no session id (signed or plain) can name, and
+        it never expires, whatever ``ttl`` is; it counts against ``max_session_bytes`` like
+        any session.
+        """
+        return Session(self, APP_SESSION)
+
+    def user_state(self, user_id: Id) -> Session:
+        """Return the mapping of the authenticated user ``user_id``, on every device.
+
+        Pass the id your login system verified (``flask_login.current_user.id``), never one
+        the browser sent. It is kept in a reserved namespace: no session id, signed or plain,
+        names it, and no user's state is another's. Like a session, it expires after ``ttl``
+        seconds without use.
+
+        Raises:
+            InvalidIdTypeError: ``user_id`` is not a str or int.
+        """
+        return Session(self, user_session_name(check_id(user_id, "user_id")))
+
+    def memoize(self, scope: Scope = "session", ttl: float | None = None) -> Callable[[F], F]:
+        """Cache a function's results in the store, keyed by its name and arguments.
+
+        ``@db.memoize()`` keeps one result per current session (the browser's or tab's in a
+        Dash callback, background ones included, or a :func:`~dash_database.use_session`
+        block's); ``scope="app"`` shares them with the whole app (in :attr:`app_state`). Every
+        worker and host sharing the store reads them. In one process, concurrent callers of a
+        missing result wait for one computation; several processes may each compute it once.
+        Results count against ``max_session_bytes`` (:class:`~dash_database.QuotaExceededError`
+        when one does not fit once expired ones are dropped). The wrapped function gets
+        ``cache_clear()``. docs/reference.md has the rules for arguments.
+
+        Args:
+            scope: ``"session"`` (default) or ``"app"``.
+            ttl: seconds a result stays valid, or ``None``: as long as its session (app
+                results: until ``cache_clear()``).
+
+        Raises:
+            InvalidArgumentError: a bad ``scope`` or ``ttl``, a lambda or a coroutine function.
+        """
+        return memoize(self, scope, ttl)
 
     def check(self) -> None:
         """Verify that the store answers, for example at the app's startup.
@@ -421,7 +470,7 @@ class DashDatabase:
     def _write(self, session: str, items: Mapping[str, bytes]) -> int:
         """Write ``items`` atomically; return the version they were written with."""
         now = self._clock()
-        deadline = now + self.ttl if self.ttl else None
+        deadline = self._deadline(session, now)
         version = _new_version()
         self._backend.set_many(
             session, items, deadline, now, version=version, max_bytes=self.max_session_bytes
@@ -452,8 +501,16 @@ class DashDatabase:
         self._renew(session, now)
         return self._loads(key, found[0]), found[1]
 
+    def _deadline(self, session: str, now: float) -> float | None:
+        # The app's session is shared by every visitor: it never expires.
+        return now + self.ttl if self.ttl and session != APP_SESSION else None
+
     def _renew(self, session: str, now: float) -> None:
-        if self.ttl and now - self._renewed.get(session, float("-inf")) >= self._renew_every:
+        if (
+            self.ttl
+            and session != APP_SESSION
+            and now - self._renewed.get(session, float("-inf")) >= self._renew_every
+        ):
             self._backend.touch(session, now + self.ttl, now)
             self._note_renewal(session, now)
 

@@ -75,8 +75,8 @@ class Session(MutableMapping[str, Any]):
         value = self._db._get(self.session_id, name, _MISSING)
         if value is _MISSING:
             raise RequiredKeyError(
-                f"Session {shown(self.session_id)!r} has no key {name!r}; the callback that needs it "
-                "runs once it is stored."
+                f"Session {shown(self.session_id)!r} has no key {name!r}; the callback that "
+                "needs it runs once it is stored."
             )
         return value
 

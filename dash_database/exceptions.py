@@ -17,7 +17,9 @@ __all__ = [
     "InvalidSessionIdError",
     "InvalidValueTokenError",
     "LayoutError",
+    "MemoizeArgumentError",
     "MissingKeyError",
+    "NoCurrentSessionError",
     "QuotaExceededError",
     "RequiredKeyError",
     "SerializationError",
@@ -134,3 +136,13 @@ class UnsupportedDashError(DashDatabaseError, ImportError):
 class LayoutError(DashDatabaseError, RuntimeError):
     """A Dash layout would share one session between visitors (a session id made outside a
     layout function)."""
+
+
+class MemoizeArgumentError(DashDatabaseError, TypeError):
+    """A memoized function was called with an argument memoize cannot key its cache by (see
+    :func:`dash_database.digest_arguments`); the function was not called."""
+
+
+class NoCurrentSessionError(DashDatabaseError, RuntimeError):
+    """``memoize(scope="session")`` found no current session: the function ran outside a Dash
+    callback and outside a ``use_session`` block."""

@@ -1,8 +1,9 @@
 """Log in and keep your notes: a per-user session that survives closing the browser.
 
-Users log in with Flask-Login. Their notes are kept under their user id, which comes from
-Flask's signed session cookie, so a browser cannot name another user's data; logging in from
-another browser, or after closing this one, shows the same notes. Before logging in, a visitor
+Users log in with Flask-Login. Their notes are kept in ``db.user_state(user_id)``, under the
+user id that comes from Flask's signed session cookie, so a browser cannot name another
+user's data; logging in from another browser, or after closing this one, shows the same
+notes. Before logging in, a visitor
 can write guest notes in this browser's session (a signed cookie from
 ``enable_browser_sessions``); logging in gives the browser a new session id (so that an id
 planted before cannot follow the user in) and moves the guest notes into the account.
@@ -76,9 +77,9 @@ def logout() -> Any:
 
 
 def user_session() -> Session:
-    """Return the logged-in user's session: keyed by the user id Flask-Login verified."""
-    # A plain (unsigned) id: it never travels to the browser, and no signed id can equal it.
-    return db.session(f"user:{current_user.id}")
+    """Return the logged-in user's state: keyed by the user id Flask-Login verified."""
+    # Never an id the browser sent: no session id, signed or plain, names a user's state.
+    return db.user_state(current_user.id)
 
 
 def read_notes(session: Session) -> list[str]:

@@ -175,11 +175,13 @@ def test_a_browser_session_id_from_before_the_login_names_nothing_after_it(
     before = browser_session_id(first)
 
     log_in(first, "alice")
-    add_note(first, unique("after the login"))
+    after = unique("after the login")
+    add_note(first, after)
 
     assert browser_session_id(first) != before  # the login renewed it
     with DashDatabase(login_workdir / "dash_database.sqlite", secret_key=SECRET) as db:
         assert db.list_stored_user_keys(before) == []
+        assert after in db.user_state("alice").values()  # the account's notes
 
 
 def test_a_wrong_password_is_refused_with_a_message(first: Browser) -> None:

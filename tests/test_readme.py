@@ -64,7 +64,7 @@ def test_the_readme_has_doctest_blocks_and_named_app_blocks() -> None:
     doctests = [b for b in blocks("python") if b.startswith(">>>")]
 
     fences = re.findall(r"^```(\w*)$", README.read_text(), flags=re.MULTILINE)
-    assert 2 == len(doctests)  # both run as one doctest (--doctest-glob=README.md)
+    assert 4 == len(doctests)  # all run as one doctest (--doctest-glob=README.md)
     assert sorted(app_blocks()) == sorted(APP_CHECKS)
     assert set(fences[::2]) <= {"python", "sh"}  # every opening fence names a checked language
 

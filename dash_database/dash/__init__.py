@@ -14,6 +14,15 @@ layout *function*; it carries a fresh signed id in a ``dcc.Store`` kept in the t
     def save(n_clicks, session_id):
         tab_session(db, session_id)["clicks"] = n_clicks
 
+With :func:`enable_tab_sessions` the tab's id also travels with every callback request, and
+:func:`current_session` returns the tab's session, without a ``State``::
+
+    enable_tab_sessions(app, db)
+
+    @callback(Output("out", "children"), Input("button", "n_clicks"))
+    def save(n_clicks):
+        current_session(db)["clicks"] = n_clicks
+
 Per-browser sessions: :func:`enable_browser_sessions` issues a signed ``HttpOnly``,
 ``SameSite=Lax`` cookie, and :func:`current_session` returns the session it names from inside
 any callback, without a ``State``::
@@ -52,6 +61,7 @@ import re
 
 import dash
 
+from .._memoize import add_session_finder
 from ..exceptions import UnsupportedDashError
 
 #: The oldest Dash the integration supports: the first with the request's cookies in every
@@ -74,20 +84,26 @@ from ._browser import COOKIE_NAME, cookie_name_for, current_session, enable_brow
 from ._errors import ERROR_MESSAGE_ID, enable_error_messages, user_message  # noqa: E402
 from ._extensions import ServersideSessionBackend  # noqa: E402
 from ._login import renew_browser_session, renew_tab_session  # noqa: E402
+from ._memoize import find_current_session  # noqa: E402
 from ._tab import SESSION_STORE_ID, session_store, tab_session  # noqa: E402
+from ._tab_requests import TAB_HEADER, enable_tab_sessions  # noqa: E402
 from ._values import ServerValue, server_side  # noqa: E402
+
+add_session_finder(find_current_session)
 
 __all__ = [
     "COOKIE_NAME",
     "ERROR_MESSAGE_ID",
     "MINIMUM_DASH",
     "SESSION_STORE_ID",
+    "TAB_HEADER",
     "ServerValue",
     "ServersideSessionBackend",
     "cookie_name_for",
     "current_session",
     "enable_browser_sessions",
     "enable_error_messages",
+    "enable_tab_sessions",
     "renew_browser_session",
     "renew_tab_session",
     "server_side",

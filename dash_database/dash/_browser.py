@@ -18,6 +18,7 @@ from .._signing import looks_signed
 from ..exceptions import InvalidSessionIdError
 from ._ids import fresh_or_renewed, id_status, warn_if_unshared
 from ._servers import add_response_hook, request_server, set_no_store
+from ._tab_requests import session_from_header
 
 __all__ = ["COOKIE_NAME", "cookie_name_for", "current_session", "enable_browser_sessions"]
 
@@ -104,8 +105,11 @@ def enable_browser_sessions(
 
 
 def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Session:
-    """Return the current browser's session, from inside a callback.
+    """Return the current browser's session (or tab's session), from inside a callback.
 
+    When the app called :func:`enable_tab_sessions`, the session is the one of the tab that
+    sent the request (its id travels in a request header); otherwise, or when a request has
+    no tab id but the app also called :func:`enable_browser_sessions`, it is the browser's.
     When the browser sent no session cookie yet (the app did not call
     :func:`enable_browser_sessions`, or the browser dropped the cookie), a new id is issued
     with this callback's response. A background callback has no response to carry it, so
@@ -119,8 +123,8 @@ def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Sess
     Raises:
         InvalidSessionIdError: the cookie holds no signed id (a plain value names no browser
             session), its id expired or its signature is forged or altered, or there is no
-            cookie and none can be issued (a background callback started without one).
-            Nothing was read or written.
+            cookie and none can be issued (a background callback started without one); or the
+            tab's id is missing, expired, forged or altered. Nothing was read or written.
         RuntimeError: called outside a callback.
     """
     ctx = dash.callback_context
@@ -131,6 +135,9 @@ def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Sess
             "current_session() is only available inside a Dash callback; elsewhere use "
             "db.session(session_id)."
         ) from None
+    tab = session_from_header(db, fallback=cookie_name is not None or _registered() is not None)
+    if tab is not None:
+        return tab
     options = _options(cookie_name)
     cookies: dict[str, str] = ctx.cookies
     session_id = cookies.get(options.name)
@@ -170,16 +177,27 @@ def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Sess
         ) from None
 
 
-def _options(cookie_name: str | None) -> _CookieOptions:
+def _registered() -> _CookieOptions | None:
+    """Return the options enable_browser_sessions gave the current app, or ``None``."""
     server = request_server()
     options = _OPTIONS.get(server) if server is not None else None
+    if options is None:
+        options = _OPTIONS.get(_current_app())
+    return options
+
+
+def _current_app() -> Any:
+    try:
+        return dash.get_app()  # type: ignore[no-untyped-call]
+    except Exception:  # no app created yet
+        return None
+
+
+def _options(cookie_name: str | None) -> _CookieOptions:
+    options = _registered()
     app: Any = None
     if options is None:
-        try:
-            app = dash.get_app()  # type: ignore[no-untyped-call]
-        except Exception:  # no app created yet: only cookie_name can name the cookie
-            app = None
-        options = _OPTIONS.get(app) if app is not None else None
+        app = _current_app()
     if options is None:
         if cookie_name is None and app is None:
             raise RuntimeError(
