@@ -174,11 +174,14 @@ def test_an_altered_token_is_refused(db: DashDatabase) -> None:
     token = load(client)
     body, _, signature = token.rpartition(".")
     key_text, version_text = body[len(TOKEN_PREFIX) :].split(".")
-    flip = "A" if signature[0] != "A" else "B"
+
+    def flip(char: str) -> str:
+        return "A" if char != "A" else "B"
+
     altered = [
-        f"{body}.{flip}{signature[1:]}",
-        f"{TOKEN_PREFIX}{key_text}.{version_text[:-1]}{flip}.{signature}",
-        f"{TOKEN_PREFIX}{key_text[:-1]}{flip}.{version_text}.{signature}",
+        f"{body}.{flip(signature[0])}{signature[1:]}",
+        f"{TOKEN_PREFIX}{key_text}.{version_text[:-1]}{flip(version_text[-1])}.{signature}",
+        f"{TOKEN_PREFIX}{key_text[:-1]}{flip(key_text[-1])}.{version_text}.{signature}",
         token[:-1],
         body,
         TOKEN_PREFIX,
