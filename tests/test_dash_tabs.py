@@ -102,19 +102,24 @@ def test_a_forged_or_missing_tab_id_is_refused_and_nothing_is_written(db: DashDa
 
 def test_the_errors_say_how_to_recover(db: DashDatabase, clock: FakeClock) -> None:
     from dash._callback_context import context_value
+    from dash._get_app import app_context
     from dash._utils import AttributeDict
 
-    make_app(db)
+    app = make_app(db)
     expired = db.new_session_id()
     clock.advance(8 * 24 * 3600)
 
     def error(headers: dict[str, str]) -> str:
+        # Outside a request, dash.get_app() names the app of the current context: make it
+        # this test's app, whatever app an earlier test left there.
+        made = app_context.set(app)
         token = context_value.set(AttributeDict(headers=headers, cookies={}, input_values={}))
         try:
             with pytest.raises(InvalidSessionIdError) as raised:
                 current_session(db)
         finally:
             context_value.reset(token)
+            app_context.reset(made)
         return str(raised.value)
 
     assert "session_store(db, 'dash-database-session-id')" in error({})

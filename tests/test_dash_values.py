@@ -3,6 +3,7 @@ through Dash's Flask server: the browser is simulated by HTTP requests with thei
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 from typing import Any
 
@@ -358,9 +359,14 @@ def test_an_async_callback_reads_and_writes_values(db: DashDatabase) -> None:
     app = make_async_app(db)
     client = browser(app)
 
-    reply = post(client, callback_body("v.data", [("go", "n_clicks", 2)]))
-    token = reply.get_json()["response"]["v"]["data"]
-    shown = post(client, callback_body("out.children", [("v", "data", token)]))
+    def round_trip() -> Any:
+        reply = post(client, callback_body("v.data", [("go", "n_clicks", 2)]))
+        token = reply.get_json()["response"]["v"]["data"]
+        return post(client, callback_body("out.children", [("v", "data", token)]))
+
+    # asgiref copies the callback's context variables back into the caller, Dash's callback
+    # context included: a copied context keeps them from leaking into later tests.
+    shown = contextvars.copy_context().run(round_trip)
 
     assert "got 2" == shown.get_json()["response"]["out"]["children"]
 

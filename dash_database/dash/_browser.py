@@ -180,10 +180,11 @@ def current_session(db: DashDatabase, *, cookie_name: str | None = None) -> Sess
 def _registered() -> _CookieOptions | None:
     """Return the options enable_browser_sessions gave the current app, or ``None``."""
     server = request_server()
-    options = _OPTIONS.get(server) if server is not None else None
-    if options is None:
-        options = _OPTIONS.get(_current_app())
-    return options
+    if server is not None:
+        # Never another app's options: dash.get_app() names the last app created, which in
+        # a process with several apps need not be the one serving this request.
+        return _OPTIONS.get(server)
+    return _OPTIONS.get(_current_app())
 
 
 def _current_app() -> Any:
