@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
+from ._sealing import Sealer, memory_key, reseal_session
 from ._session import Session
 from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed
 from .backends import Backend, StoreStats
@@ -82,6 +83,10 @@ class DashDatabase:
         session_id_max_age: seconds a signed session id stays valid after it was issued or
             renewed (one week by default; ``None``: forever). The Dash helpers renew ids in
             use and replace expired ones when a page loads.
+        encrypt: encrypt stored values with AES-GCM (extra ``[encryption]``) under a key
+            derived from the secret key. Values always carry a MAC of their session, key and
+            bytes: one altered or moved in the store raises
+            :class:`~dash_database.IntegrityError` and is never deserialized.
 
     Raises:
         InvalidArgumentError: an option has a value the library does not accept.
@@ -101,6 +106,7 @@ class DashDatabase:
         secret_key: SecretKey | None = None,
         update_attempts: int = _UPDATE_ATTEMPTS,
         session_id_max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
+        encrypt: bool = False,
     ) -> None:
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
@@ -132,7 +138,13 @@ class DashDatabase:
         self.update_attempts = update_attempts
         self._clock = clock
         self._backend = open_backend(db_location)
-        self._secret = SecretSource(secret_key, self._backend.secret_file, session_id_max_age)
+        self._secret = SecretSource(
+            secret_key,
+            self._backend.secret_file,
+            session_id_max_age,
+            memory_key=None if self._backend.secret_file else memory_key(self._backend),
+        )
+        self._sealer = Sealer(self._secret.value_keys, encrypt)
         self._init_expiry_state()
 
     def _init_expiry_state(self) -> None:
@@ -262,10 +274,12 @@ class DashDatabase:
             now = self._clock()
             found = self._backend.get_versioned(session, key, now)
             old, expected = (
-                (default, None) if found is None else (self._loads(key, found[0]), found[1])
+                (default, None)
+                if found is None
+                else (self._loads(key, self._sealer.open(session, key, found[0])), found[1])
             )
             new = func(old)
-            data = self._dumps(key, new)
+            data = self._sealer.seal(session, key, self._dumps(key, new))
             deadline = now + self.ttl if self.ttl else None
             if self._backend.compare_and_set(
                 session,
@@ -300,8 +314,16 @@ class DashDatabase:
         """
         session = self._session_name(user_id)
         new_id = self.new_session_id()
+        new_session = self._session_name(new_id)
         self._renewed.pop(session, None)
-        self._backend.rename(session, self._session_name(new_id), self._clock())
+        now = self._clock()
+        if self._backend.rename(session, new_session, now):
+            # Values are bound to their session's name: seal them for the new one before
+            # anyone else learns it.
+            deadline = now + self.ttl if self.ttl else None
+            reseal_session(
+                self._backend, self._sealer, session, new_session, deadline, now, _new_version()
+            )
         return new_id
 
     def stats(self) -> StoreStats:
@@ -369,6 +391,8 @@ class DashDatabase:
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
             "session_id_max_age": self._secret.max_age,
+            "encrypt": self._sealer.encrypt,
+            "memory_key": self._secret.memory_key,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -380,8 +404,12 @@ class DashDatabase:
         self.update_attempts = state["update_attempts"]
         self._clock = state["clock"]
         self._secret = SecretSource(
-            state["secret_key"], self._backend.secret_file, state["session_id_max_age"]
+            state["secret_key"],
+            self._backend.secret_file,
+            state["session_id_max_age"],
+            memory_key=state["memory_key"] and memory_key(self._backend, state["memory_key"]),
         )
+        self._sealer = Sealer(self._secret.value_keys, state["encrypt"])
         self._init_expiry_state()
 
     # -- internals used by Session ----------------------------------------------------------
@@ -421,8 +449,9 @@ class DashDatabase:
     def _write(self, session: str, items: Mapping[str, bytes]) -> None:
         now = self._clock()
         deadline = now + self.ttl if self.ttl else None
+        sealed = {key: self._sealer.seal(session, key, data) for key, data in items.items()}
         self._backend.set_many(
-            session, items, deadline, now, version=_new_version(), max_bytes=self.max_session_bytes
+            session, sealed, deadline, now, version=_new_version(), max_bytes=self.max_session_bytes
         )
         self._after_write(session, now)
 
@@ -438,7 +467,7 @@ class DashDatabase:
         if data is None:
             return default
         self._renew(session, now)
-        return self._loads(key, data)
+        return self._loads(key, self._sealer.open(session, key, data))
 
     def _renew(self, session: str, now: float) -> None:
         if self.ttl and now - self._renewed.get(session, float("-inf")) >= self._renew_every:

@@ -19,6 +19,7 @@ from ..exceptions import (
     BackendError,
     DashDatabaseError,
     DeserializationError,
+    IntegrityError,
     InvalidArgumentError,
     MissingKeyError,
 )
@@ -69,7 +70,7 @@ def open_store(url: str | None, *, create: bool = False) -> Iterator[DashDatabas
         fail(f"{exc} Check --url, and that the server runs.", EXIT_UNREACHABLE)
     except MissingKeyError as exc:
         fail(str(exc), EXIT_UNKNOWN_SESSION)
-    except DeserializationError as exc:
+    except (DeserializationError, IntegrityError) as exc:
         fail(f"{exc} Use --raw to see the stored bytes.", EXIT_FAILED)
     except DashDatabaseError as exc:
         fail(str(exc), EXIT_FAILED)
