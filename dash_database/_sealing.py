@@ -115,6 +115,7 @@ class _Key:
 
     def __init__(self, secret: bytes) -> None:
         self.key_id = hmac.digest(secret, KEY_ID_LABEL, "sha256")[:_KEY_ID_BYTES]
+        self.mac_header = bytes((FORMAT_MAC,)) + self.key_id
         # SHA-256 rather than keyed BLAKE2b: large values dominate the cost, and OpenSSL's
         # SHA-256 uses the SHA instructions of current x86 and ARM servers, which BLAKE2b
         # in hashlib does not; for small values the difference is lost in the store's own.
@@ -122,10 +123,10 @@ class _Key:
         self._secret = secret
         self._aead: Any = None
 
-    def tag(self, header: bytes | memoryview, bound: bytes, data: bytes | memoryview) -> bytes:
+    def tag(self, bound: bytes, data: bytes | memoryview) -> bytes:
+        """Return the MAC of a format-1 envelope holding ``data`` for ``bound``."""
         mac = self._mac.copy()
-        mac.update(header)
-        mac.update(bound)
+        mac.update(self.mac_header + bound)
         mac.update(data)
         return mac.digest()
 
@@ -158,15 +159,20 @@ class Sealer:
             _aesgcm_class()
         self.encrypt = encrypt
         self._find_keys = find_keys
-        self._keys: list[_Key] | None = None
+        self._keys: tuple[_Key, dict[bytes, list[_Key]]] | None = None
         self._lock = threading.Lock()
 
-    def _all(self) -> list[_Key]:
+    def _all(self) -> tuple[_Key, dict[bytes, list[_Key]]]:
+        """Return the newest key, and every key by key id (ids are not secret)."""
         keys = self._keys
         if keys is None:
             with self._lock:
                 if self._keys is None:
-                    self._keys = [_Key(secret) for secret in self._find_keys()]
+                    found = [_Key(secret) for secret in self._find_keys()]
+                    by_id: dict[bytes, list[_Key]] = {}
+                    for key in found:
+                        by_id.setdefault(key.key_id, []).append(key)
+                    self._keys = (found[0], by_id)
                 keys = self._keys
         return keys
 
@@ -178,8 +184,7 @@ class Sealer:
             header = bytes((FORMAT_ENCRYPTED,)) + newest.key_id + os.urandom(_NONCE_BYTES)
             nonce = header[_HEADER:]
             return header + bytes(newest.aead().encrypt(nonce, data, header + bound))
-        header = bytes((FORMAT_MAC,)) + newest.key_id
-        return b"".join((header, newest.tag(header, bound, data), data))
+        return b"".join((newest.mac_header, newest.tag(bound, data), data))
 
     def open(self, session: str, key: str, blob: bytes) -> bytes:
         """Return the serialized value sealed in ``blob`` for ``(session, key)``.
@@ -195,8 +200,7 @@ class Sealer:
                 "it is not a sealed value (it was written into the store directly, or by a "
                 "development version of dash_database without value MACs)",
             )
-        key_id = blob[1:_HEADER]
-        candidates = [k for k in self._all() if hmac.compare_digest(k.key_id, key_id)]
+        candidates = self._all()[1].get(blob[1:_HEADER])
         if not candidates:
             raise _refused(
                 session,
@@ -212,7 +216,7 @@ class Sealer:
             if len(blob) >= _HEADER + _TAG_BYTES:
                 tag = view[_HEADER : _HEADER + _TAG_BYTES]
                 for candidate in candidates:
-                    if hmac.compare_digest(candidate.tag(view[:_HEADER], bound, data), tag):
+                    if hmac.compare_digest(candidate.tag(bound, data), tag):
                         return bytes(data)
         elif len(blob) >= _HEADER + _NONCE_BYTES + _GCM_TAG_BYTES:
             from cryptography.exceptions import InvalidTag
