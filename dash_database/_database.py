@@ -71,7 +71,7 @@ class DashDatabase:
             values must be read with the same choice of compression on or off.
         max_value_bytes: refuse values whose serialized size exceeds this many bytes.
         max_session_bytes: refuse a write that would take one session's size (the UTF-8
-            length of its keys plus the serialized length of its values) over this many
+            length of its keys plus the stored length of its values) over this many
             bytes, with :class:`~dash_database.QuotaExceededError`; nothing is evicted.
         clock: returns the current time in seconds; inject a fake one in tests.
         secret_key: the key that signs session ids (see :meth:`new_session_id`), or several

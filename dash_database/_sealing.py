@@ -80,7 +80,7 @@ _LENGTH = struct.Struct(">Q")
 # configured: every DashDatabase on one backend object shares it.
 _MEMORY_KEYS: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 _MEMORY_KEYS_LOCK = threading.Lock()
-_EXTRA = "pip install 'dash-database[encryption]'"
+_EXTRA = 'pip install cryptography (from a clone: pip install "./dash_database[encryption]")'
 
 
 def memory_key(backend: object, key: bytes | None = None) -> bytes:

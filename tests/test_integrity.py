@@ -264,7 +264,7 @@ def test_an_export_imported_where_the_app_has_the_same_secret_verifies(
 def test_encrypt_without_cryptography_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
 
-    with pytest.raises(InvalidArgumentError, match=r"dash-database\[encryption\]"):
+    with pytest.raises(InvalidArgumentError, match=r"dash_database\[encryption\]"):
         DashDatabase(":memory:", secret_key=KEY, encrypt=True)
 
 
@@ -275,7 +275,7 @@ def test_reading_an_encrypted_value_without_cryptography_names_the_extra(
     DashDatabase(backend, secret_key=KEY, encrypt=True).store_user_value("user", "k", 1)
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
 
-    with pytest.raises(InvalidArgumentError, match=r"dash-database\[encryption\]"):
+    with pytest.raises(InvalidArgumentError, match=r"dash_database\[encryption\]"):
         DashDatabase(backend, secret_key=KEY).get_user_value("user", "k")
 
 
