@@ -258,6 +258,14 @@ def test_an_export_imported_where_the_app_has_the_same_secret_verifies(
     target.close()
 
 
+def test_an_export_to_a_file_that_cannot_be_written_is_a_clear_error(app_store: Path) -> None:
+    result = run_cli("export", "--url", str(app_store), "/proc/dash_database_tests/out.dump")
+
+    assert EXIT_FAILED == result.returncode
+    assert result.stderr.decode().startswith("Error: Cannot use the file /proc/")
+    assert "Traceback" not in result.stderr.decode()
+
+
 # -- the encryption extra -------------------------------------------------------------------
 
 

@@ -74,6 +74,13 @@ def open_store(url: str | None, *, create: bool = False) -> Iterator[DashDatabas
         fail(f"{exc} Use --raw to see the stored bytes.", EXIT_FAILED)
     except DashDatabaseError as exc:
         fail(str(exc), EXIT_FAILED)
+    except OSError as exc:  # the export or import file: a missing folder, a full disk, ...
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(
+            f"Cannot use the file{where}: {exc.strerror or exc}. Check the path, its "
+            "permissions and the free space, then run the command again.",
+            EXIT_FAILED,
+        )
     finally:
         db.close()
 
