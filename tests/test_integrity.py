@@ -299,3 +299,15 @@ def test_a_pickled_database_without_a_secret_reads_its_values(tmp_path: Path) ->
         copy = pickle.loads(pickle.dumps(db))
 
         assert [1] == copy.get_user_value("user", "k")
+
+
+def test_encrypted_values_stay_readable_after_rotate_session() -> None:
+    db = DashDatabase(MemoryBackend(), secret_key=KEY, encrypt=True)
+    old = db.new_session_id()
+    db.store_user_value(old, "k", {"secret": 1})
+
+    new = db.rotate_session(old)
+
+    assert {"secret": 1} == db.get_user_value(new, "k")
+    blob = db.backend.get(db.session(new).session_id, "k", 0.0)
+    assert blob is not None and 0x02 == blob[0]
