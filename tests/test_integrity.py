@@ -311,3 +311,18 @@ def test_encrypted_values_stay_readable_after_rotate_session() -> None:
     assert {"secret": 1} == db.get_user_value(new, "k")
     blob = db.backend.get(db.session(new).session_id, "k", 0.0)
     assert blob is not None and 0x02 == blob[0]
+
+
+def test_a_child_forked_from_a_database_without_a_secret_shares_its_key() -> None:
+    import multiprocessing
+
+    with DashDatabase(None) as db:  # a temporary file and no secret file: a key made now
+        # Nothing sealed before the fork: the child must not make a key of its own.
+        child = multiprocessing.get_context("fork").Process(
+            target=db.store_user_value, args=("user", "child", 2)
+        )
+        child.start()
+        child.join(30)
+
+        assert 0 == child.exitcode
+        assert 2 == db.get_user_value("user", "child")
