@@ -16,6 +16,7 @@ from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
 from ._memoize import F, Scope, memoize
 from ._scopes import APP_SESSION, user_session_name
+from ._sealing import Sealer, memory_key, reseal_session
 from ._session import Session
 from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed, shown
 from .backends import Backend, StoreStats
@@ -72,7 +73,7 @@ class DashDatabase:
             values must be read with the same choice of compression on or off.
         max_value_bytes: refuse values whose serialized size exceeds this many bytes.
         max_session_bytes: refuse a write that would take one session's size (the UTF-8
-            length of its keys plus the serialized length of its values) over this many
+            length of its keys plus the stored length of its values) over this many
             bytes, with :class:`~dash_database.QuotaExceededError`; nothing is evicted.
         clock: returns the current time in seconds; inject a fake one in tests.
         secret_key: the key that signs session ids (see :meth:`new_session_id`), or several
@@ -84,6 +85,10 @@ class DashDatabase:
         session_id_max_age: seconds a signed session id stays valid after it was issued or
             renewed (one week by default; ``None``: forever). The Dash helpers renew ids in
             use and replace expired ones when a page loads.
+        encrypt: encrypt stored values with AES-GCM (extra ``[encryption]``) under a key
+            derived from the secret key. Values always carry a MAC of their session, key and
+            bytes: one altered or moved in the store raises
+            :class:`~dash_database.IntegrityError` and is never deserialized.
 
     Raises:
         InvalidArgumentError: an option has a value the library does not accept.
@@ -103,6 +108,7 @@ class DashDatabase:
         secret_key: SecretKey | None = None,
         update_attempts: int = _UPDATE_ATTEMPTS,
         session_id_max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
+        encrypt: bool = False,
     ) -> None:
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
@@ -134,7 +140,13 @@ class DashDatabase:
         self.update_attempts = update_attempts
         self._clock = clock
         self._backend = open_backend(db_location)
-        self._secret = SecretSource(secret_key, self._backend.secret_file, session_id_max_age)
+        self._secret = SecretSource(
+            secret_key,
+            self._backend.secret_file,
+            session_id_max_age,
+            memory_key=None if self._backend.secret_file else memory_key(self._backend),
+        )
+        self._sealer = Sealer(self._secret.value_keys, encrypt)
         self._init_expiry_state()
 
     def _init_expiry_state(self) -> None:
@@ -264,10 +276,12 @@ class DashDatabase:
             now = self._clock()
             found = self._backend.get_versioned(session, key, now)
             old, expected = (
-                (default, None) if found is None else (self._loads(key, found[0]), found[1])
+                (default, None)
+                if found is None
+                else (self._loads(session, key, found[0]), found[1])
             )
             new = func(old)
-            data = self._dumps(key, new)
+            data = self._sealer.seal(session, key, self._dumps(key, new))
             deadline = self._deadline(session, now)
             if self._backend.compare_and_set(
                 session,
@@ -302,8 +316,16 @@ class DashDatabase:
         """
         session = self._session_name(user_id)
         new_id = self.new_session_id()
+        new_session = self._session_name(new_id)
         self._renewed.pop(session, None)
-        self._backend.rename(session, self._session_name(new_id), self._clock())
+        now = self._clock()
+        if self._backend.rename(session, new_session, now):
+            # Values are bound to their session's name: seal them for the new one before
+            # anyone else learns it.
+            deadline = now + self.ttl if self.ttl else None
+            reseal_session(
+                self._backend, self._sealer, session, new_session, deadline, now, _new_version()
+            )
         return new_id
 
     def stats(self) -> StoreStats:
@@ -418,6 +440,8 @@ class DashDatabase:
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
             "session_id_max_age": self._secret.max_age,
+            "encrypt": self._sealer.encrypt,
+            "memory_key": self._secret.memory_key,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -429,8 +453,12 @@ class DashDatabase:
         self.update_attempts = state["update_attempts"]
         self._clock = state["clock"]
         self._secret = SecretSource(
-            state["secret_key"], self._backend.secret_file, state["session_id_max_age"]
+            state["secret_key"],
+            self._backend.secret_file,
+            state["session_id_max_age"],
+            memory_key=state["memory_key"] and memory_key(self._backend, state["memory_key"]),
         )
+        self._sealer = Sealer(self._secret.value_keys, state["encrypt"])
         self._init_expiry_state()
 
     # -- internals used by Session ----------------------------------------------------------
@@ -456,7 +484,9 @@ class DashDatabase:
             )
         return data
 
-    def _loads(self, key: str, data: bytes) -> Any:
+    def _loads(self, session: str, key: str, stored: bytes) -> Any:
+        # Verified (and decrypted) first: bytes that fail the check are never deserialized.
+        data = self._sealer.open(session, key, stored)
         try:
             return self._serializer.loads(data)
         except Exception as exc:
@@ -472,8 +502,9 @@ class DashDatabase:
         now = self._clock()
         deadline = self._deadline(session, now)
         version = _new_version()
+        sealed = {key: self._sealer.seal(session, key, data) for key, data in items.items()}
         self._backend.set_many(
-            session, items, deadline, now, version=version, max_bytes=self.max_session_bytes
+            session, sealed, deadline, now, version=version, max_bytes=self.max_session_bytes
         )
         self._after_write(session, now)
         return version
@@ -490,7 +521,7 @@ class DashDatabase:
         if data is None:
             return default
         self._renew(session, now)
-        return self._loads(key, data)
+        return self._loads(session, key, data)
 
     def _get_versioned(self, session: str, key: str) -> tuple[Any, int] | None:
         """Return the value of ``key`` and the version it was written with, or ``None``."""
@@ -499,7 +530,7 @@ class DashDatabase:
         if found is None:
             return None
         self._renew(session, now)
-        return self._loads(key, found[0]), found[1]
+        return self._loads(session, key, found[0]), found[1]
 
     def _deadline(self, session: str, now: float) -> float | None:
         # The app's session is shared by every visitor: it never expires.

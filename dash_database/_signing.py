@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 import sys
 import threading
 import time
@@ -63,6 +64,7 @@ DEFAULT_SESSION_ID_MAX_AGE = 7 * 24 * 3600.0
 _TOKEN_BYTES = 32
 _NAME_LENGTH = len(PREFIX) + 43
 _MIN_KEY_BYTES = 16
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 #: What ``secret_key`` accepts: one key, or several keys newest first (key rotation).
 SecretKey = Union[str, bytes, Sequence[Union[str, bytes]]]
@@ -209,6 +211,8 @@ class SecretSource:
         secret_key: SecretKey | None,
         secret_file: str | None,
         max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
+        *,
+        memory_key: bytes | None = None,
     ) -> None:
         if max_age is not None and (
             isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0
@@ -220,9 +224,16 @@ class SecretSource:
         self.secret_file = secret_file
         self.max_age = max_age
         self._signer: SessionIdSigner | None = None
+        self._value_keys: list[bytes] | None = None
         self._lock = threading.Lock()
         if secret_key is not None:
-            self._signer = SessionIdSigner(check_keys(secret_key, "secret_key"), max_age)
+            self._value_keys = check_keys(secret_key, "secret_key")
+            self._signer = SessionIdSigner(self._value_keys, max_age)
+        #: The generated key that seals values of a store without a secret file (made before
+        #: any fork, so workers forked from this process share it), or ``None``.
+        self.memory_key = memory_key
+        if memory_key is None and secret_file is None:
+            self.memory_key = secrets.token_bytes(_TOKEN_BYTES)
 
     def signer(self) -> SessionIdSigner:
         """Return the signer, finding the key on the first call."""
@@ -234,10 +245,35 @@ class SecretSource:
                 signer = self._signer
         return signer
 
-    def _find_keys(self) -> list[bytes]:
+    def value_keys(self) -> list[bytes]:
+        """Return the keys that seal stored values (``_sealing.py``), newest first: the
+        session-id keys, found the same way, without the warning about session ids.
+
+        A generated key kept in ``secret_file`` seals values for every process sharing that
+        file; a store in one process gets a key made when this source was.
+        """
+        keys = self._value_keys
+        if keys is None:
+            with self._lock:
+                if self._value_keys is None:
+                    self._value_keys = self._configured_keys() or [
+                        self.memory_key
+                        if self.memory_key is not None
+                        else read_or_create_secret_file(str(self.secret_file))
+                    ]
+                keys = self._value_keys
+        return keys
+
+    def _configured_keys(self) -> list[bytes] | None:
         env = os.environ.get(ENV_SECRET)
         if env:
             return check_keys([k.strip() for k in env.split(",") if k.strip()], ENV_SECRET)
+        return None
+
+    def _find_keys(self) -> list[bytes]:
+        configured = self._configured_keys()
+        if configured:
+            return configured
         where = f"in {self.secret_file}" if self.secret_file else "in memory (this process only)"
         warnings.warn(
             f"dash_database: no secret key is configured, so session ids are signed with a "
@@ -268,13 +304,43 @@ def read_or_create_secret_file(path: str) -> bytes:
     """Return the key kept in ``path``, creating the file (mode 0600) when it is missing.
 
     Creation is atomic (``O_EXCL``): when several processes start at once, the first one
-    writes the key and the others read it.
+    writes the key and the others read it. The file is 0600 whatever the umask.
+
+    Raises:
+        InvalidArgumentError: the file cannot be created or read, another user owns it, group
+            or others may read or write it, or it holds too short a key.
     """
+    try:
+        _create_secret_file(path)
+        with open(path, "rb") as file:
+            _check_secret_file(path, os.fstat(file.fileno()))
+            data = file.read().strip()
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"No secret key is configured and the generated one cannot be kept in {path} "
+            f"({type(exc).__name__}: {exc.strerror or exc}). Set the environment variable "
+            f"{ENV_SECRET} (or pass DashDatabase(secret_key=...)) to a long random string, "
+            "the same for every process and host of the app."
+        ) from exc
+    if len(data) < _MIN_KEY_BYTES:
+        raise InvalidArgumentError(
+            f"The secret file {path} holds {len(data)} bytes, fewer than {_MIN_KEY_BYTES}; "
+            f"delete it (a new one is generated) or set {ENV_SECRET}."
+        )
+    return data
+
+
+def _create_secret_file(path: str) -> None:
+    if os.path.lexists(path):
+        return
     key = secrets.token_urlsafe(_TOKEN_BYTES).encode("ascii")
     tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as file:
+            # The umask may have taken bits away (or, with an odd umask, left the owner
+            # unable to read): set exactly 0600 before the key is written.
+            os.fchmod(file.fileno(), 0o600)
             file.write(key)
             file.flush()
             os.fsync(file.fileno())
@@ -283,11 +349,19 @@ def read_or_create_secret_file(path: str) -> bytes:
             os.link(tmp, path)
     finally:
         os.unlink(tmp)
-    with open(path, "rb") as file:
-        data = file.read().strip()
-    if len(data) < _MIN_KEY_BYTES:
+
+
+def _check_secret_file(path: str, info: os.stat_result) -> None:
+    """Refuse a secret file that another user owns, or that group or others may use."""
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
         raise InvalidArgumentError(
-            f"The secret file {path} holds {len(data)} bytes, fewer than {_MIN_KEY_BYTES}; "
-            f"delete it (a new one is generated) or set {ENV_SECRET}."
+            f"The secret file {path} belongs to another user (uid {info.st_uid}), who could "
+            f"read or replace the app's key; it was not used. Delete it (a new one is "
+            f"generated), or make it yours with: chown {os.getuid()} {path}; chmod 600 {path}"
         )
-    return data
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise InvalidArgumentError(
+            f"The secret file {path} has mode {stat.S_IMODE(info.st_mode):04o}: other users "
+            f"may read or change the app's key, so it was not used. Fix it with: chmod 600 "
+            f"{path} (and replace the key if others may have read it)."
+        )

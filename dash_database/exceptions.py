@@ -11,6 +11,7 @@ __all__ = [
     "BackendError",
     "DashDatabaseError",
     "DeserializationError",
+    "IntegrityError",
     "InvalidArgumentError",
     "InvalidIdError",
     "InvalidIdTypeError",
@@ -64,6 +65,12 @@ class SerializationError(DashDatabaseError, TypeError):
 class DeserializationError(DashDatabaseError, ValueError):
     """A stored value could not be deserialized (its class was removed or renamed, or the
     serializer changed)."""
+
+
+class IntegrityError(DashDatabaseError, ValueError):
+    """A stored value failed its integrity check: it was altered, truncated, or moved from
+    another key or session in the store, or sealed with a secret key the app does not have.
+    It was not deserialized."""
 
 
 class ValueTooLargeError(DashDatabaseError, ValueError):

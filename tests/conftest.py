@@ -31,6 +31,9 @@ BACKENDS = [
 #: The backends whose tests start a server (or use the one named by TEST_*_URL).
 SERVER_BACKENDS = {"redis", "redis-large", "postgres", "postgres-copy"}
 
+#: The secret key of the databases ``make_db`` makes.
+CONTRACT_SECRET = "contract-suite-secret-key"
+
 #: The table the PostgreSQL tests use; each test works in its own namespace of it.
 POSTGRES_TEST_TABLE = "dash_database_tests"
 
@@ -147,6 +150,9 @@ def make_db(
 
     def make(**options: Any) -> DashDatabase:
         options.setdefault("clock", clock)
+        # Values are sealed with the secret: a given one keeps a generated secret file out of
+        # the working directory (where stores on servers would keep it).
+        options.setdefault("secret_key", CONTRACT_SECRET)
         return DashDatabase(backend_factory(), **options)
 
     return make

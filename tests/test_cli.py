@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dash_database import DashDatabase
+from dash_database._sealing import MAC_OVERHEAD
 from dash_database.cli import EXIT_BAD_URL, EXIT_FAILED, EXIT_UNKNOWN_SESSION, EXIT_UNREACHABLE
 from tests.cli_stores import CLI_KINDS, Store, contents, kind_params, make_store, run_cli
 
@@ -22,8 +23,14 @@ LONG_ID = "dds1." + "A" * 43
 
 
 @pytest.fixture(params=kind_params(CLI_KINDS))
-def store(request: pytest.FixtureRequest, make_store: Callable[[str], Store]) -> Store:
+def store(
+    request: pytest.FixtureRequest,
+    make_store: Callable[[str], Store],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Store:
     """A store of each kind holding three live sessions and two expired ones."""
+    # The app's secret, which the tool finds as the app does (values are sealed with it).
+    monkeypatch.setenv("DASH_DATABASE_SECRET", "cli-test-secret-0123456789")
     store = make_store(str(request.param))
     db = DashDatabase(store.backend, ttl=3600)
     db.session(LONG_ID + "xyz").update(frame={"rows": [1, 2, 3]}, step=2)
@@ -75,7 +82,7 @@ def test_keys_lists_a_sessions_keys_with_sizes(store: Store) -> None:
 
     assert isinstance(data, list)
     assert ["frame", "step"] == [k["key"] for k in data]
-    assert len(pickle.dumps(2, protocol=pickle.HIGHEST_PROTOCOL)) == data[1]["bytes"]
+    assert MAC_OVERHEAD + len(pickle.dumps(2, protocol=pickle.HIGHEST_PROTOCOL)) == data[1]["bytes"]
 
 
 def test_show_gives_type_size_and_repr(store: Store) -> None:
@@ -90,7 +97,7 @@ def test_show_gives_type_size_and_repr(store: Store) -> None:
 def test_show_raw_writes_the_stored_bytes(store: Store) -> None:
     result = run_cli("show", "--url", store.url, "small", "answer", "--raw")
 
-    assert 42 == pickle.loads(result.stdout)
+    assert 42 == pickle.loads(result.stdout[MAC_OVERHEAD:])
 
 
 def test_unknown_session_or_key_has_its_own_status(store: Store) -> None:

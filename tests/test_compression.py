@@ -17,15 +17,17 @@ from dash_database import (
     InvalidArgumentError,
     JsonSerializer,
 )
+from dash_database._sealing import MAC_OVERHEAD
 
 COMPRESSIBLE = {"rows": [{"id": i, "label": "the same words again"} for i in range(2_000)]}
 CODECS = ["zlib", "zstd", "lz4"]
 
 
 def stored(db: DashDatabase, key: str) -> bytes:
+    """Return the serialized value stored under ``key``, without its MAC envelope."""
     data = db.backend.get("user", key, 0.0)
     assert data is not None
-    return data
+    return data[MAC_OVERHEAD:]
 
 
 @pytest.mark.parametrize("codec", CODECS)

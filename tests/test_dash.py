@@ -210,7 +210,8 @@ def test_plain_ids_work_without_any_secret_and_without_a_warning(tmp_path: Path)
         db.store_user_value("user", "k", 1)
         assert db.get_user_value("user", "k") == 1
         db.close()
-    assert not (tmp_path / "plain.sqlite.secret").exists()
+    # The key generated to seal values is kept beside the store, readable by its owner only.
+    assert 0o600 == (tmp_path / "plain.sqlite.secret").stat().st_mode & 0o777
 
 
 def test_plain_id_cannot_read_or_overwrite_a_signed_session(db: DashDatabase) -> None:

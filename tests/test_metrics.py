@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
 from dash_database import DashDatabase, MemoryBackend, QuotaExceededError
+from dash_database._sealing import MAC_OVERHEAD
 from dash_database.backends import Backend
 from dash_database.metrics import MetricsBackend
 from tests.servers import free_port
@@ -42,7 +43,7 @@ def test_operations_are_counted_timed_and_sized_on_every_backend(
     assert 3 == value(registry, "dash_database_operation_seconds_count", operation="set_many")
     assert 2 == value(registry, "dash_database_operation_seconds_count", operation="get")
     assert 0 < (value(registry, "dash_database_operation_seconds_sum", operation="get") or 0)
-    stored = len(pickle.dumps("x" * 100, protocol=pickle.HIGHEST_PROTOCOL))
+    stored = MAC_OVERHEAD + len(pickle.dumps("x" * 100, protocol=pickle.HIGHEST_PROTOCOL))
     assert 3 * stored == value(registry, "dash_database_written_bytes_total")
     assert stored == value(registry, "dash_database_read_bytes_total")
     assert 1 == value(registry, "dash_database_sessions", store=repr(backend.inner))

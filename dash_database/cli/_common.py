@@ -19,6 +19,7 @@ from ..exceptions import (
     BackendError,
     DashDatabaseError,
     DeserializationError,
+    IntegrityError,
     InvalidArgumentError,
     MissingKeyError,
 )
@@ -69,10 +70,17 @@ def open_store(url: str | None, *, create: bool = False) -> Iterator[DashDatabas
         fail(f"{exc} Check --url, and that the server runs.", EXIT_UNREACHABLE)
     except MissingKeyError as exc:
         fail(str(exc), EXIT_UNKNOWN_SESSION)
-    except DeserializationError as exc:
+    except (DeserializationError, IntegrityError) as exc:
         fail(f"{exc} Use --raw to see the stored bytes.", EXIT_FAILED)
     except DashDatabaseError as exc:
         fail(str(exc), EXIT_FAILED)
+    except OSError as exc:  # the export or import file: a missing folder, a full disk, ...
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(
+            f"Cannot use the file{where}: {exc.strerror or exc}. Check the path, its "
+            "permissions and the free space, then run the command again.",
+            EXIT_FAILED,
+        )
     finally:
         db.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,8 +15,10 @@ from typing import Any
 import click
 
 from .._database import DashDatabase, Session
+from .._signing import ENV_SECRET
 from ..backends import SessionInfo
 from ._common import (
+    EXIT_FAILED,
     EXIT_UNKNOWN_SESSION,
     REPR_CHARS,
     SORTS,
@@ -153,7 +156,11 @@ def keys(url: str | None, as_json: bool, session: str) -> None:
 @url_option
 @click.argument("session")
 @click.argument("key")
-@click.option("--raw", is_flag=True, help="Write the stored bytes to stdout, undecoded.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Write the stored bytes (the sealed envelope) to stdout, unchecked and undecoded.",
+)
 @click.option(
     "--serializer", default="pickle", show_default=True, help="The app's serializer: pickle, json."
 )
@@ -176,6 +183,7 @@ def show(
         if raw:
             sys.stdout.buffer.write(data)
             return
+        _require_secret(db)
         # Decoded through the app's own read path (a Session view with the app's serializer),
         # which makes the checks a value must pass before it is deserialized.
         reader = DashDatabase(db.backend, serializer=serializer, compression=compression)
@@ -197,3 +205,21 @@ def show(
         click.echo(f"{name:<8} {result[name]}")
     click.echo(f"{'bytes':<8} {human_size(len(data))} stored")
     click.echo(f"{'value':<8} {shown}")
+
+
+def _require_secret(db: DashDatabase) -> None:
+    """Stop unless the app's secret key can be found the way the app finds it: without it a
+    value cannot be checked, and an unchecked value is never deserialized."""
+    if os.environ.get(ENV_SECRET):
+        return
+    secret_file = db.backend.secret_file
+    if secret_file is not None and os.path.exists(secret_file):
+        return
+    where = f" and there is no secret file {secret_file}" if secret_file else ""
+    fail(
+        f"Cannot check the value: values are sealed with the app's secret key, and none was "
+        f"found ({ENV_SECRET} is not set{where}). Set {ENV_SECRET} to the app's key (keys: "
+        "comma-separated, newest first), or run this where the app keeps its secret file; "
+        "--raw writes the stored bytes without deserializing them.",
+        EXIT_FAILED,
+    )

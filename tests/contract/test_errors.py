@@ -10,6 +10,7 @@ import pytest
 
 import dash_database as ddb
 from dash_database import DashDatabase
+from dash_database._sealing import MAC_OVERHEAD
 
 
 @pytest.mark.parametrize("bad", [1.5, None, b"bytes", ("t",), True, False, object()])
@@ -96,8 +97,10 @@ def test_value_over_max_value_bytes_raises_and_writes_nothing(make_db: Any) -> N
     assert db.get_user_value("user", "key") == "small"
 
 
-def test_value_that_cannot_be_read_back_raises_naming_the_key(db: DashDatabase) -> None:
-    db.backend.set_many("user", {"key": b"not a pickle"}, None, 0.0, version=1)
+def test_value_that_cannot_be_read_back_raises_naming_the_key(make_db: Any) -> None:
+    # Written as JSON (sealed, so it passes the integrity check), read as a pickle.
+    make_db(serializer="json").store_user_value("user", "key", "not a pickle")
+    db = make_db()
 
     with pytest.raises(ddb.DeserializationError, match="key 'key'"):
         db.get_user_value("user", "key")
@@ -140,4 +143,6 @@ def test_custom_serializer_is_used(make_db: Any) -> None:
     db.store_user_value("user", "key", [1, 2])
 
     assert db.get_user_value("user", "key") == [1, 2]
-    assert pickle.dumps([1, 2])[::-1] == db.backend.get("user", "key", 0.0)
+    stored = db.backend.get("user", "key", 0.0)
+    assert stored is not None
+    assert pickle.dumps([1, 2])[::-1] == stored[MAC_OVERHEAD:]
