@@ -1,0 +1,151 @@
+"""Await-able session operations: the sync API run in the event loop's worker threads.
+
+Every coroutine here calls the matching synchronous method of :class:`DashDatabase` or
+:class:`Session` in a worker thread (``asyncio.to_thread``), so ids, serialization, quotas,
+expiry and atomic updates follow the one implementation in ``_database.py``, and the event
+loop only waits on a future while the store works.
+
+Why threads and not the drivers' own asyncio clients: every backend call is short I/O during
+which the drivers (sqlite3, redis-py, psycopg) release the GIL, so the loop keeps running; a
+native client would need a second, async copy of every backend and of the core's retry loop,
+and the benchmark's stall target is met without one (``python benchmarks/run.py`` prints it).
+
+Why the loop's default executor and not a pool of our own: it is bounded (Python sizes it
+``min(32, os.cpu_count() + 4)``), it belongs to the event loop and so never crosses a
+``fork()``, and an app that wants another size sets it once with
+``loop.set_default_executor(ThreadPoolExecutor(n))``. More threads than the store's
+connection pool would only queue on the pool.
+
+Cancellation: cancelling an await whose call has not started yet (every worker thread was
+busy) removes the call: nothing is read or written. A call already running in a thread cannot
+be interrupted; it runs to its end in the background and its write is atomic as every write
+is (all keys or none), so a cancelled write is either wholly done or not done at all, never
+half-written. Await the operation again (or read the key) to learn which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._keys import Id
+
+if TYPE_CHECKING:
+    from ._database import DashDatabase
+    from ._session import Session
+
+__all__ = ["AsyncDatabase", "AsyncSession"]
+
+
+class AsyncDatabase:
+    """The session operations of a :class:`DashDatabase` as coroutines, from ``db.aio``.
+
+    Each method takes the arguments and gives the result and errors of the synchronous method
+    of the same name, and never blocks the event loop::
+
+        await db.aio.store_user_value(session_id, "frame", frame)
+        frame = await db.aio.get_user_value(session_id, "frame")
+    """
+
+    def __init__(self, db: DashDatabase) -> None:
+        self.db = db
+
+    async def store_user_value(self, user_id: Id, key_name: Id, value: Any) -> None:
+        """Store ``value`` under ``key_name`` for ``user_id`` (see the sync method)."""
+        await asyncio.to_thread(self.db.store_user_value, user_id, key_name, value)
+
+    async def get_user_value(self, user_id: Id, key_name: Id, default: Any = None) -> Any:
+        """Return the value under ``key_name`` for ``user_id``, or ``default``."""
+        return await asyncio.to_thread(self.db.get_user_value, user_id, key_name, default)
+
+    async def list_stored_user_keys(self, user_id: Id) -> list[str]:
+        """Return the sorted key names stored for ``user_id``."""
+        return await asyncio.to_thread(self.db.list_stored_user_keys, user_id)
+
+    async def delete_user_value(
+        self,
+        user_id: Id,
+        key_name: Id,
+        if_not_exists: Literal["ignore", "raise"] = "ignore",
+    ) -> None:
+        """Delete the value under ``key_name`` for ``user_id``."""
+        await asyncio.to_thread(self.db.delete_user_value, user_id, key_name, if_not_exists)
+
+    async def delete_all_user_values(self, user_id: Id) -> int:
+        """Delete every value of ``user_id``; return how many keys were removed."""
+        return await asyncio.to_thread(self.db.delete_all_user_values, user_id)
+
+    async def update_user_value(
+        self, user_id: Id, key_name: Id, func: Callable[[Any], Any], default: Any = None
+    ) -> Any:
+        """Replace the value under ``key_name`` by ``func(value)`` atomically; return it.
+
+        ``func`` runs in the worker thread, possibly more than once (keep it quick and free
+        of side effects; it must not be a coroutine function).
+        """
+        return await asyncio.to_thread(self.db.update_user_value, user_id, key_name, func, default)
+
+    def session(self, user_id: Id) -> AsyncSession:
+        """Return the await-able view of one session (verifying a signed id at once, which
+        needs no I/O).
+
+        Raises:
+            InvalidSessionIdError: ``user_id`` is a signed id whose signature is not valid.
+        """
+        return AsyncSession(self.db.session(user_id))
+
+    def __repr__(self) -> str:
+        return f"<AsyncDatabase of {self.db!r}>"
+
+
+class AsyncSession:
+    """One session's values, with coroutines for the :class:`Session` mapping operations.
+
+    Get one with ``db.aio.session(session_id)`` or, in a Dash callback,
+    ``current_session(db).aio``. ``sync`` is the synchronous :class:`Session` it wraps.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.sync = session
+        self.session_id = session.session_id
+
+    async def get(self, key: Id, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` when it is missing."""
+        return await asyncio.to_thread(self.sync.get, key, default)
+
+    async def set(self, key: Id, value: Any) -> None:
+        """Store ``value`` under ``key`` (``session[key] = value``)."""
+        await asyncio.to_thread(self.sync.__setitem__, key, value)
+
+    async def delete(self, key: Id) -> None:
+        """Delete ``key`` (``del session[key]``).
+
+        Raises:
+            MissingKeyError: the session has no such key (a ``KeyError``).
+        """
+        await asyncio.to_thread(self.sync.__delitem__, key)
+
+    async def contains(self, key: Id) -> bool:
+        """Return whether the session holds ``key`` (``key in session``)."""
+        return await asyncio.to_thread(self.sync.__contains__, key)
+
+    async def keys(self) -> list[str]:
+        """Return the session's key names, sorted (``list(session)``)."""
+        return await asyncio.to_thread(list, self.sync)
+
+    async def clear(self) -> None:
+        """Remove every key of the session."""
+        await asyncio.to_thread(self.sync.clear)
+
+    async def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Store every item of ``other`` and ``kwargs`` in one atomic write: all or none."""
+        await asyncio.to_thread(self.sync.update, other, **kwargs)
+
+    async def update_value(self, key: Id, func: Callable[[Any], Any], default: Any = None) -> Any:
+        """Replace the value of ``key`` by ``func(value)`` atomically and return it, as
+        :meth:`AsyncDatabase.update_user_value` does."""
+        return await asyncio.to_thread(self.sync.update_value, key, func, default)
+
+    def __repr__(self) -> str:
+        return f"<AsyncSession {self.session_id!r} of {self.sync._db!r}>"
