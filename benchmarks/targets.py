@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import async_stall
 from report import OURS, SHARED, Data, fmt_ns, fmt_rate
 
 Target = tuple[str, str, str]  # status, what is promised, the numbers
@@ -144,6 +145,8 @@ def evaluate(d: Data, meta: dict[str, Any]) -> list[Target]:
     elif pair:
         why = [e.get("failed") or e.get("first_error") for e in (a, b)]
         check(name, [sqlite], False, "; ".join(w for w in why if w) or "no round trips")
+
+    found += async_stall.targets(d.r.get("async", {}), d.label)
 
     for s in d.r["runs"]:
         wrong = sum(d.total(s, key, "wrong") for key in d.r["runs"][s])

@@ -26,16 +26,27 @@ half-written. Await the operation again (or read the key) to learn which.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._keys import Id
+from .exceptions import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._database import DashDatabase
     from ._session import Session
 
 __all__ = ["AsyncDatabase", "AsyncSession"]
+
+
+def _check_plain(func: Callable[[Any], Any]) -> None:
+    if inspect.iscoroutinefunction(func):
+        raise InvalidArgumentError(
+            f"func must be a plain function, got the coroutine function {func!r}: it runs in a "
+            "worker thread, possibly several times, where nothing would await it. Do the "
+            "awaiting first, then pass a function of the stored value."
+        )
 
 
 class AsyncDatabase:
@@ -145,6 +156,7 @@ class AsyncSession:
     async def update_value(self, key: Id, func: Callable[[Any], Any], default: Any = None) -> Any:
         """Replace the value of ``key`` by ``func(value)`` atomically and return it, as
         :meth:`AsyncDatabase.update_user_value` does."""
+        _check_plain(func)
         return await asyncio.to_thread(self.sync.update_value, key, func, default)
 
     def __repr__(self) -> str:

@@ -99,4 +99,9 @@ async def clear(n_clicks: int | None) -> Any:
 
 
 if __name__ == "__main__":
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8050")))
+    import uvicorn
+
+    # In this process (app.run() would start uvicorn in a child process).
+    uvicorn.run(
+        server, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8050"))
+    )

@@ -116,6 +116,17 @@ async def test_errors_are_dash_database_errors(make_db: Any) -> None:
     assert "kept" == await db.aio.get_user_value("alice", "key")
 
 
+async def test_a_coroutine_function_as_update_func_is_refused(db: DashDatabase) -> None:
+    async def increment(n: int) -> int:
+        return n + 1
+
+    with pytest.raises(ddb.InvalidArgumentError, match="plain function"):
+        await db.aio.update_user_value("alice", "n", increment, 0)
+    with pytest.raises(ddb.InvalidArgumentError, match="plain function"):
+        await db.aio.session("alice").update_value("n", increment, 0)
+    assert [] == await db.aio.list_stored_user_keys("alice")
+
+
 def test_a_cancelled_write_not_yet_started_writes_nothing(db: DashDatabase) -> None:
     async def scenario(pool: ThreadPoolExecutor) -> None:
         release = threading.Event()
