@@ -95,6 +95,7 @@ class AsyncDatabase:
         ``func`` runs in the worker thread, possibly more than once (keep it quick and free
         of side effects; it must not be a coroutine function).
         """
+        _check_plain(func)
         return await asyncio.to_thread(self.db.update_user_value, user_id, key_name, func, default)
 
     def session(self, user_id: Id) -> AsyncSession:
