@@ -5,10 +5,12 @@ Every coroutine here calls the matching synchronous method of :class:`DashDataba
 expiry and atomic updates follow the one implementation in ``_database.py``, and the event
 loop only waits on a future while the store works.
 
-Why threads and not the drivers' own asyncio clients: every backend call is short I/O during
-which the drivers (sqlite3, redis-py, psycopg) release the GIL, so the loop keeps running; a
-native client would need a second, async copy of every backend and of the core's retry loop,
-and the benchmark's stall target is met without one (``python benchmarks/run.py`` prints it).
+Why threads and not the drivers' own asyncio clients: during a call's I/O the drivers
+(sqlite3, redis-py, psycopg) release the GIL, so the loop keeps running; a native client would
+need a second, async copy of every backend and of the core's retry loop, and it would
+serialize and deserialize values on the event loop itself, where every large value stalls the
+loop and many replies arriving at once add up. ``python benchmarks/async_stall.py`` measures
+both on Redis (redis-py's asyncio client, pickling on the loop, against this module).
 
 Why the loop's default executor and not a pool of our own: it is bounded (Python sizes it
 ``min(32, os.cpu_count() + 4)``), it belongs to the event loop and so never crosses a
