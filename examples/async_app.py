@@ -2,8 +2,8 @@
 
 Every callback is an ``async def``: while one waits for a (simulated) quote service or for the
 session store, the same worker process serves everybody else's callbacks. The store is
-reached through ``current_session(db).aio``, whose operations run in the event loop's worker
-threads, so a slow disk or network never stalls the event loop. Each browser has its own
+reached through ``current_session(db).aio``, whose operations run in a worker thread, so a
+slow disk or network never stalls the event loop. Each browser has its own
 watchlist, kept on the server under a signed cookie.
 
 Run it with ``python examples/async_app.py`` (HOST and PORT choose the address, default

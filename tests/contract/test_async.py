@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,18 +22,6 @@ TASKS = 50
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def on_one_worker_thread(scenario: Callable[[ThreadPoolExecutor], Awaitable[None]]) -> None:
-    """Run ``scenario(pool)`` in a new event loop whose only worker thread is ``pool``'s, so
-    the test decides what runs when."""
-
-    async def main() -> None:
-        with ThreadPoolExecutor(1) as pool:
-            asyncio.get_running_loop().set_default_executor(pool)
-            await scenario(pool)
-
-    asyncio.run(main())
 
 
 async def test_five_methods_round_trip(db: DashDatabase) -> None:
@@ -90,15 +79,28 @@ async def test_session_mapping_operations(db: DashDatabase) -> None:
     assert session.session_id == db.aio.session("alice").session_id
 
 
+def plus_one(n: int) -> int:
+    return n + 1
+
+
 async def test_concurrent_update_value_tasks_lose_no_increment(db: DashDatabase) -> None:
     session = db.aio.session("shared")
 
-    await asyncio.gather(
-        *(session.update_value("count", lambda n: n + 1, 0) for _ in range(TASKS)),
-        *(db.aio.update_user_value("shared", "count", lambda n: n + 1, 0) for _ in range(TASKS)),
-    )
+    def sync_writer() -> None:  # another thread updates the same key meanwhile
+        for _ in range(TASKS):
+            db.update_user_value("shared", "count", plus_one, 0)
 
-    assert 2 * TASKS == await session.get("count")
+    with ThreadPoolExecutor(1) as other:
+        await asyncio.gather(
+            asyncio.get_running_loop().run_in_executor(other, sync_writer),
+            *(session.update_value("count", plus_one, 0) for _ in range(TASKS)),
+            *(
+                db.aio.update_user_value("shared", "count", lambda n: n + 1, 0)
+                for _ in range(TASKS)
+            ),
+        )
+
+    assert 3 * TASKS == await session.get("count")
 
 
 async def test_errors_are_dash_database_errors(make_db: Any) -> None:
@@ -127,42 +129,66 @@ async def test_a_coroutine_function_as_update_func_is_refused(db: DashDatabase) 
     assert [] == await db.aio.list_stored_user_keys("alice")
 
 
-def test_a_cancelled_write_not_yet_started_writes_nothing(db: DashDatabase) -> None:
-    async def scenario(pool: ThreadPoolExecutor) -> None:
-        release = threading.Event()
-        busy = pool.submit(release.wait, 10)  # the only worker thread is taken
-        write = asyncio.ensure_future(db.aio.session("alice").update(a=1, b=2))
-        await asyncio.sleep(0.05)
-        write.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await write
-        release.set()
-        busy.result(timeout=10)
+async def hold_the_worker_thread(db: DashDatabase, release: threading.Event) -> asyncio.Future[Any]:
+    """Occupy the async API's one worker thread until ``release`` is set; return the call."""
+    started = threading.Event()
 
-        assert [] == await db.aio.list_stored_user_keys("alice")
-
-    on_one_worker_thread(scenario)
-
-
-def test_a_cancelled_write_in_flight_completes_whole(db: DashDatabase) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def slow_increment(n: int) -> int:
+    def wait(n: int) -> int:
         started.set()
         release.wait(10)
         return n + 1
 
-    async def scenario(pool: ThreadPoolExecutor) -> None:
-        update = asyncio.ensure_future(db.aio.update_user_value("alice", "n", slow_increment, 0))
-        while not started.is_set():
-            await asyncio.sleep(0.005)
-        update.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await update
-        release.set()
+    call = asyncio.ensure_future(db.aio.update_user_value("holder", "n", wait, 0))
+    while not started.is_set():
+        await asyncio.sleep(0.005)
+    return call
 
-        # The one worker thread runs the next call after the update has finished.
-        assert 1 == await db.aio.get_user_value("alice", "n")
-        assert ["n"] == await db.aio.list_stored_user_keys("alice")
 
-    on_one_worker_thread(scenario)
+async def test_a_cancelled_write_not_yet_started_writes_nothing(db: DashDatabase) -> None:
+    release = threading.Event()
+    holder = await hold_the_worker_thread(db, release)
+    write = asyncio.ensure_future(db.aio.session("alice").update(a=1, b=2))
+    await asyncio.sleep(0.01)
+
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    release.set()
+    await holder
+
+    assert [] == await db.aio.list_stored_user_keys("alice")
+
+
+async def test_a_cancelled_write_in_flight_completes_whole(db: DashDatabase) -> None:
+    release = threading.Event()
+    update = await hold_the_worker_thread(db, release)
+
+    update.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await update
+    release.set()
+
+    # The worker thread runs the next call after the cancelled update has finished.
+    assert 1 == await db.aio.get_user_value("holder", "n")
+    assert ["n"] == await db.aio.list_stored_user_keys("holder")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform has no fork()")
+def test_a_forked_child_runs_the_async_api_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    db = DashDatabase(tmp_path / "fork.sqlite")
+    asyncio.run(db.aio.store_user_value("user", "key", "parent"))  # the parent's thread runs
+
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's worker thread does not exist here
+        try:
+            read = asyncio.wait_for(db.aio.get_user_value("user", "key"), 10)
+            ok = asyncio.run(read) == "parent"
+            asyncio.run(asyncio.wait_for(db.aio.store_user_value("user", "child", "yes"), 10))
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+
+    assert 0 == os.waitstatus_to_exitcode(status)
+    assert "yes" == db.get_user_value("user", "child")
+    db.close()
