@@ -17,8 +17,9 @@ threads): every thread that serializes a value or runs Python code competes with
 loop for the GIL, and in the benchmark the loop's longest stall grew with the number of
 threads; one thread kept it lowest. The price: one process's store calls run one at a time,
 as they do in a synchronous worker (the event loop goes on meanwhile), and a process opens no
-more connections than a synchronous worker does. The thread belongs to the process that
-started it (``backends/_process.py``): after ``fork()`` the child starts its own.
+more connections than a synchronous worker does. Every wait of a backend is bounded, so the
+thread never stays stuck. It belongs to the process that started it (``backends/_process.py``):
+after ``fork()`` the child starts its own.
 
 Cancellation: cancelling an await whose call has not started yet (the thread was busy)
 removes the call: nothing is read or written. A call already running cannot be interrupted;

@@ -16,7 +16,7 @@ from dash_database import DashDatabase
 
 pytestmark = pytest.mark.anyio
 
-TASKS = 50
+TASKS = 30
 
 
 @pytest.fixture
