@@ -144,6 +144,17 @@ async def hold_the_worker_thread(db: DashDatabase, release: threading.Event) -> 
     return call
 
 
+async def test_the_event_loop_runs_on_while_a_call_waits_for_the_store(db: DashDatabase) -> None:
+    release = threading.Event()
+    call = await hold_the_worker_thread(db, release)
+    other = asyncio.ensure_future(asyncio.sleep(0.01, result="ran"))
+
+    assert "ran" == await other
+    assert not call.done()
+    release.set()
+    assert 1 == await call
+
+
 async def test_a_cancelled_write_not_yet_started_writes_nothing(db: DashDatabase) -> None:
     release = threading.Event()
     holder = await hold_the_worker_thread(db, release)
