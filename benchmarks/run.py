@@ -41,6 +41,7 @@ class Settings:
         self.n_reps, self.n_ops = (2, 10) if quick else (5, 20)  # list/delete: reps x calls
         self.e2e_seconds, self.e2e_warmup, self.e2e_rounds = (4, 1, 2) if quick else (12, 2, 4)
         self.e2e_backends = ["dd-sqlite"] if quick else ["dd-sqlite", "dd-redis", "dd-postgres"]
+        self.async_rounds = 2 if quick else 5  # async_stall.py: rounds of 100 tasks per store
 
 
 def _ensure(env_dir: str, inputs: list[str], install: list[str]) -> None:

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, REPO]  # REPO: the project's one server launcher, tests/launcher.py
 
+import async_stall  # noqa: E402
 from measure import Worker, WorkerError  # noqa: E402
 
 from tests.launcher import PostgresServer, RedisServer, find_postgres_bindir  # noqa: E402
@@ -271,6 +272,9 @@ def bench(settings: Any, out_dir: str, without: list[str], command: str) -> int:
         run.writes()
         run.memory()
         run.sizes()
+        run.results["async"] = async_stall.run(
+            {s: run.config(s, "main")["location"] for s in run.ours}, settings.async_rounds, log
+        )
         for store in list(run.workers):
             run.workers.pop(store).stop()
         if settings.e2e:

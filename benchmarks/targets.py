@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import async_stall
 from report import OURS, SHARED, Data, fmt_ns, fmt_rate
 
 Target = tuple[str, str, str]  # status, what is promised, the numbers
@@ -159,6 +160,8 @@ def evaluate(d: Data, meta: dict[str, Any]) -> list[Target]:
 
         failed = ("FAIL", serverside.NAME, side.get("failed", ""))
         found.append(failed if "failed" in side else serverside.verdict(side))
+
+    found += async_stall.targets(d.r.get("async", {}), d.label)
 
     for s in d.r["runs"]:
         wrong = sum(d.total(s, key, "wrong") for key in d.r["runs"][s])

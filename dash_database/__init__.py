@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._async import AsyncDatabase, AsyncSession
 from ._database import DashDatabase, Session
 from ._digest import digest_arguments
 from ._locations import DEFAULT_PATH, DEFAULT_SECRET_FILE, ENV_URL
@@ -50,6 +51,8 @@ __all__ = [
     "DEFAULT_SECRET_FILE",
     "ENV_SECRET",
     "ENV_URL",
+    "AsyncDatabase",
+    "AsyncSession",
     "Backend",
     "BackendError",
     "CompressedSerializer",

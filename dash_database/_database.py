@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
+from ._async import AsyncDatabase
 from ._keys import Id, check_id
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
 from ._memoize import F, Scope, memoize
@@ -166,6 +167,12 @@ class DashDatabase:
     def backend(self) -> Backend:
         """The backend object that stores the bytes."""
         return self._backend
+
+    @property
+    def aio(self) -> AsyncDatabase:
+        """The session operations as coroutines that never block the event loop, for
+        ``async def`` code (see :class:`~dash_database.AsyncDatabase`)."""
+        return AsyncDatabase(self)
 
     # -- session ids ------------------------------------------------------------------------
 

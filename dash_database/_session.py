@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._async import AsyncSession
 from ._keys import Id, check_id
 from ._signing import shown
 from .exceptions import MissingKeyError, RequiredKeyError
@@ -99,6 +100,12 @@ class Session(MutableMapping[str, Any]):
             items[name] = self._db._dumps(name, value)
         if items:
             self._db._write(self.session_id, items)
+
+    @property
+    def aio(self) -> AsyncSession:
+        """This session with coroutines for its operations, for ``async def`` code (see
+        :class:`~dash_database.AsyncSession`)."""
+        return AsyncSession(self)
 
     def __repr__(self) -> str:
         return f"<Session {shown(self.session_id)!r} of {self._db!r}>"

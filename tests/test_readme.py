@@ -154,8 +154,20 @@ def check_values_py(url: str, tmp_path: Path) -> None:
         assert alice.get_logs() == []
 
 
+def check_async_callbacks_py(url: str, tmp_path: Path) -> None:
+    with browser(tmp_path / "alice") as alice, browser(tmp_path / "bob") as bob:
+        for chrome in (alice, bob):
+            chrome.server_url = url
+            chrome.wait_for_element("#like", timeout=TIMEOUT)
+        click(alice, "#like", "#likes", "1 likes from this browser")
+        click(alice, "#like", "#likes", "2 likes from this browser")
+        click(bob, "#like", "#likes", "1 likes from this browser")  # its own session
+        assert alice.get_logs() == []
+
+
 APP_CHECKS: dict[str, Callable[[str, Path], None]] = {
     "app.py": check_app_py,
+    "async_callbacks.py": check_async_callbacks_py,
     "tabs.py": check_tabs_py,
     "values.py": check_values_py,
 }
