@@ -20,6 +20,7 @@ from sqlitedict import SqliteMultithread
 
 import dash_database as ddb
 from dash_database import DashDatabase, SqliteBackend
+from dash_database._sealing import MAC_OVERHEAD
 
 pytestmark = pytest.mark.slow
 
@@ -181,8 +182,11 @@ def test_values_are_stored_raw_in_the_documented_tables(tmp_path: Path) -> None:
         " JOIN dash_database_values v ON v.session = s.id"
     ).fetchall()
     conn.close()
+    # The stored bytes are the sealed value: the MAC's envelope, then the pickle.
     value = pickle.dumps({"a": 1}, protocol=5)
-    assert [("user", "key", value, len(value), 1, 3 + len(value))] == rows
+    [(name, key, stored, length, keys, size)] = rows
+    assert ("user", "key", value) == (name, key, stored[MAC_OVERHEAD:])
+    assert (MAC_OVERHEAD + len(value), 1, 3 + MAC_OVERHEAD + len(value)) == (length, keys, size)
 
 
 def test_file_uses_wal(tmp_path: Path) -> None:
