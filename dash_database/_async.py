@@ -34,6 +34,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -56,8 +57,19 @@ _worker = PerProcess(lambda: ThreadPoolExecutor(1, thread_name_prefix="dash_data
 async def _in_thread(func: Callable[..., T], /, *args: Any) -> T:
     """Return ``func(*args)``, called in this process's worker thread with the caller's
     context variables, while the event loop goes on."""
-    call = functools.partial(contextvars.copy_context().run, func, *args)
+    call = functools.partial(contextvars.copy_context().run, _call_then_yield, func, *args)
     return await asyncio.get_running_loop().run_in_executor(_worker.get(), call)
+
+
+def _call_then_yield(func: Callable[..., T], /, *args: Any) -> T:
+    try:
+        return func(*args)
+    finally:
+        # Give the GIL up once between calls. A thread that never waits on I/O (the memory
+        # backend, serializing) would otherwise go straight on to the next queued call, and the
+        # event loop would get the GIL only when the interpreter forces a switch, once per
+        # switch interval (sys.getswitchinterval()) for every turn of the loop.
+        time.sleep(0)
 
 
 def _check_plain(func: Callable[[Any], Any]) -> None:
