@@ -72,6 +72,9 @@ class DashDatabase:
         max_session_bytes: refuse a write that would take one session's size (the UTF-8
             length of its keys plus the serialized length of its values) over this many
             bytes, with :class:`~dash_database.QuotaExceededError`; nothing is evicted.
+        max_sessions: refuse the first write of a new session while the store holds this
+            many live sessions, with :class:`~dash_database.SessionLimitError`; no live
+            session is evicted (expired ones do not count).
         clock: returns the current time in seconds; inject a fake one in tests.
         secret_key: the key that signs session ids (see :meth:`new_session_id`), or several
             keys newest first: ids signed with any of them are accepted, new ids are signed
@@ -97,6 +100,7 @@ class DashDatabase:
         compression: str | None = None,
         max_value_bytes: int | None = None,
         max_session_bytes: int | None = None,
+        max_sessions: int | None = None,
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
         update_attempts: int = _UPDATE_ATTEMPTS,
@@ -111,6 +115,7 @@ class DashDatabase:
         for name, limit in (
             ("max_value_bytes", max_value_bytes),
             ("max_session_bytes", max_session_bytes),
+            ("max_sessions", max_sessions),
             ("update_attempts", update_attempts),
         ):
             if limit is not None and (
@@ -129,6 +134,7 @@ class DashDatabase:
         self.ttl = ttl
         self.max_value_bytes = max_value_bytes
         self.max_session_bytes = max_session_bytes
+        self.max_sessions = max_sessions
         self.update_attempts = update_attempts
         self._clock = clock
         self._backend = open_backend(db_location)
@@ -252,6 +258,7 @@ class DashDatabase:
         Raises:
             UpdateConflictError: the key kept changing under ``update_attempts`` attempts.
             QuotaExceededError: the result would take the session over ``max_session_bytes``.
+            SessionLimitError: the key starts a new session beyond ``max_sessions``.
         """
         session = self._session_name(user_id)
         return self._update(session, check_id(key_name, "key_name"), func, default)
@@ -276,6 +283,7 @@ class DashDatabase:
                 now,
                 version=_new_version(),
                 max_bytes=self.max_session_bytes,
+                max_sessions=self.max_sessions,
             ):
                 self._after_write(session, now)
                 return new
@@ -365,6 +373,7 @@ class DashDatabase:
             "serializer": self._serializer,
             "max_value_bytes": self.max_value_bytes,
             "max_session_bytes": self.max_session_bytes,
+            "max_sessions": self.max_sessions,
             "update_attempts": self.update_attempts,
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
@@ -377,6 +386,7 @@ class DashDatabase:
         self._serializer = state["serializer"]
         self.max_value_bytes = state["max_value_bytes"]
         self.max_session_bytes = state["max_session_bytes"]
+        self.max_sessions = state["max_sessions"]
         self.update_attempts = state["update_attempts"]
         self._clock = state["clock"]
         self._secret = SecretSource(
@@ -422,7 +432,13 @@ class DashDatabase:
         now = self._clock()
         deadline = now + self.ttl if self.ttl else None
         self._backend.set_many(
-            session, items, deadline, now, version=_new_version(), max_bytes=self.max_session_bytes
+            session,
+            items,
+            deadline,
+            now,
+            version=_new_version(),
+            max_bytes=self.max_session_bytes,
+            max_sessions=self.max_sessions,
         )
         self._after_write(session, now)
 
