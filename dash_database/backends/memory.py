@@ -109,10 +109,9 @@ class MemoryBackend:
     ) -> None:
         # Called with the lock held. Checks the limits before changing anything.
         live = self._live(session, now)
-        starts_session = live is None or not live.values
-        if max_sessions is not None and items and starts_session:
-            if self._count_live(now) >= max_sessions:
-                raise SessionLimitError.for_write(max_sessions)
+        starts_session = bool(items) and (live is None or not live.values)
+        if starts_session and max_sessions is not None and self._count_live(now) >= max_sessions:
+            raise SessionLimitError.for_write(max_sessions)
         old = live.values if live is not None else {}
         size = live.bytes if live is not None else 0
         new_size = size
