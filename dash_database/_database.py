@@ -342,16 +342,18 @@ class DashDatabase:
                 "running and that the URL and credentials are right."
             ) from exc
 
-    def purge_expired(self) -> int:
+    def purge_expired(self, progress: Callable[[int], object] | None = None) -> int:
         """Remove every expired session from the store; return how many were removed.
 
         Expired sessions are invisible and are also purged now and then during writes; call
-        this from a scheduled job to reclaim space at a time of your choosing.
+        this from a scheduled job to reclaim space at a time of your choosing. The store
+        works in bounded batches, so live requests wait for one batch at most; ``progress``,
+        when given, is called after each batch with how many sessions it removed.
         """
         now = self._clock()
         if self.ttl:
             self._next_purge = now + self.ttl
-        return self._backend.purge_expired(now)
+        return self._backend.purge_expired(now, progress)
 
     def close(self) -> None:
         """Release the store's connections (and remove a temporary file)."""

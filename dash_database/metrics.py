@@ -371,8 +371,8 @@ class MetricsBackend:
     def stats(self, now: float) -> StoreStats:
         return self._call("stats", self.inner.stats, now)
 
-    def purge_expired(self, now: float) -> int:
-        removed = self._call("purge_expired", self.inner.purge_expired, now)
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
+        removed = self._call("purge_expired", self.inner.purge_expired, now, progress)
         self._count(3, removed)
         return removed
 

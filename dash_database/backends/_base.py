@@ -57,7 +57,7 @@ Guarantees every backend gives:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, runtime_checkable
 
@@ -238,9 +238,13 @@ class Backend(Protocol):
         sessions wait for ``purge_expired``. Never reads values."""
         ...
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         """Remove every expired session and its data, in bounded batches; return how many
-        sessions were removed. A session renewed meanwhile by another process is kept."""
+        sessions were removed. A session renewed meanwhile by another process is kept.
+
+        ``progress``, when given, is called after each batch with the number of sessions that
+        batch removed (so an operator's tool can show how far it got).
+        """
         ...
 
     def close(self) -> None:

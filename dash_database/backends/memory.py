@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -214,12 +214,14 @@ class MemoryBackend:
                 expired=expired,
             )
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         with self._lock:
             expired = [name for name, s in self._sessions.items() if s.expired(now)]
             for name in expired:
                 del self._sessions[name]
-            return len(expired)
+        if progress is not None and expired:
+            progress(len(expired))
+        return len(expired)
 
     def close(self) -> None:
         with self._lock:
