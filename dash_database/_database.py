@@ -76,6 +76,9 @@ class DashDatabase:
         max_session_bytes: refuse a write that would take one session's size (the UTF-8
             length of its keys plus the stored length of its values) over this many
             bytes, with :class:`~dash_database.QuotaExceededError`; nothing is evicted.
+        max_sessions: refuse the first write of a new session while the store holds this
+            many live sessions, with :class:`~dash_database.SessionLimitError`; no live
+            session is evicted (expired ones do not count).
         clock: returns the current time in seconds; inject a fake one in tests.
         secret_key: the key that signs session ids (see :meth:`new_session_id`), or several
             keys newest first: ids signed with any of them are accepted, new ids are signed
@@ -105,6 +108,7 @@ class DashDatabase:
         compression: str | None = None,
         max_value_bytes: int | None = None,
         max_session_bytes: int | None = None,
+        max_sessions: int | None = None,
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
         update_attempts: int = _UPDATE_ATTEMPTS,
@@ -120,6 +124,7 @@ class DashDatabase:
         for name, limit in (
             ("max_value_bytes", max_value_bytes),
             ("max_session_bytes", max_session_bytes),
+            ("max_sessions", max_sessions),
             ("update_attempts", update_attempts),
         ):
             if limit is not None and (
@@ -138,6 +143,7 @@ class DashDatabase:
         self.ttl = ttl
         self.max_value_bytes = max_value_bytes
         self.max_session_bytes = max_session_bytes
+        self.max_sessions = max_sessions
         self.update_attempts = update_attempts
         self._clock = clock
         self._backend = open_backend(db_location)
@@ -273,6 +279,7 @@ class DashDatabase:
         Raises:
             UpdateConflictError: the key kept changing under ``update_attempts`` attempts.
             QuotaExceededError: the result would take the session over ``max_session_bytes``.
+            SessionLimitError: the key starts a new session beyond ``max_sessions``.
         """
         session = self._session_name(user_id)
         return self._update(session, check_id(key_name, "key_name"), func, default)
@@ -299,6 +306,7 @@ class DashDatabase:
                 now,
                 version=_new_version(),
                 max_bytes=self.max_session_bytes,
+                max_sessions=self.max_sessions,
             ):
                 self._after_write(session, now)
                 return new
@@ -412,16 +420,18 @@ class DashDatabase:
                 "running and that the URL and credentials are right."
             ) from exc
 
-    def purge_expired(self) -> int:
+    def purge_expired(self, progress: Callable[[int], object] | None = None) -> int:
         """Remove every expired session from the store; return how many were removed.
 
         Expired sessions are invisible and are also purged now and then during writes; call
-        this from a scheduled job to reclaim space at a time of your choosing.
+        this from a scheduled job to reclaim space at a time of your choosing. The store
+        works in bounded batches, so live requests wait for one batch at most; ``progress``,
+        when given, is called after each batch with how many sessions it removed.
         """
         now = self._clock()
         if self.ttl:
             self._next_purge = now + self.ttl
-        return self._backend.purge_expired(now)
+        return self._backend.purge_expired(now, progress)
 
     def close(self) -> None:
         """Release the store's connections (and remove a temporary file)."""
@@ -443,6 +453,7 @@ class DashDatabase:
             "serializer": self._serializer,
             "max_value_bytes": self.max_value_bytes,
             "max_session_bytes": self.max_session_bytes,
+            "max_sessions": self.max_sessions,
             "update_attempts": self.update_attempts,
             "clock": self._clock,
             "secret_key": self._secret.secret_key,
@@ -457,6 +468,7 @@ class DashDatabase:
         self._serializer = state["serializer"]
         self.max_value_bytes = state["max_value_bytes"]
         self.max_session_bytes = state["max_session_bytes"]
+        self.max_sessions = state["max_sessions"]
         self.update_attempts = state["update_attempts"]
         self._clock = state["clock"]
         self._secret = SecretSource(
@@ -511,7 +523,13 @@ class DashDatabase:
         version = _new_version()
         sealed = {key: self._sealer.seal(session, key, data) for key, data in items.items()}
         self._backend.set_many(
-            session, sealed, deadline, now, version=version, max_bytes=self.max_session_bytes
+            session,
+            sealed,
+            deadline,
+            now,
+            version=version,
+            max_bytes=self.max_session_bytes,
+            max_sessions=self.max_sessions,
         )
         self._after_write(session, now)
         return version

@@ -161,8 +161,8 @@ def _read_session(backend: Backend, info: SessionInfo, now: float) -> _Block:
     cursor: str | None = None
     while True:
         page, cursor = backend.session_keys(info.session, now, cursor, _KEY_PAGE)
-        for key in page:
-            value = backend.get(info.session, key.key, now)
+        values = backend.get_many(info.session, [key.key for key in page], now)
+        for key, value in zip(page, values):
             if value is not None:  # deleted since the listing
                 block.chunks += (_key_line(key.key, len(value)), value, b"\n")
                 block.keys += 1

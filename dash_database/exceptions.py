@@ -24,6 +24,7 @@ __all__ = [
     "QuotaExceededError",
     "RequiredKeyError",
     "SerializationError",
+    "SessionLimitError",
     "UnsupportedDashError",
     "UpdateConflictError",
     "ValueTooLargeError",
@@ -127,6 +128,33 @@ class QuotaExceededError(DashDatabaseError, ValueError):
             "delete values the session no longer needs, store smaller ones, or raise the limit.",
             session_bytes,
             needed_bytes,
+            limit,
+        )
+
+
+class SessionLimitError(DashDatabaseError, ValueError):
+    """A write would start a new session while the store already holds ``max_sessions`` live
+    sessions; nothing was written and no session was evicted.
+
+    Attributes:
+        limit: the limit in force.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[SessionLimitError], tuple[str, int]]:
+        return (type(self), (str(self), self.limit))
+
+    @classmethod
+    def for_write(cls, limit: int) -> SessionLimitError:
+        """Return the error for a write that would start a session beyond ``limit``."""
+        return cls(
+            f"The store already holds max_sessions={limit:,} live sessions, so this write, the "
+            "first of a new session, was refused. Nothing was written and no session was "
+            "evicted; purge expired sessions (dash-database purge), give sessions a ttl, or "
+            "raise the limit.",
             limit,
         )
 

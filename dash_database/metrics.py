@@ -37,7 +37,7 @@ import time
 import weakref
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Callable, TypeVar
 
@@ -66,8 +66,8 @@ _BUCKETS = (
 #: Pending observations of one operation are folded into the totals when there are this many.
 _FOLD_AT = 1024
 _OPERATIONS = (
-    "get", "get_versioned", "set_many", "compare_and_set", "delete", "keys", "clear", "touch",
-    "rename", "session_bytes", "sessions", "session_keys", "stats", "purge_expired",
+    "get", "get_many", "get_versioned", "set_many", "compare_and_set", "delete", "keys", "clear",
+    "touch", "rename", "session_bytes", "sessions", "session_keys", "stats", "purge_expired",
 )  # fmt: skip
 
 
@@ -277,10 +277,19 @@ class MetricsBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         start = perf_counter()
         try:
-            self.inner.set_many(session, items, deadline, now, version=version, max_bytes=max_bytes)
+            self.inner.set_many(
+                session,
+                items,
+                deadline,
+                now,
+                version=version,
+                max_bytes=max_bytes,
+                max_sessions=max_sessions,
+            )
         except Exception as exc:
             self._failed("set_many", exc)
             raise
@@ -289,6 +298,11 @@ class MetricsBackend:
         self._written_size(sum(map(len, items.values())))
         if len(pending) >= _FOLD_AT:
             self._totals.fold()
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        found = self._call("get_many", self.inner.get_many, session, keys, now)
+        self._read_size(sum(len(value) for value in found if value is not None))
+        return found
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         found = self._call("get_versioned", self.inner.get_versioned, session, key, now)
@@ -307,6 +321,7 @@ class MetricsBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
         wrote = self._call(
             "compare_and_set",
@@ -319,6 +334,7 @@ class MetricsBackend:
             now,
             version=version,
             max_bytes=max_bytes,
+            max_sessions=max_sessions,
         )
         if wrote:
             self._written_size(len(value))
@@ -355,8 +371,8 @@ class MetricsBackend:
     def stats(self, now: float) -> StoreStats:
         return self._call("stats", self.inner.stats, now)
 
-    def purge_expired(self, now: float) -> int:
-        removed = self._call("purge_expired", self.inner.purge_expired, now)
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
+        removed = self._call("purge_expired", self.inner.purge_expired, now, progress)
         self._count(3, removed)
         return removed
 

@@ -128,13 +128,16 @@ def test_the_console_script_runs_the_tool(tmp_path: Path) -> None:
     assert b'"sessions": 1' in result.stdout
 
 
-def test_purge_on_a_terminal_says_what_it_is_about_to_do(tmp_path: Path) -> None:
+def test_purge_on_a_terminal_shows_its_progress(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     backend = SqliteBackend(path)
-    backend.set_many("old", {"k": b"v"}, 100.0, 1.0, version=1)
+    for i in range(450):
+        backend.set_many(f"old{i}", {"k": b"v"}, 100.0, 1.0, version=1)
+    backend.set_many("live", {"k": b"v"}, None, 1.0, version=1)
     backend.close()
 
     status, shown = run_on_terminal("purge", "--url", str(path))
 
     assert 0 == status, shown
-    assert "Purging 1 expired session, in batches..." in shown
+    assert "Purging expired sessions" in shown
+    assert "[####################################]  100%" in shown

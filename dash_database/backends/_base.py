@@ -27,6 +27,13 @@ with :meth:`~dash_database.QuotaExceededError.for_write`) and writes nothing whe
 size after the write would exceed it; replacing a value counts the difference. Nothing is ever
 evicted to make room.
 
+Session count. A write given ``max_sessions`` that would give a session with no live keys its
+first key raises :class:`~dash_database.SessionLimitError` (built with
+:meth:`~dash_database.SessionLimitError.for_write`) and writes nothing when the store already
+holds ``max_sessions`` live sessions (sessions with at least one key whose deadline has not
+passed; expired ones do not count, whether purged or not). Writes to a session that already
+holds live keys are never refused for this reason, and no live session is ever evicted.
+
 Ids. Session ids and keys are any valid Unicode text (NUL, separators, glob and SQL
 metacharacters, up to megabytes long); distinct (session, key) pairs never collide.
 
@@ -50,7 +57,7 @@ Guarantees every backend gives:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, runtime_checkable
 
@@ -120,6 +127,11 @@ class Backend(Protocol):
         """Return the bytes stored under ``(session, key)`` and their version, or ``None``."""
         ...
 
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        """Return the bytes stored under each of ``keys`` of ``session``, in order, ``None``
+        for a missing key (all ``None`` when the session expired), in one round trip."""
+        ...
+
     def set_many(
         self,
         session: str,
@@ -129,6 +141,7 @@ class Backend(Protocol):
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         """Store every item of ``items`` in ``session`` with ``version``, atomically, and set
         the session's deadline.
@@ -136,6 +149,8 @@ class Backend(Protocol):
         Raises:
             QuotaExceededError: ``max_bytes`` is given and the session's size after the write
                 would exceed it; nothing was written.
+            SessionLimitError: ``max_sessions`` is given, the session holds no live key and
+                the store already holds that many live sessions; nothing was written.
         """
         ...
 
@@ -150,6 +165,7 @@ class Backend(Protocol):
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
         """Store ``value`` under ``(session, key)`` with ``version`` and set the deadline, as
         :meth:`set_many` does, only if the key's current version is ``expected`` (``None``:
@@ -159,6 +175,7 @@ class Backend(Protocol):
 
         Raises:
             QuotaExceededError: as :meth:`set_many` (only when the versions matched).
+            SessionLimitError: as :meth:`set_many` (only when the versions matched).
         """
         ...
 
@@ -221,9 +238,13 @@ class Backend(Protocol):
         sessions wait for ``purge_expired``. Never reads values."""
         ...
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         """Remove every expired session and its data, in bounded batches; return how many
-        sessions were removed. A session renewed meanwhile by another process is kept."""
+        sessions were removed. A session renewed meanwhile by another process is kept.
+
+        ``progress``, when given, is called after each batch with the number of sessions that
+        batch removed (so an operator's tool can show how far it got).
+        """
         ...
 
     def close(self) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ..exceptions import QuotaExceededError
+from ..exceptions import QuotaExceededError, SessionLimitError
 from ._base import KeyInfo, Page, SessionInfo, StoreStats
 
 __all__ = ["MemoryBackend"]
@@ -56,6 +56,12 @@ class MemoryBackend:
             live = self._live(session, now)
             return None if live is None else live.values.get(key)
 
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        with self._lock:
+            live = self._live(session, now)
+            values = {} if live is None else live.values
+            return [values[key][0] if key in values else None for key in keys]
+
     def set_many(
         self,
         session: str,
@@ -65,9 +71,10 @@ class MemoryBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         with self._lock:
-            self._write(session, items, deadline, now, version, max_bytes)
+            self._write(session, items, deadline, now, version, max_bytes, max_sessions)
 
     def compare_and_set(
         self,
@@ -80,13 +87,14 @@ class MemoryBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
         with self._lock:
             live = self._live(session, now)
             current = None if live is None else live.values.get(key)
             if (None if current is None else current[1]) != expected:
                 return False
-            self._write(session, {key: value}, deadline, now, version, max_bytes)
+            self._write(session, {key: value}, deadline, now, version, max_bytes, max_sessions)
             return True
 
     def _write(
@@ -97,9 +105,13 @@ class MemoryBackend:
         now: float,
         version: int,
         max_bytes: int | None,
+        max_sessions: int | None,
     ) -> None:
-        # Called with the lock held. Checks the quota before changing anything.
+        # Called with the lock held. Checks the limits before changing anything.
         live = self._live(session, now)
+        starts_session = bool(items) and (live is None or not live.values)
+        if starts_session and max_sessions is not None and self._count_live(now) >= max_sessions:
+            raise SessionLimitError.for_write(max_sessions)
         old = live.values if live is not None else {}
         size = live.bytes if live is not None else 0
         new_size = size
@@ -119,6 +131,9 @@ class MemoryBackend:
             live.deadline = deadline
         else:
             live.deadline = max(live.deadline, deadline)
+
+    def _count_live(self, now: float) -> int:
+        return sum(1 for s in self._sessions.values() if s.values and not s.expired(now))
 
     def delete(self, session: str, key: str, now: float) -> bool:
         with self._lock:
@@ -199,12 +214,14 @@ class MemoryBackend:
                 expired=expired,
             )
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         with self._lock:
             expired = [name for name, s in self._sessions.items() if s.expired(now)]
             for name in expired:
                 del self._sessions[name]
-            return len(expired)
+        if progress is not None and expired:
+            progress(len(expired))
+        return len(expired)
 
     def close(self) -> None:
         with self._lock:

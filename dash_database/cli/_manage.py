@@ -63,10 +63,10 @@ def purge(url: str | None, as_json: bool, quiet: bool) -> None:
     Works in bounded batches; exits 0 when it succeeded, for cron.
     """
     with open_store(url) as db:
-        if sys.stderr.isatty() and not quiet:
-            waiting = db.stats().expired
-            click.echo(f"Purging {plural(waiting, 'expired session')}, in batches...", err=True)
-        removed = db.purge_expired()
+        # The bar needs a total, which costs a stats() call: only when someone watches.
+        waiting = db.stats().expired if sys.stderr.isatty() and not quiet else None
+        with progress_bar("Purging expired sessions", waiting) as progress:
+            removed = db.purge_expired(progress)
     if as_json:
         emit_json({"purged": removed})
     elif not quiet:

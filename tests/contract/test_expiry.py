@@ -165,3 +165,20 @@ def test_a_write_without_ttl_to_an_expired_session_starts_it_afresh(
 
     assert without_ttl.list_stored_user_keys("user") == ["b", "c"]
     assert without_ttl.get_user_value("user", "b") == 3
+
+
+def test_purge_reports_its_progress_batch_by_batch(
+    backend_factory: Callable[[], Backend], clock: FakeClock
+) -> None:
+    backend = backend_factory()
+    for i in range(1200):
+        backend.set_many(f"s{i}", {"k": b"v"}, clock.now + 5, clock.now, version=1)
+    backend.set_many("live", {"k": b"v"}, None, clock.now, version=1)
+    clock.advance(5)
+    batches: list[int] = []
+
+    removed = backend.purge_expired(clock.now, batches.append)
+
+    assert (1200, 1200) == (removed, sum(batches))
+    assert all(batch > 0 for batch in batches)
+    assert ["k"] == backend.keys("live", clock.now)

@@ -361,12 +361,14 @@ class PostgresBackend:
         [row] = self._rows("read from", "STATS", {"ns": self.namespace, "now": now})
         return StoreStats(*map(int, row))
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         params = {"ns": self.namespace, "now": now, "limit": _PURGE_BATCH}
         removed = 0
         while True:
             [(count,)] = self._rows("purge expired sessions from", "PURGE", params)
             removed += int(count)
+            if progress is not None and count:
+                progress(int(count))
             if count < _PURGE_BATCH:
                 return removed
 

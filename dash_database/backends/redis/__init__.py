@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -324,11 +324,13 @@ class RedisBackend:
         live = [max(0, total - gone) for total, gone in zip(totals, expired[1:])]
         return StoreStats(live[0], live[1], live[2], expired[0])
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         removed = 0
         while True:
             batch = int(self._on_store("PURGE", "purge expired sessions from", now, _BATCH))
             removed += batch
+            if progress is not None and batch:
+                progress(batch)
             if batch < _BATCH:
                 return removed
 

@@ -32,7 +32,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -337,11 +337,14 @@ class SqliteBackend:
     def stats(self, now: float) -> StoreStats:
         return StoreStats(*self._read(_sql.STATS, {"now": now})[0])
 
-    def purge_expired(self, now: float) -> int:
+    def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         purged = 0
         while True:
             batch = self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
-            purged += self._apply(batch)
+            removed = self._apply(batch)
+            purged += removed
+            if progress is not None and removed:
+                progress(removed)
             if len(batch) < _PURGE_BATCH:
                 break
         old = self._files.old_names(_ORPHAN_AGE)
