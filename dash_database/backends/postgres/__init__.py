@@ -37,11 +37,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from ...exceptions import (
+    BackendError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._process import PerProcess
 from . import _connect, _sql
@@ -207,16 +212,22 @@ class PostgresBackend:
         rows: list[Row] = self._run(action, lambda conn: self._execute(conn, name, params))
         return rows
 
-    def _change(self, action: str, name: str, params: dict[str, Any], staged: Any = None) -> Row:
+    def _change(
+        self, action: str, name: str, params: dict[str, Any], staged: Any = None, lock: Any = None
+    ) -> Row:
         """Return the row of a statement that changes a session, run again while it answers
         ``stale`` (its last column) or meets a concurrent writer; with ``staged`` items,
-        copy them first, in one transaction."""
+        copy them first, and with a ``lock`` key take that advisory lock first, in one
+        transaction."""
 
         def attempt(conn: Connection) -> Row:
-            if staged is None:
+            if staged is None and lock is None:
                 return self._execute(conn, name, params)[0]
             with conn.transaction(), conn.cursor(binary=True) as cursor:
-                stage(cursor, staged)
+                if lock is not None:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                if staged is not None:
+                    stage(cursor, staged)
                 return self._execute(conn, name, params)[0]
 
         def work(conn: Connection) -> Row:
@@ -269,6 +280,14 @@ class PostgresBackend:
         rows = self._rows("read from", "GET", params)
         return (rows[0][0], rows[0][1]) if rows else None
 
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        if not keys:
+            return []
+        names = [key.encode() for key in keys]
+        params = self._params(session, now, key_hashes=[_digest(name) for name in names])
+        found: dict[bytes, bytes] = dict(self._rows("read from", "GET_MANY", params))
+        return [found.get(name) for name in names]
+
     def set_many(
         self,
         session: str,
@@ -278,8 +297,9 @@ class PostgresBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
-        self._write(session, items, now, deadline, version, max_bytes, None, False)
+        self._write(session, items, now, deadline, version, max_bytes, max_sessions, None, False)
 
     def compare_and_set(
         self,
@@ -292,27 +312,47 @@ class PostgresBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
-        return self._write(session, {key: value}, now, deadline, version, max_bytes, expected, True)
+        return self._write(
+            session, {key: value}, now, deadline, version, max_bytes, max_sessions, expected, True
+        )
 
     def _write(self, session: str, items: Mapping[str, bytes], now: float, *figures: Any) -> bool:
-        """Store ``items`` with ``figures``: deadline, version, max_bytes, expected, check."""
-        names = ("deadline", "version", "max_bytes", "expected", "check")
-        params = self._params(session, now, **dict(zip(names, figures)))
+        """Store ``items`` with ``figures``: deadline, version, max_bytes, max_sessions,
+        expected, check.
+
+        A write that would start a session with ``max_sessions`` given is refused by the
+        statement until it runs again in a transaction holding the namespace's advisory lock,
+        where it counts the live sessions (a scan of the namespace's session rows): only such
+        writes pay for the count, and they take turns, so two never both take the last place.
+        """
+        names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
+        params = self._params(session, now, locked=False, **dict(zip(names, figures)))
         rows = [(_digest(key.encode()), key.encode(), value) for key, value in items.items()]
         if sum(len(value) for _, _, value in rows) >= self.copy_threshold:
-            row = self._change("write to", "WRITE_STAGED", params, staged=rows)
+            staged: Any = rows
         else:
+            staged = None
             first = rows[0] if rows else (None, None, None)
             params.update(zip(("kh", "key", "value"), first))
             more = rows[1:]
             params["key_hashes"] = [key_hash for key_hash, _, _ in more] if more else None
             params["keys"] = [key for _, key, _ in more] if more else None
             params["values"] = [value for _, _, value in more] if more else None
-            row = self._change("write to", "WRITE", params)
-        written, matched, before, after, _ = row
+        name = "WRITE" if staged is None else "WRITE_STAGED"
+        written, matched, refused, before, after, _ = self._change("write to", name, params, staged)
+        if refused == 1:
+            params["locked"] = True
+            lock = int.from_bytes(
+                _digest(f"{self.sessions_table} {self.namespace}".encode())[:8], "big", signed=True
+            )
+            row = self._change("write to", name, params, staged, lock)
+            written, matched, refused, before, after, _ = row
         if written or not matched:
             return bool(written)
+        if refused:
+            raise SessionLimitError.for_write(params["max_sessions"])
         # Not written, not stale, matched: the quota refused it.
         raise QuotaExceededError.for_write(before, after, params["max_bytes"])
 

@@ -66,6 +66,14 @@ WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
   AND v.key_hash = %(kh)b AND v.key = %(key)b
 """
 
+#: The values of the keys whose digests are ``key_hashes``, in a live session.
+GET_MANY = f"""
+SELECT v.key, v.value
+FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
+WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
+  AND {_LIVE.replace("deadline", "s.deadline")} AND v.key_hash = ANY(%(key_hashes)b::bytea[])
+"""
+
 #: The keys of a live session.
 KEYS = f"""
 SELECT v.key
@@ -92,7 +100,15 @@ figures AS MATERIALIZED (
         -- compare-and-set: the key's version is the expected one, or this write's own (it
         -- ran before and only its answer was lost), so that running it again is safe
         NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
-            OR coalesce(r.version = %(version)s::int8, false) AS matched
+            OR coalesce(r.version = %(version)s::int8, false) AS matched,
+        -- max_sessions: 0 fits; a write that starts a session answers 1 unless the caller
+        -- holds the namespace's lock (then its snapshot sees every session started before),
+        -- and 2 when the store is full
+        CASE WHEN %(max_sessions)s::int8 IS NULL OR f.keys > 0 OR f.count = 0 THEN 0
+            WHEN NOT %(locked)s THEN 1
+            WHEN (SELECT count(*) FROM {{sessions}} WHERE namespace = %(ns)s AND keys > 0
+                AND {_LIVE}) >= %(max_sessions)s::int8 THEN 2
+            ELSE 0 END AS refused
     FROM (
         SELECT coalesce(s.bytes, 0) AS before, coalesce(s.keys, 0) AS keys, s.deadline, s.live,
             (SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) FROM items)
@@ -116,7 +132,7 @@ created AS (
     INSERT INTO {{sessions}} (namespace, sid_hash, session_id, deadline, keys, bytes, written)
     SELECT %(ns)s, %(h)b, %(sid)b, {_DEADLINE}, f.keys, f.after, %(now)s
     FROM figures f
-    WHERE f.matched AND {_FITS} AND NOT EXISTS (SELECT FROM seen)
+    WHERE f.matched AND {_FITS} AND f.refused = 0 AND NOT EXISTS (SELECT FROM seen)
     ON CONFLICT (namespace, sid_hash) DO NOTHING
     RETURNING 1
 ),
@@ -125,7 +141,7 @@ updated AS (
     SET deadline = {_DEADLINE}, keys = f.keys, bytes = f.after, written = %(now)s
     FROM figures f, seen
     WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-      AND f.matched AND {_FITS}
+      AND f.matched AND {_FITS} AND f.refused = 0
     RETURNING 1
 ),
 session AS (
@@ -144,8 +160,8 @@ stored AS (
     ON CONFLICT (namespace, sid_hash, key_hash) DO UPDATE
         SET value = excluded.value, version = excluded.version
 )
-SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.before, f.after,
-    NOT EXISTS (SELECT FROM session) AND f.matched AND {_FITS} AS stale
+SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.refused, f.before, f.after,
+    NOT EXISTS (SELECT FROM session) AND f.matched AND {_FITS} AND f.refused = 0 AS stale
 FROM figures f
 """
 
