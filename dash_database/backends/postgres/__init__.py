@@ -27,7 +27,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
 from ...exceptions import (
@@ -37,10 +37,9 @@ from ...exceptions import (
     SessionLimitError,
 )
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
-from .._errors import store_errors
 from .._process import PerProcess
 from . import _connect, _sql
-from ._connect import DBAPIError, Engine, psycopg
+from ._connect import Connection, Engine, psycopg
 from ._copy import stage
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
@@ -54,13 +53,9 @@ DEFAULT_NAMESPACE = "default"
 # locks briefly, enough that the round trips are spread over many sessions.
 _PURGE_BATCH = 1000
 # A concurrent writer committed what a statement waited for or could not see: run it again.
-_CONFLICTS = (
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.DeadlockDetected,
-    psycopg.errors.UniqueViolation,
-)
+_ERRORS = psycopg.errors
+_CONFLICTS = (_ERRORS.SerializationFailure, _ERRORS.DeadlockDetected, _ERRORS.UniqueViolation)
 Row = tuple[Any, ...]
-Connection = psycopg.Connection[Any]
 T = TypeVar("T")
 
 
@@ -192,45 +187,9 @@ class PostgresBackend:
                 conn.execute(self._sql["CREATE"])
 
     def _run(self, action: str, work: Callable[[Connection], T]) -> T:
-        """Return ``work(connection)`` on a pooled connection in autocommit mode; raise driver
-        errors as BackendError about ``action``.
-
-        A connection found lost is discarded and ``work`` runs again on another, at most as
-        many times as the pool keeps connections (so the first call after a server restart
-        does not fail on each stale one in turn). ``work`` must be safe to run again: the
-        server may have committed before the answer was lost.
-        """
         if self._closed:
             raise BackendError(f"The backend on {self._store} is closed; open a new one.")
-        engine = self.engine
-        size = getattr(engine.pool, "size", None)
-        reconnects = size() if callable(size) else 5
-        with store_errors(self._store, action, (psycopg.Error,)):
-            while True:
-                try:
-                    fairy = engine.raw_connection()
-                except DBAPIError as exc:
-                    # The driver's own error says what failed, without SQLAlchemy's wrapping.
-                    raise (exc.orig or exc) from None
-                conn = cast(Connection, fairy.driver_connection)
-                try:
-                    if conn.autocommit:
-                        return work(conn)
-                    # A passed-in engine's connection: switching costs no round trip while no
-                    # transaction is open.
-                    conn.autocommit = True
-                    try:
-                        return work(conn)
-                    finally:
-                        if not conn.broken:
-                            conn.autocommit = False
-                except psycopg.OperationalError as exc:
-                    if not conn.broken or reconnects == 0:
-                        raise
-                    fairy.invalidate(exc)
-                    reconnects -= 1
-                finally:
-                    fairy.close()
+        return _connect.run(self.engine, self._store, action, work)
 
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
         return self._run(action, lambda conn: _execute(conn, self._sql[name], params))
@@ -248,6 +207,9 @@ class PostgresBackend:
             with conn.transaction(), conn.cursor(binary=True) as cursor:
                 if params.get("locked"):
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                    [(count,)] = cursor.execute(self._sql["COUNT_SESSIONS"], params).fetchall()
+                    if count >= params["max_sessions"]:
+                        raise SessionLimitError.for_write(params["max_sessions"])
                 if drop:
                     cursor.execute(self._sql["DROP_EXPIRED"], params)
                 if staged is not None:
@@ -350,17 +312,13 @@ class PostgresBackend:
             name = "WRITE_MANY"
             params.update(kh=[r[0] for r in rows], key=[r[1] for r in rows])
             params["value"] = [r[2] for r in rows]
-        written, matched, refused, before, after, *_ = self._change(
-            "write to", name, params, staged
-        )
-        if refused == 1:
+        row = self._change("write to", name, params, staged)
+        if row[1] and row[2]:  # matched, and it would start a session under max_sessions
             params["locked"] = True
             row = self._change("write to", name, params, staged)
-            written, matched, refused, before, after, *_ = row
+        written, matched, _, before, after, *_ = row
         if written or not matched:
             return bool(written)
-        if refused:
-            raise SessionLimitError.for_write(params["max_sessions"])
         raise QuotaExceededError.for_write(before, after, params["max_bytes"])
 
     def delete(self, session: str, key: str, now: float) -> bool:

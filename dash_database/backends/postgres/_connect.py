@@ -6,7 +6,8 @@ The drivers are imported here, once, when the backend's package is imported (whi
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 try:
     import psycopg
@@ -22,8 +23,12 @@ except ImportError as exc:
 
 from ..._locations import redact_url
 from ...exceptions import InvalidArgumentError
+from .._errors import store_errors
 
-__all__ = ["DBAPIError", "Engine", "psycopg"]
+__all__ = ["Connection", "Engine", "psycopg"]
+
+Connection = psycopg.Connection[Any]
+T = TypeVar("T")
 
 # URL query parameters read by the backend rather than passed to the driver.
 _OWN_QUERY = ("table", "schema", "namespace")
@@ -81,6 +86,45 @@ def where(engine: Engine) -> str:
         )
     url = engine.url
     return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]) -> T:
+    """Return ``work(connection)`` on a connection from ``engine``'s pool in autocommit mode;
+    raise driver errors as BackendError about ``action`` on ``store``.
+
+    A connection found lost is discarded and ``work`` runs again on another, at most as many
+    times as the pool keeps connections, so the first call after a server restart does not
+    fail on each stale one in turn. ``work`` must be safe to run again: the server may have
+    committed before the answer was lost.
+    """
+    size = getattr(engine.pool, "size", None)
+    reconnects = size() if callable(size) else 5
+    with store_errors(store, action, (psycopg.Error,)):
+        while True:
+            try:
+                fairy = engine.raw_connection()
+            except DBAPIError as exc:
+                # The driver's own error says what failed, without SQLAlchemy's wrapping.
+                raise (exc.orig or exc) from None
+            conn = cast(Connection, fairy.driver_connection)
+            try:
+                if conn.autocommit:
+                    return work(conn)
+                # A passed-in engine's connection: switching costs no round trip while no
+                # transaction is open.
+                conn.autocommit = True
+                try:
+                    return work(conn)
+                finally:
+                    if not conn.broken:
+                        conn.autocommit = False
+            except psycopg.OperationalError as exc:
+                if not conn.broken or reconnects == 0:
+                    raise
+                fairy.invalidate(exc)
+                reconnects -= 1
+            finally:
+                fairy.close()
 
 
 def quote(name: str) -> str:

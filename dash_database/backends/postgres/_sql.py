@@ -93,18 +93,14 @@ figures AS MATERIALIZED (
         -- ran before and only its answer was lost), so that running it again is safe
         NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
             OR coalesce(r.version = %(version)s::int8, false) AS matched,
-        -- max_sessions: 0 fits; a write that starts a session answers 1 unless the caller
-        -- holds the namespace's lock (then its snapshot sees every session started before),
-        -- and 2 when the store is full
-        CASE WHEN %(max_sessions)s::int8 IS NULL OR s.keys > 0 OR %(count)s::int8 = 0 THEN 0
-            WHEN NOT %(locked)s THEN 1
-            WHEN (SELECT count(*) FROM {{sessions}} WHERE namespace = %(ns)s AND keys > 0
-                AND {_LIVE}) >= %(max_sessions)s::int8 THEN 2
-            ELSE 0 END AS refused
+        -- max_sessions: a write that starts a session is refused unless the caller holds
+        -- the namespace's lock and counted the live sessions (COUNT_SESSIONS) first
+        %(max_sessions)s::int8 IS NOT NULL AND NOT %(locked)s AND %(count)s::int8 > 0
+            AND coalesce(s.keys = 0 OR NOT s.live, true) AS refused
     FROM (SELECT) AS one LEFT JOIN seen s ON true CROSS JOIN replaced r
 ),
 ok AS MATERIALIZED (
-    SELECT f.*, f.matched AND NOT f.expired AND f.refused = 0
+    SELECT f.*, f.matched AND NOT f.expired AND NOT f.refused
         AND (%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8) AS ok
     FROM figures f
 ),
@@ -299,6 +295,12 @@ SESSION_KEYS = f"""
 SELECT v.key_hash, v.key, octet_length(v.value), v.version {_LIVE_VALUES}
   AND v.key_hash > %(after)b ORDER BY v.key_hash LIMIT %(limit)s
 """
+
+#: How many live sessions hold keys (only a write that starts a session under max_sessions
+#: counts them, so the write statements' plans do not carry this scan).
+COUNT_SESSIONS = (
+    f"SELECT count(*) FROM {{sessions}} WHERE namespace = %(ns)s AND keys > 0 AND {_LIVE}"
+)
 
 #: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows.
 STATS = f"""
