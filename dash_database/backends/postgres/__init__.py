@@ -11,7 +11,7 @@ Statements. Every operation is one SQL statement (``_sql.py``, which explains ho
 atomic and current), in autocommit mode: one round trip, committed when the call returns. A
 statement that met a stale snapshot answers so and runs again. Two rare cases take a second
 step: a write to an expired, unpurged session first drops it; a write that would start a
-session under ``max_sessions`` runs again holding the namespace's lock, to count sessions.
+session under ``max_sessions`` runs again holding the table's lock, to count sessions.
 A write of ``copy_threshold`` bytes or more streams its values with ``COPY`` (``_copy.py``).
 
 Connections. Each call borrows a connection from the engine's pool. A backend built from a URL
@@ -98,7 +98,7 @@ class PostgresBackend:
         create_table: bool = True,
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
-        copy_threshold: int = 16 * 1024 * 1024,
+        copy_threshold: int = 4 * 1024 * 1024,
         **options: Any,
     ) -> None:
         self._url: str | None = None
@@ -198,7 +198,7 @@ class PostgresBackend:
         """Return the row of a statement that changes a session, run again while it answers
         ``stale`` (its last column) or meets a concurrent writer. A write that answers
         ``expired`` runs again after dropping the session, in one transaction; so does one
-        with ``staged`` items (copied first) or ``locked`` (it takes the namespace's lock)."""
+        with ``staged`` items (copied first) or ``locked`` (it takes the table's lock)."""
         sql, drop = self._sql[name], False
 
         def attempt(conn: Connection) -> Row:
@@ -297,7 +297,7 @@ class PostgresBackend:
         expected, check.
 
         Only a write that would start a session with ``max_sessions`` given counts the live
-        sessions (a scan of the namespace's session rows), holding the namespace's lock so
+        sessions (a scan of the namespace's session rows), holding the table's lock so
         that two such writes never both take the last place; other writes never count.
         """
         names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")

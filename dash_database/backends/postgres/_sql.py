@@ -21,24 +21,15 @@ import re
 #: Creates the tables and the index unless they exist (run under an advisory lock).
 CREATE = """
 CREATE TABLE IF NOT EXISTS {sessions} (
-    namespace  text    NOT NULL,
-    sid_hash   bytea   NOT NULL,
-    session_id bytea   NOT NULL,
-    deadline   float8,
-    keys       bigint  NOT NULL,
-    bytes      bigint  NOT NULL,
-    written    float8  NOT NULL,
+    namespace text NOT NULL, sid_hash bytea NOT NULL, session_id bytea NOT NULL,
+    deadline float8, keys bigint NOT NULL, bytes bigint NOT NULL, written float8 NOT NULL,
     PRIMARY KEY (namespace, sid_hash)
 );
 CREATE INDEX IF NOT EXISTS {deadline_index} ON {sessions} (namespace, deadline)
     WHERE deadline IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {values} (
-    namespace  text    NOT NULL,
-    sid_hash   bytea   NOT NULL,
-    key_hash   bytea   NOT NULL,
-    key        bytea   NOT NULL,
-    value      bytea   NOT NULL,
-    version    bigint  NOT NULL,
+    namespace text NOT NULL, sid_hash bytea NOT NULL, key_hash bytea NOT NULL,
+    key bytea NOT NULL, value bytea NOT NULL, version bigint NOT NULL,
     PRIMARY KEY (namespace, sid_hash, key_hash)
 );
 ALTER TABLE {values} ALTER COLUMN value SET STORAGE EXTERNAL;
@@ -85,7 +76,9 @@ replaced AS MATERIALIZED (
     ) AS v
 ),
 figures AS MATERIALIZED (
-    SELECT coalesce(s.bytes, 0) AS before,
+    SELECT f.*, f.matched AND NOT f.expired AND NOT f.refused
+        AND (%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8) AS ok
+    FROM (SELECT coalesce(s.bytes, 0) AS before,
         coalesce(s.bytes, 0) + %(added)s::int8 - coalesce(r.size, 0) AS after,
         coalesce(s.keys, 0) + %(count)s::int8 - r.count AS keys, s.deadline,
         coalesce(NOT s.live, false) AS expired,
@@ -94,20 +87,15 @@ figures AS MATERIALIZED (
         NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
             OR coalesce(r.version = %(version)s::int8, false) AS matched,
         -- max_sessions: a write that starts a session is refused unless the caller holds
-        -- the namespace's lock and counted the live sessions (COUNT_SESSIONS) first
+        -- the table's lock and counted the live sessions (COUNT_SESSIONS) first
         %(max_sessions)s::int8 IS NOT NULL AND NOT %(locked)s AND %(count)s::int8 > 0
             AND coalesce(s.keys = 0 OR NOT s.live, true) AS refused
-    FROM (SELECT) AS one LEFT JOIN seen s ON true CROSS JOIN replaced r
-),
-ok AS MATERIALIZED (
-    SELECT f.*, f.matched AND NOT f.expired AND NOT f.refused
-        AND (%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8) AS ok
-    FROM figures f
+    FROM (SELECT) AS one LEFT JOIN seen s ON true CROSS JOIN replaced r) AS f
 ),
 created AS (
     INSERT INTO {{sessions}} (namespace, sid_hash, session_id, deadline, keys, bytes, written)
     SELECT %(ns)s, %(h)b, %(sid)b, %(deadline)s, f.keys, f.after, %(now)s
-    FROM ok f WHERE f.ok AND NOT EXISTS (SELECT FROM seen)
+    FROM figures f WHERE f.ok AND NOT EXISTS (SELECT FROM seen)
     ON CONFLICT (namespace, sid_hash) DO NOTHING
     RETURNING 1
 ),
@@ -117,7 +105,7 @@ updated AS (
     SET deadline = CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL
             THEN %(deadline)s::float8 ELSE greatest(f.deadline, %(deadline)s::float8) END,
         keys = f.keys, bytes = f.after, written = %(now)s
-    FROM ok f, seen
+    FROM figures f, seen
     WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version AND f.ok
     RETURNING 1
 ),
@@ -133,7 +121,7 @@ stored AS (
 )
 SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.refused, f.before, f.after,
     f.expired, f.ok AND NOT EXISTS (SELECT FROM session) AS stale
-FROM ok f
+FROM figures f
 """
 
 #: Store one item, given as parameters.
