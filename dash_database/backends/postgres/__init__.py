@@ -119,17 +119,11 @@ class PostgresBackend:
                 "engine must be a postgresql:// URL or a SQLAlchemy Engine, got "
                 f"{type(engine).__name__} {engine!r}."
             )
-        self.table_name = DEFAULT_TABLE if table is None else table
-        self.schema = schema
-        self.namespace = DEFAULT_NAMESPACE if namespace is None else namespace
-        _connect.check_options(
-            self.table_name,
-            schema,
-            self.namespace,
-            copy_threshold,
-            connect_timeout,
-            statement_timeout,
-        )
+        table = DEFAULT_TABLE if table is None else table
+        namespace = DEFAULT_NAMESPACE if namespace is None else namespace
+        timeouts = (connect_timeout, statement_timeout)
+        _connect.check_options(table, schema, namespace, copy_threshold, *timeouts)
+        self.table_name, self.schema, self.namespace = table, schema, namespace
         self.connect_timeout, self.statement_timeout = connect_timeout, statement_timeout
         self.copy_threshold = copy_threshold
         self._options = options
