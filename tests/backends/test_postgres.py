@@ -675,3 +675,15 @@ def test_table_and_schema_names_are_quoted(postgres_url: str) -> None:
     finally:
         sql(postgres_url, f"DROP TABLE {backend.sessions_table}, {backend.values_table}")
         backend.close()
+
+
+def test_every_statement_fits_psycopgs_parse_cache_with_the_longest_names() -> None:
+    # psycopg caches how it parsed a statement only up to 4 KiB of text; parsing the write
+    # statement again on every call cost more than the rest of the client's work.
+    from dash_database.backends.postgres import _connect, _sql
+
+    longest = _connect.quote("s" * 63) + "." + _connect.quote("t" * 63)
+    statements = _sql.compiled(longest, longest, longest)
+
+    assert [] == [name for name, text in statements.items() if len(text.encode()) > 4096]
+    assert "--" not in statements["WRITE"]

@@ -1,35 +1,24 @@
 """Sessions in two PostgreSQL tables, on psycopg 3 connections from a SQLAlchemy engine's pool.
 
-Layout. ``<table>_sessions`` holds one row per session: the namespace, the SHA-256 digest of
-the session id's UTF-8 (``sid_hash``), the id itself (``session_id``), its deadline, key count,
-byte total and the time of its last write. ``<table>_values`` holds one row per key: the
-namespace, the session's digest, the key's digest (``key_hash``), the key's UTF-8, the value and
-its version. Both are keyed by digests, so ids and keys of any length fit in an index, and
-stored as ``BYTEA``, so any text (NUL included) works; reads also compare the full id and key.
-Several apps can share the tables, each in its own ``namespace``. The default table name is
-``dash_database`` (tables ``dash_database_sessions`` and ``dash_database_values``); expiry is
-compared with the caller's ``now``, never the server's clock.
+Layout. ``<table>_sessions`` holds a row per session: namespace, the SHA-256 of the id's
+UTF-8 (``sid_hash``), the id itself, its deadline, key count, byte total and last write.
+``<table>_values`` holds a row per key: namespace, session digest, key digest, the key's UTF-8,
+value and version. Digests keep ids and keys of any length indexable; reads also compare the
+full id and key. Apps sharing the tables stay apart by ``namespace``. Expiry compares the
+caller's ``now``, never the server's clock.
 
-Statements. Every operation is one SQL statement (``_sql.py``), run in autocommit mode: one
-round trip, atomic, committed when the call returns. A write upserts the session row (its
-counts, bytes and deadline, after the quota check) and the values in one statement built of
-data-modifying CTEs. A statement that changes a session changes the session row first, and
-only while that row is still the version its snapshot shows; otherwise it changes nothing and
-runs again with a fresh snapshot (``_sql.py`` explains why that keeps every read current). So byte
-totals and compare-and-set are exact, and a delete-all that waited for a concurrent write
-removes all of that write. ``purge_expired`` removes expired sessions in batches of
-``_PURGE_BATCH``, one statement each. A write whose values add up to ``copy_threshold`` bytes
-or more streams them with ``COPY`` first (``_copy.py``).
+Statements. Every operation is one SQL statement (``_sql.py``, which explains how a write stays
+atomic and current), in autocommit mode: one round trip, committed when the call returns. A
+statement that met a stale snapshot answers so and runs again. Two rare cases take a second
+step: a write to an expired, unpurged session first drops it; a write that would start a
+session under ``max_sessions`` runs again holding the table's lock, to count sessions.
+A write of ``copy_threshold`` bytes or more streams its values with ``COPY`` (``_copy.py``).
 
-Connections. Each call borrows a connection from the engine's pool and returns it. A backend
-built from a URL makes its engine with ``connect_timeout`` and a server-side
-``statement_timeout`` (which also bounds lock waits), in autocommit mode; an engine you pass in
-is used as you configured it (its connections are switched to autocommit for the call and
-back). A call whose connection turns out lost (the server restarted) discards it and runs again
-on another, at most as many times as the pool keeps connections; calls while the server is
-down raise ``BackendError``.
-After ``fork()`` the child opens its own engine, or drops the passed-in engine's pooled
-connections unclosed (``_process.py``).
+Connections. Each call borrows a connection from the engine's pool. A backend built from a URL
+makes its engine (``_connect.py``) with timeouts, in autocommit mode; an engine passed in is
+used as configured (its connections switch to autocommit for the call, and back). A connection
+found lost (the server restarted) is discarded and the call runs on another. After ``fork()``
+the child opens its own engine or drops the passed-in engine's connections (``_process.py``).
 """
 
 from __future__ import annotations
@@ -37,11 +26,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from ...exceptions import (
+    BackendError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._process import PerProcess
 from . import _connect, _sql
@@ -59,15 +53,10 @@ DEFAULT_NAMESPACE = "default"
 # locks briefly, enough that the round trips are spread over many sessions.
 _PURGE_BATCH = 1000
 # A concurrent writer committed what a statement waited for or could not see: run it again.
-_CONFLICTS = (
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.DeadlockDetected,
-    psycopg.errors.UniqueViolation,
-)
-_STATEMENTS = [
-    name for name in vars(_sql) if name.isupper() and name[0] != "_" and "ITEMS" not in name
-]
+_ERRORS = psycopg.errors
+_CONFLICTS = (_ERRORS.SerializationFailure, _ERRORS.DeadlockDetected, _ERRORS.UniqueViolation)
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class PostgresBackend:
@@ -75,24 +64,21 @@ class PostgresBackend:
 
     Args:
         engine: a URL (``postgresql://user:password@host:port/dbname``; ``postgres://`` and
-            ``postgresql://`` use psycopg 3, ``postgresql+psycopg://`` names it explicitly), or
-            a ready SQLAlchemy ``Engine`` on psycopg 3. An engine passed in stays yours:
-            :meth:`close` leaves it open, its timeouts are yours to set, and the backend cannot
-            be pickled.
+            ``postgresql+psycopg://`` work too), or a SQLAlchemy ``Engine`` on psycopg 3. An
+            engine passed in stays yours: :meth:`close` leaves it open, its timeouts are yours
+            to set, and the backend cannot be pickled.
         table: the tables' name stem; a URL may give it as ``?table=...``.
         schema: the schema holding the tables (it must exist), or ``None`` for the search
             path; a URL may give it as ``?schema=...``.
         namespace: rows of other namespaces are never seen or touched, so several apps can
             share the tables; a URL may give it as ``?namespace=...``.
-        create_table: create the tables and their index if they do not exist (safe when
-            several processes start at once). Pass ``False`` when the database user may not
-            create tables and they were created beforehand.
+        create_table: create the tables unless they exist (safe when several processes start
+            at once); ``False`` when the user may not create tables and they already exist.
         connect_timeout: seconds to wait for a new connection (URL only; at least 2).
-        statement_timeout: seconds the server lets a statement run, waiting for locks included
-            (URL only); also how long a write retries while other writers keep changing its
-            session.
+        statement_timeout: seconds the server lets a statement run, lock waits included (URL
+            only); also how long a write retries while other writers keep changing its session.
         copy_threshold: a write whose values add up to this many bytes or more streams them
-            with ``COPY`` (``_copy.py``), which keeps its memory near the values' size.
+            with ``COPY``, which keeps its memory near the values' size.
         **options: keyword arguments for ``sqlalchemy.create_engine`` when ``engine`` is a URL
             (for example ``pool_size``, ``connect_args``).
 
@@ -112,7 +98,7 @@ class PostgresBackend:
         create_table: bool = True,
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
-        copy_threshold: int = 16 * 1024 * 1024,
+        copy_threshold: int = 4 * 1024 * 1024,
         **options: Any,
     ) -> None:
         self._url: str | None = None
@@ -133,16 +119,11 @@ class PostgresBackend:
                 "engine must be a postgresql:// URL or a SQLAlchemy Engine, got "
                 f"{type(engine).__name__} {engine!r}."
             )
-        self.table_name = DEFAULT_TABLE if table is None else table
-        self.schema = schema
-        self.namespace = DEFAULT_NAMESPACE if namespace is None else namespace
-        _connect.check_options(
-            self.table_name, schema, self.namespace, connect_timeout, statement_timeout
-        )
-        if type(copy_threshold) is not int or copy_threshold < 0:
-            raise InvalidArgumentError(
-                f"copy_threshold must be an int >= 0, got {copy_threshold!r}."
-            )
+        table = DEFAULT_TABLE if table is None else table
+        namespace = DEFAULT_NAMESPACE if namespace is None else namespace
+        timeouts = (connect_timeout, statement_timeout)
+        _connect.check_options(table, schema, namespace, copy_threshold, *timeouts)
+        self.table_name, self.schema, self.namespace = table, schema, namespace
         self.connect_timeout, self.statement_timeout = connect_timeout, statement_timeout
         self.copy_threshold = copy_threshold
         self._options = options
@@ -152,22 +133,15 @@ class PostgresBackend:
         #: The quoted, qualified names of the two tables.
         self.sessions_table = prefix + _connect.quote(f"{self.table_name}_sessions")
         self.values_table = prefix + _connect.quote(f"{self.table_name}_values")
-        names = {
-            "sessions": self.sessions_table,
-            "values": self.values_table,
-            "deadline_index": _connect.quote(f"{self.table_name}_sessions_deadline"),
-        }
-        self._sql = {name: getattr(_sql, name).format(**names) for name in _STATEMENTS}
+        index = _connect.quote(f"{self.table_name}_sessions_deadline")
+        self._sql = _sql.compiled(self.sessions_table, self.values_table, index)
+        # Creators of the tables, and writes that start a session under max_sessions, take
+        # turns on this advisory lock.
+        lock = _digest(f"dash_database:{self.sessions_table}".encode())
+        self._lock = int.from_bytes(lock[:8], "big", signed=True)
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
         self._store = _connect.where(self.engine)
-        dialect = self.engine.dialect
-        if (dialect.name, dialect.driver, dialect.is_async) != ("postgresql", "psycopg", False):
-            raise InvalidArgumentError(
-                f"The engine runs {dialect.name}+{dialect.driver}"
-                f"{' (asyncio)' if dialect.is_async else ''}; this backend runs on PostgreSQL "
-                "through psycopg 3 in sync mode: use a postgresql+psycopg:// URL."
-            )
         if create_table:
             try:
                 self._run("create the tables on", self._create_tables)
@@ -193,37 +167,58 @@ class PostgresBackend:
         self._adopted = True
         return self._given
 
-    def _run(self, action: str, work: Callable[[Connection], Any]) -> Any:
+    def _create_tables(self, conn: Connection) -> None:
+        # One catalog query first: opening costs no DDL (and needs no CREATE privilege) once
+        # the tables exist.
+        found = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+            (self.sessions_table, self.values_table),
+        ).fetchone()
+        if found is None or not found[0]:
+            with conn.transaction():
+                # Concurrent CREATE ... IF NOT EXISTS can still collide: take turns.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                conn.execute(self._sql["CREATE"])
+
+    def _run(self, action: str, work: Callable[[Connection], T]) -> T:
         if self._closed:
             raise BackendError(f"The backend on {self._store} is closed; open a new one.")
         return _connect.run(self.engine, self._store, action, work)
 
-    def _execute(self, conn: Connection, name: str, params: dict[str, Any]) -> list[Row]:
-        with conn.cursor(binary=True) as cursor:
-            cursor.execute(self._sql[name], params)
-            return [] if name == "TOUCH" else cursor.fetchall()
-
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
-        rows: list[Row] = self._run(action, lambda conn: self._execute(conn, name, params))
-        return rows
+        return self._run(action, lambda conn: _execute(conn, self._sql[name], params))
 
     def _change(self, action: str, name: str, params: dict[str, Any], staged: Any = None) -> Row:
         """Return the row of a statement that changes a session, run again while it answers
-        ``stale`` (its last column) or meets a concurrent writer; with ``staged`` items,
-        copy them first, in one transaction."""
+        ``stale`` (its last column) or meets a concurrent writer. A write that answers
+        ``expired`` runs again after dropping the session, in one transaction; so does one
+        with ``staged`` items (copied first) or ``locked`` (it takes the table's lock)."""
+        sql, drop = self._sql[name], False
 
         def attempt(conn: Connection) -> Row:
-            if staged is None:
-                return self._execute(conn, name, params)[0]
+            if staged is None and not params.get("locked") and not drop:
+                return _execute(conn, sql, params)[0]
             with conn.transaction(), conn.cursor(binary=True) as cursor:
-                stage(cursor, staged)
-                return self._execute(conn, name, params)[0]
+                if params.get("locked"):
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                    [(count,)] = cursor.execute(self._sql["COUNT_SESSIONS"], params).fetchall()
+                    if count >= params["max_sessions"]:
+                        raise SessionLimitError.for_write(params["max_sessions"])
+                if drop:
+                    cursor.execute(self._sql["DROP_EXPIRED"], params)
+                if staged is not None:
+                    stage(cursor, staged)
+                return _execute(conn, sql, params)[0]
 
         def work(conn: Connection) -> Row:
+            nonlocal drop
             give_up = time.monotonic() + self.statement_timeout
             while True:
                 try:
                     row = attempt(conn)
+                    if name.startswith("WRITE") and row[5]:
+                        drop = True
+                        continue
                     if not row[-1]:
                         return row
                 except _CONFLICTS:
@@ -236,38 +231,31 @@ class PostgresBackend:
                         "session from fewer places at once."
                     )
 
-        row: Row = self._run(action, work)
-        return row
+        return self._run(action, work)
 
     def _params(self, session: str, now: float, **more: Any) -> dict[str, Any]:
         sid = session.encode()
         return {"ns": self.namespace, "h": _digest(sid), "sid": sid, "now": now, **more}
 
-    def _create_tables(self, conn: Connection) -> None:
-        found = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-            (self.sessions_table, self.values_table),
-        ).fetchone()
-        # Checking first lets a user without the CREATE privilege use existing tables.
-        if found is None or not found[0]:
-            with conn.transaction():
-                # CREATE ... IF NOT EXISTS can still fail when two sessions run it at once;
-                # an advisory lock held until commit makes them take turns.
-                lock = f"dash_database:{self.sessions_table}"
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
-                conn.execute(self._sql["CREATE"])
-
     # -- the backend protocol -------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        found = self.get_versioned(session, key, now)
-        return None if found is None else found[0]
+        return self.get_many(session, [key], now)[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        name = key.encode()
-        params = self._params(session, now, kh=_digest(name), key=name)
-        rows = self._rows("read from", "GET", params)
-        return (rows[0][0], rows[0][1]) if rows else None
+        return self._get(session, [key], now).get(key.encode())
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        found = self._get(session, keys, now)
+        return [None if (row := found.get(key.encode())) is None else row[0] for key in keys]
+
+    def _get(self, session: str, keys: Sequence[str], now: float) -> dict[bytes, tuple[bytes, int]]:
+        """Return the value and version of each of ``keys`` found, by the key's UTF-8."""
+        if not keys:
+            return {}
+        hashes = [_digest(key.encode()) for key in keys]
+        rows = self._rows("read from", "GET", self._params(session, now, key_hashes=hashes))
+        return {key: (value, version) for key, value, version in rows}
 
     def set_many(
         self,
@@ -278,8 +266,9 @@ class PostgresBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
-        self._write(session, items, now, deadline, version, max_bytes, None, False)
+        self._write(session, items, now, deadline, version, max_bytes, max_sessions, None, False)
 
     def compare_and_set(
         self,
@@ -292,28 +281,38 @@ class PostgresBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
-        return self._write(session, {key: value}, now, deadline, version, max_bytes, expected, True)
+        figures = (deadline, version, max_bytes, max_sessions, expected, True)
+        return self._write(session, {key: value}, now, *figures)
 
     def _write(self, session: str, items: Mapping[str, bytes], now: float, *figures: Any) -> bool:
-        """Store ``items`` with ``figures``: deadline, version, max_bytes, expected, check."""
-        names = ("deadline", "version", "max_bytes", "expected", "check")
-        params = self._params(session, now, **dict(zip(names, figures)))
+        """Store ``items`` with ``figures``: deadline, version, max_bytes, max_sessions,
+        expected, check.
+
+        Only a write that would start a session with ``max_sessions`` given counts the live
+        sessions (a scan of the namespace's session rows), holding the table's lock so
+        that two such writes never both take the last place; other writes never count.
+        """
+        names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
+        params = self._params(session, now, locked=False, **dict(zip(names, figures)))
         rows = [(_digest(key.encode()), key.encode(), value) for key, value in items.items()]
-        if sum(len(value) for _, _, value in rows) >= self.copy_threshold:
-            row = self._change("write to", "WRITE_STAGED", params, staged=rows)
-        else:
-            first = rows[0] if rows else (None, None, None)
-            params.update(zip(("kh", "key", "value"), first))
-            more = rows[1:]
-            params["key_hashes"] = [key_hash for key_hash, _, _ in more] if more else None
-            params["keys"] = [key for _, key, _ in more] if more else None
-            params["values"] = [value for _, _, value in more] if more else None
-            row = self._change("write to", "WRITE", params)
-        written, matched, before, after, _ = row
+        size = sum(len(value) for _, _, value in rows)
+        params.update(count=len(rows), added=size + sum(len(key) for _, key, _ in rows))
+        staged, name = (rows, "WRITE_STAGED") if size >= self.copy_threshold else (None, "WRITE")
+        if staged is None and len(rows) == 1:
+            params.update(zip(("kh", "key", "value"), rows[0]))
+        elif staged is None:
+            name = "WRITE_MANY"
+            params.update(kh=[r[0] for r in rows], key=[r[1] for r in rows])
+            params["value"] = [r[2] for r in rows]
+        row = self._change("write to", name, params, staged)
+        if row[1] and row[2]:  # matched, and it would start a session under max_sessions
+            params["locked"] = True
+            row = self._change("write to", name, params, staged)
+        written, matched, _, before, after, *_ = row
         if written or not matched:
             return bool(written)
-        # Not written, not stale, matched: the quota refused it.
         raise QuotaExceededError.for_write(before, after, params["max_bytes"])
 
     def delete(self, session: str, key: str, now: float) -> bool:
@@ -321,13 +320,11 @@ class PostgresBackend:
         return bool(self._change("delete from", "DELETE", params)[0])
 
     def keys(self, session: str, now: float) -> list[str]:
-        return [
-            row[0].decode() for row in self._rows("read from", "KEYS", self._params(session, now))
-        ]
+        rows = self._rows("read from", "KEYS", self._params(session, now))
+        return [row[0].decode() for row in rows]
 
     def clear(self, session: str, now: float) -> int:
-        params = self._params(session, now)
-        return int(self._change("delete from", "CLEAR", params)[0])
+        return int(self._change("delete from", "CLEAR", self._params(session, now))[0])
 
     def touch(self, session: str, deadline: float, now: float) -> None:
         self._rows("write to", "TOUCH", self._params(session, now, deadline=deadline))
@@ -397,6 +394,11 @@ class PostgresBackend:
         return (
             f"PostgresBackend({where!r}, table={self.table_name!r}, namespace={self.namespace!r})"
         )
+
+
+def _execute(conn: Connection, sql: str, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor(binary=True) as cursor:
+        return cursor.execute(sql, params).fetchall()
 
 
 def _reopen(url: str, options: dict[str, Any]) -> PostgresBackend:

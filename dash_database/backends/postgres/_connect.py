@@ -1,4 +1,4 @@
-"""Engines, connections and driver errors of the PostgreSQL backend.
+"""URLs, engines and options of the PostgreSQL backend.
 
 The drivers are imported here, once, when the backend's package is imported (which
 ``dash_database`` does only when a PostgreSQL URL or backend is used).
@@ -25,17 +25,7 @@ from ..._locations import redact_url
 from ...exceptions import InvalidArgumentError
 from .._errors import store_errors
 
-__all__ = [
-    "Connection",
-    "Engine",
-    "check_options",
-    "open_engine",
-    "psycopg",
-    "quote",
-    "run",
-    "split_url",
-    "where",
-]
+__all__ = ["Connection", "Engine", "psycopg"]
 
 Connection = psycopg.Connection[Any]
 T = TypeVar("T")
@@ -76,31 +66,36 @@ def open_engine(
     timeout = f"-c statement_timeout={round(statement_timeout * 1000)}"
     # Of two settings of one parameter, the server keeps the last: the caller's come last.
     connect_args["options"] = f"{timeout} {connect_args.get('options', '')}".strip()
-    # In autocommit mode no transaction outlives a call, so a returned connection needs no
-    # ROLLBACK.
-    settings = {
-        "isolation_level": "AUTOCOMMIT",
-        "pool_reset_on_return": None,
-        **options,
-        "connect_args": connect_args,
-    }
-    return sqlalchemy.create_engine(url, **settings)
+    # In autocommit mode no transaction outlives a call: a returned connection needs no ROLLBACK.
+    settings = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, **options}
+    return sqlalchemy.create_engine(url, **{**settings, "connect_args": connect_args})
 
 
 def where(engine: Engine) -> str:
-    """Name the server and database of ``engine`` for messages (never with a password)."""
+    """Name the server and database of ``engine`` for messages (never with a password).
+
+    Raises:
+        InvalidArgumentError: the engine does not run psycopg 3 in sync mode.
+    """
+    dialect = engine.dialect
+    if (dialect.name, dialect.driver, dialect.is_async) != ("postgresql", "psycopg", False):
+        raise InvalidArgumentError(
+            f"The engine runs {dialect.name}+{dialect.driver}"
+            f"{' (asyncio)' if dialect.is_async else ''}; this backend runs on PostgreSQL "
+            "through psycopg 3 in sync mode: use a postgresql+psycopg:// URL."
+        )
     url = engine.url
     return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
 def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]) -> T:
-    """Return ``work(connection)`` run on a connection from ``engine``'s pool in autocommit
-    mode; raise driver errors as BackendError about ``action`` on ``store``.
+    """Return ``work(connection)`` on a connection from ``engine``'s pool in autocommit mode;
+    raise driver errors as BackendError about ``action`` on ``store``.
 
-    A connection found lost (the server restarted or ended it) is discarded and ``work`` runs
-    on another, at most as many times as the pool keeps connections, so the first call after a
-    restart does not fail on each stale connection in turn. ``work`` must be safe to run again
-    after a loss (the server may have committed before the answer was lost).
+    A connection found lost is discarded and ``work`` runs again on another, at most as many
+    times as the pool keeps connections, so the first call after a server restart does not
+    fail on each stale one in turn. ``work`` must be safe to run again: the server may have
+    committed before the answer was lost.
     """
     size = getattr(engine.pool, "size", None)
     reconnects = size() if callable(size) else 5
@@ -115,8 +110,8 @@ def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]
             try:
                 if conn.autocommit:
                     return work(conn)
-                # A passed-in engine's connection: switched for the call and back, which costs
-                # no round trip while no transaction is open.
+                # A passed-in engine's connection: switching costs no round trip while no
+                # transaction is open.
                 conn.autocommit = True
                 try:
                     return work(conn)
@@ -137,8 +132,10 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_options(table: object, schema: object, namespace: object, *timeouts: object) -> None:
-    """Raise InvalidArgumentError unless the names and timeouts can be used."""
+def check_options(
+    table: object, schema: object, namespace: object, copy_threshold: object, *timeouts: object
+) -> None:
+    """Raise InvalidArgumentError unless the names, threshold and timeouts can be used."""
     for name, value in [("table", table), ("schema", schema)]:
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
             raise InvalidArgumentError(
@@ -153,6 +150,8 @@ def check_options(table: object, schema: object, namespace: object, *timeouts: o
         raise InvalidArgumentError(
             f"namespace must be a str without NUL characters, got {namespace!r}."
         )
+    if type(copy_threshold) is not int or copy_threshold < 0:
+        raise InvalidArgumentError(f"copy_threshold must be an int >= 0, got {copy_threshold!r}.")
     for value in timeouts:
         if type(value) not in (int, float) or not value > 0:  # type: ignore[operator]
             raise InvalidArgumentError(

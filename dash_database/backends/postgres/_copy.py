@@ -1,13 +1,9 @@
 """The bulk path: a write's items streamed into a temporary table with binary ``COPY``.
 
-A statement parameter is copied whole on its way to the server (by psycopg, then into libpq's
-output buffer), so binding a 100 MB value needs about three times its size in memory. ``COPY``
-sends each value straight from its buffer in small pieces instead. The backend takes this path
-for a write whose values add up to ``copy_threshold`` bytes or more: the items go into the
-temporary table, and the write statement reads them from there, in one transaction.
-
-The rows follow PostgreSQL's documented binary ``COPY`` format: a signature, flags and header
-extension length; per row the number of fields, then each field's length and bytes; then -1.
+A bound parameter is copied whole on its way to the server (by psycopg, then into libpq's
+buffer): a 100 MB value would need three times its size. ``COPY`` sends each value from its
+own buffer in small pieces. Rows follow PostgreSQL's binary ``COPY`` format: a header; per row
+the field count, then each field's length and bytes; then -1.
 """
 
 from __future__ import annotations

@@ -1,82 +1,61 @@
 """The PostgreSQL backend's schema and statements, as plain SQL text.
 
 ``{sessions}``, ``{values}`` and ``{deadline_index}`` stand for the quoted table and index
-names; ``%(name)s`` and ``%(name)b`` (bytes, sent in binary) are psycopg's named parameters:
-
-``ns``        the namespace (text)
-``h``         SHA-256 of the session id's UTF-8; ``sid`` that UTF-8 itself
-``kh``, ``key``, ``value``   one key's SHA-256 and UTF-8, and its value
-``key_hashes``, ``keys``, ``values``   more items of a write, as arrays
-``now``, ``deadline``  seconds since the epoch (``deadline`` may be NULL)
+names; ``%(name)s`` and ``%(name)b`` (bytes, sent in binary) are psycopg's named parameters.
 
 Every statement that changes a session follows one pattern. ``seen`` is the session row as
-the statement's snapshot shows it. The statement changes that row first, and only while it is
-still that version: its ``xmin`` (the transaction that wrote it) is unchanged, which an
-``UPDATE`` or ``DELETE`` checks again on the newest version after waiting for another writer.
-Every write of a session changes its row, so while the row is unchanged, everything else the
-statement read about the session is current too; every other change of the statement waits for
-that one (it reads its result). When the row changed (a writer committed after the snapshot was
-taken, or while this statement waited for its lock), the statement changes nothing and answers
+the statement's snapshot shows it. The statement changes that row first, and only while its
+``xmin`` (the transaction that wrote it) is unchanged, which an ``UPDATE`` or ``DELETE``
+checks again on the newest version after waiting for another writer. Every write of a session
+changes its row, so while the row is unchanged, all the statement read about the session is
+current; its other changes wait for that one. Otherwise it changes nothing and answers
 ``stale``, and the backend runs it again with a fresh snapshot. So writers of one session take
-turns on its row, which each locks before any value row: they never wait on each other in a
-cycle. An answer that writes nothing (a compare-and-set that does not match, a quota refusal)
-holds for the snapshot, a moment within the call, whether or not the row changed since.
+turns on its row, each locking it before any value row: they never wait in a cycle. An answer
+that writes nothing (a compare-and-set that does not match, a refusal) holds for the snapshot.
 """
 
 from __future__ import annotations
 
+import re
+
 #: Creates the tables and the index unless they exist (run under an advisory lock).
 CREATE = """
 CREATE TABLE IF NOT EXISTS {sessions} (
-    namespace  text    NOT NULL,
-    sid_hash   bytea   NOT NULL,
-    session_id bytea   NOT NULL,
-    deadline   float8,
-    keys       bigint  NOT NULL,
-    bytes      bigint  NOT NULL,
-    written    float8  NOT NULL,
+    namespace text NOT NULL, sid_hash bytea NOT NULL, session_id bytea NOT NULL,
+    deadline float8, keys bigint NOT NULL, bytes bigint NOT NULL, written float8 NOT NULL,
     PRIMARY KEY (namespace, sid_hash)
 );
 CREATE INDEX IF NOT EXISTS {deadline_index} ON {sessions} (namespace, deadline)
     WHERE deadline IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {values} (
-    namespace  text    NOT NULL,
-    sid_hash   bytea   NOT NULL,
-    key_hash   bytea   NOT NULL,
-    key        bytea   NOT NULL,
-    value      bytea   NOT NULL,
-    version    bigint  NOT NULL,
+    namespace text NOT NULL, sid_hash bytea NOT NULL, key_hash bytea NOT NULL,
+    key bytea NOT NULL, value bytea NOT NULL, version bigint NOT NULL,
     PRIMARY KEY (namespace, sid_hash, key_hash)
 );
 ALTER TABLE {values} ALTER COLUMN value SET STORAGE EXTERNAL;
 """
 
 _LIVE = "(deadline IS NULL OR deadline > %(now)s)"
-_FITS = "(%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8)"
-# A write's deadline replaces none (or an expired one's) and a live one only if it is later.
-_DEADLINE = """CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL
-        THEN %(deadline)s::float8 ELSE greatest(f.deadline, %(deadline)s::float8) END"""
 
-#: The value and version of one key of a live session.
-GET = f"""
-SELECT v.value, v.version
-FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
+# The live session's rows of both tables.
+_LIVE_VALUES = """
+FROM {sessions} s JOIN {values} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
 WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
-  AND {_LIVE.replace("deadline", "s.deadline")}
-  AND v.key_hash = %(kh)b AND v.key = %(key)b
+  AND (s.deadline IS NULL OR s.deadline > %(now)s)
 """
+
+#: The keys, values and versions of the keys whose digests are ``key_hashes``.
+GET = f"SELECT v.key, v.value, v.version {_LIVE_VALUES} AND v.key_hash = ANY(%(key_hashes)b)"
 
 #: The keys of a live session.
-KEYS = f"""
-SELECT v.key
-FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
-WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
-  AND {_LIVE.replace("deadline", "s.deadline")}
-"""
+KEYS = f"SELECT v.key {_LIVE_VALUES}"
 
-# The write of set_many and compare_and_set, around the rows to store (``items``). It answers
-# whether it wrote, whether the compare-and-set matched, the session's size before and after,
-# and whether it met a stale snapshot (then it wrote nothing).
+# The write of set_many and compare_and_set, around the rows to store (``items``); ``added``
+# and ``count`` are their total size and number. It answers whether it wrote, whether the
+# compare-and-set matched, whether max_sessions refused it (see ``refused``), the session's
+# size before and after, whether the session expired (then it wrote nothing, and the backend
+# drops the session with DROP_EXPIRED before it runs again) and whether it met a stale
+# snapshot (then it wrote nothing).
 _WRITE = f"""
 WITH items AS NOT MATERIALIZED (  -- read where used: a large value is never copied
     {{items}}
@@ -85,57 +64,53 @@ seen AS MATERIALIZED (
     SELECT xmin AS row_version, deadline, keys, bytes, {_LIVE} AS live
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
 ),
--- One row: the live session's figures (an expired one counts as empty) and those after.
+-- The keys this write replaces, looked up one by one, so that a write costs O(keys
+-- written): OFFSET 0 keeps the planner from scanning all of the session's keys.
+replaced AS MATERIALIZED (
+    SELECT sum(octet_length(v.key) + octet_length(v.value)) AS size, count(*) AS count,
+        max(v.version) AS version
+    FROM items i CROSS JOIN LATERAL (
+        SELECT key, value, version FROM {{values}}
+        WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = i.key_hash
+        OFFSET 0
+    ) AS v
+),
 figures AS MATERIALIZED (
-    SELECT f.before, f.before + f.added - coalesce(r.size, 0) AS after,
-        f.keys + f.count - coalesce(r.count, 0) AS keys, f.deadline,
+    SELECT f.*, f.matched AND NOT f.expired AND NOT f.refused
+        AND (%(max_bytes)s::int8 IS NULL OR f.after <= %(max_bytes)s::int8) AS ok
+    FROM (SELECT coalesce(s.bytes, 0) AS before,
+        coalesce(s.bytes, 0) + %(added)s::int8 - coalesce(r.size, 0) AS after,
+        coalesce(s.keys, 0) + %(count)s::int8 - r.count AS keys, s.deadline,
+        coalesce(NOT s.live, false) AS expired,
         -- compare-and-set: the key's version is the expected one, or this write's own (it
         -- ran before and only its answer was lost), so that running it again is safe
         NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
-            OR coalesce(r.version = %(version)s::int8, false) AS matched
-    FROM (
-        SELECT coalesce(s.bytes, 0) AS before, coalesce(s.keys, 0) AS keys, s.deadline, s.live,
-            (SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) FROM items)
-                AS added,
-            (SELECT count(*) FROM items) AS count
-        FROM (SELECT) AS one LEFT JOIN seen s ON s.live
-    ) AS f
-    -- The live keys this write replaces, looked up one by one, so that a write costs
-    -- O(keys written): OFFSET 0 keeps the planner from scanning all of the session's keys.
-    LEFT JOIN LATERAL (
-        SELECT sum(octet_length(v.key) + octet_length(v.value)) AS size, count(*) AS count,
-            max(v.version) AS version
-        FROM items i CROSS JOIN LATERAL (
-            SELECT key, value, version FROM {{values}}
-            WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = i.key_hash
-            OFFSET 0
-        ) AS v
-    ) AS r ON f.live
+            OR coalesce(r.version = %(version)s::int8, false) AS matched,
+        -- max_sessions: a write that starts a session is refused unless the caller holds
+        -- the table's lock and counted the live sessions (COUNT_SESSIONS) first
+        %(max_sessions)s::int8 IS NOT NULL AND NOT %(locked)s AND %(count)s::int8 > 0
+            AND coalesce(s.keys = 0 OR NOT s.live, true) AS refused
+    FROM (SELECT) AS one LEFT JOIN seen s ON true CROSS JOIN replaced r) AS f
 ),
 created AS (
     INSERT INTO {{sessions}} (namespace, sid_hash, session_id, deadline, keys, bytes, written)
-    SELECT %(ns)s, %(h)b, %(sid)b, {_DEADLINE}, f.keys, f.after, %(now)s
-    FROM figures f
-    WHERE f.matched AND {_FITS} AND NOT EXISTS (SELECT FROM seen)
+    SELECT %(ns)s, %(h)b, %(sid)b, %(deadline)s, f.keys, f.after, %(now)s
+    FROM figures f WHERE f.ok AND NOT EXISTS (SELECT FROM seen)
     ON CONFLICT (namespace, sid_hash) DO NOTHING
     RETURNING 1
 ),
 updated AS (
     UPDATE {{sessions}} s
-    SET deadline = {_DEADLINE}, keys = f.keys, bytes = f.after, written = %(now)s
+    -- the deadline replaces none, and a live one only if later
+    SET deadline = CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL
+            THEN %(deadline)s::float8 ELSE greatest(f.deadline, %(deadline)s::float8) END,
+        keys = f.keys, bytes = f.after, written = %(now)s
     FROM figures f, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-      AND f.matched AND {_FITS}
+    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version AND f.ok
     RETURNING 1
 ),
 session AS (
     SELECT FROM created UNION ALL SELECT FROM updated
-),
-discarded AS (
-    DELETE FROM {{values}} v
-    WHERE v.namespace = %(ns)s AND v.sid_hash = %(h)b
-      AND EXISTS (SELECT FROM session) AND NOT (SELECT live FROM seen)
-      AND NOT EXISTS (SELECT FROM items i WHERE i.key_hash = v.key_hash)
 ),
 stored AS (
     INSERT INTO {{values}} (namespace, sid_hash, key_hash, key, value, version)
@@ -144,19 +119,20 @@ stored AS (
     ON CONFLICT (namespace, sid_hash, key_hash) DO UPDATE
         SET value = excluded.value, version = excluded.version
 )
-SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.before, f.after,
-    NOT EXISTS (SELECT FROM session) AND f.matched AND {_FITS} AS stale
+SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.refused, f.before, f.after,
+    f.expired, f.ok AND NOT EXISTS (SELECT FROM session) AS stale
 FROM figures f
 """
 
-#: Store the items given as parameters: the first one plain, the others as arrays (NULL when
-#: there are none), since arrays cost more to send and unpack and most writes store one key.
+#: Store one item, given as parameters.
 WRITE = _WRITE.replace(
+    "{items}", "SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value"
+)
+#: Store several items, given as arrays.
+WRITE_MANY = _WRITE.replace(
     "{items}",
-    """SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value
-    WHERE %(kh)b::bytea IS NOT NULL
-    UNION ALL
-    SELECT * FROM unnest(%(key_hashes)b::bytea[], %(keys)b::bytea[], %(values)b::bytea[])""",
+    """SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[])
+    AS i (key_hash, key, value)""",
 )
 
 #: The temporary table a large write copies its items into (see ``_copy.py``).
@@ -169,6 +145,19 @@ COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT
 
 #: Store the items copied into the temporary table (see ``_WRITE``).
 WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
+
+#: Remove a session that expired and its values (a single-row delete: it sees the latest row,
+#: so a session renewed meanwhile is kept).
+DROP_EXPIRED = """
+WITH dropped AS (
+    DELETE FROM {sessions} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline <= %(now)s
+    RETURNING sid_hash
+),
+cleared AS (
+    DELETE FROM {values} v USING dropped d WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
+)
+SELECT count(*) FROM dropped
+"""
 
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
@@ -227,6 +216,7 @@ SELECT coalesce((SELECT keys FROM seen), 0),
 TOUCH = """
 UPDATE {sessions} SET deadline = %(deadline)s
 WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline > %(now)s AND deadline < %(deadline)s
+RETURNING 1
 """
 
 #: Move session ``h`` to ``new_h``, discarding what ``new_h`` held (only when something moves:
@@ -290,12 +280,15 @@ ORDER BY sid_hash LIMIT %(limit)s
 
 #: A page of one live session's keys, in digest order, after the digest ``after``.
 SESSION_KEYS = f"""
-SELECT v.key_hash, v.key, octet_length(v.value), v.version
-FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
-WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
-  AND {_LIVE.replace("deadline", "s.deadline")} AND v.key_hash > %(after)b
-ORDER BY v.key_hash LIMIT %(limit)s
+SELECT v.key_hash, v.key, octet_length(v.value), v.version {_LIVE_VALUES}
+  AND v.key_hash > %(after)b ORDER BY v.key_hash LIMIT %(limit)s
 """
+
+#: How many live sessions hold keys (only a write that starts a session under max_sessions
+#: counts them, so the write statements' plans do not carry this scan).
+COUNT_SESSIONS = (
+    f"SELECT count(*) FROM {{sessions}} WHERE namespace = %(ns)s AND keys > 0 AND {_LIVE}"
+)
 
 #: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows.
 STATS = f"""
@@ -327,3 +320,15 @@ dropped_values AS (
 )
 SELECT count(*) FROM dropped
 """
+
+
+def compiled(sessions: str, values: str, deadline_index: str) -> dict[str, str]:
+    """Return every statement by name with the quoted table and index names filled in, and
+    without comments or runs of whitespace: psycopg caches its parsing of a statement only
+    when the text is at most 4 KiB."""
+    names = {"sessions": sessions, "values": values, "deadline_index": deadline_index}
+    return {
+        name: " ".join(re.sub(r"--[^\n]*", "", text).split()).format(**names)
+        for name, text in globals().items()
+        if name.isupper() and name[0] != "_" and "ITEMS" not in name
+    }
