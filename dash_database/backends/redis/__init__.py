@@ -9,22 +9,22 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
   so any id makes a short key; the full id in ``id`` is compared on every call, so two ids never
   share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
 - ``B k:<digest>``, the session's key names in a sorted set (score 0: ordered by their bytes),
-  for paging; ``B index``, all session digests, paged alike; ``B expiry``, the digests of the
-  sessions with a deadline, scored by it; ``B totals``: sessions with keys, keys and bytes of
-  the store, expired sessions included.
+  for paging; ``B index``, the digests of the sessions that hold keys, paged alike (its size
+  counts them); ``B expiry``, the digests of the sessions with a deadline, scored by it.
 
-Design. Each operation is one Lua script (``_scripts.py``): Redis runs it without interleaving,
-so a write updates the session, its key set, the index and the totals at once, and a
-compare-and-set or a quota check needs no lock. ``get``, ``get_versioned`` and
-``session_bytes`` are one ``HMGET``, which sends a value without copying it into Lua; a write
-of large values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines
-are compared with the caller's ``now``. No key carries a native Redis expiry: Redis would drop
-a session without updating the index and the totals (and an injected clock is not Redis's).
-Expired sessions stay, invisible, until written again or removed by ``purge_expired``, a batch
-per script, so a live request waits for one batch at most; ``DashDatabase`` purges during
-writes every ``ttl``. ``stats`` reads the totals and subtracts what the expired sessions still
-hold: its cost grows with the number of those only. On a cluster, one prefix lives on one
-primary (failover, not more room): apps that need more use several prefixes.
+Design. Each operation is one Lua script (``_scripts.py``) or one command: Redis runs a script
+without interleaving, so a write updates the session, its key set and the index at once, and a
+compare-and-set or a limit check needs no lock. ``get``, ``get_many``, ``get_versioned`` and
+``session_bytes`` are one ``HMGET``. Deadlines are compared with the caller's ``now``. No key
+carries a native Redis expiry: Redis would drop a session without updating the index (and an
+injected clock is not Redis's). Expired sessions stay, invisible, until written again or removed
+by ``purge_expired``, a batch per script, so a live request waits for one batch at most;
+``DashDatabase`` purges during writes every ``ttl``. ``stats`` reads the index a page per script
+(O(sessions), as SQL backends scan their table). ``max_sessions`` costs nothing on a write to a
+session that holds keys; the write that starts a session reads the size of the index and, only
+when that reaches the limit, checks the expired sessions not yet purged (O(those)). On a
+cluster, one prefix lives on one primary (failover, not more room): apps that need more use
+several prefixes.
 
 Connections are redis-py's pool, per process (``_process.py``), through its public API. A
 client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
@@ -38,25 +38,30 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from ...exceptions import (
+    BackendError,
+    DashDatabaseError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
-from .._errors import store_errors
+from .._errors import backend_error
 from .._process import PerProcess
 from . import _scripts
-from ._multi import write_large
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
 #: The key prefix used when none is given.
 DEFAULT_PREFIX = "dash_database"
 
-# Sessions removed by one purge script, expired sessions read by one stats script: a live
-# request queued behind one waits only briefly.
+# Sessions removed by one purge script, read by one stats script: a live request queued behind
+# one waits only briefly.
 _BATCH = 500
 
 
@@ -87,8 +92,6 @@ class RedisBackend:
             which stays yours: :meth:`close` leaves it open, and the backend cannot be pickled.
         prefix: the start of every key; apps sharing one database use different ones. No
             ``{`` or ``}`` (the hash tag). A URL may give it as ``?prefix=...``.
-        large_write_bytes: a write whose values add up to this many bytes or more sends them
-            beside its script in MULTI/EXEC (``_multi.py``); ``None``: never.
         **options: for ``redis.Redis.from_url`` with a URL (``socket_timeout``,
             ``ssl_ca_certs``, ...), over the defaults of a 3 s connect and 5 s read timeout.
 
@@ -97,14 +100,7 @@ class RedisBackend:
         InvalidArgumentError: the URL, the prefix or the client cannot be used.
     """
 
-    def __init__(
-        self,
-        url_or_client: str | Any,
-        *,
-        prefix: str | None = None,
-        large_write_bytes: int | None = 64 * 1024,
-        **options: Any,
-    ) -> None:
+    def __init__(self, url_or_client: str | Any, *, prefix: str | None = None, **options: Any):
         redis, defaults = _import_redis()
         self._url: str | None = None
         self._options = dict(options)
@@ -143,22 +139,17 @@ class RedisBackend:
                 "prefix must be a non-empty str without '{' or '}' (they would break the "
                 f"cluster hash tag), got {self.prefix!r}."
             )
-        size = large_write_bytes
-        if size is not None and (type(size) is not int or size < 0):
-            raise InvalidArgumentError(
-                "large_write_bytes must be a number of bytes (0 or more) or None, got "
-                f"{large_write_bytes!r}."
-            )
-        self.large_write_bytes = large_write_bytes
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         self._base = f"{self.prefix}:{{{self.prefix}}}:".encode()
         self._index = self._base + b"index"
         self._where = _describe(client, redis)
         self._store = f"Redis at {self._where}"
-        self._driver_errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
+        self._errors = (redis.exceptions.RedisError, OSError, MemoryError)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
         self._closed = False
-        self._scripts = {n: _Script(t) for n, t in vars(_scripts).items() if n.isupper()}
+        self._scripts = {
+            n: (hashlib.sha1(t.encode(), usedforsecurity=False).hexdigest(), t) for n, t in _SCRIPTS
+        }
 
     @property
     def client(self) -> Any:
@@ -167,52 +158,71 @@ class RedisBackend:
 
     def key(self, session: str) -> bytes:
         """Return the Redis key of the hash that holds ``session``."""
-        return self._base + b"s:" + _digest(session.encode())
+        return self._hash(session.encode())
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _client(self) -> Any:
+    def _call(self, action: str, script: str | None, *args: Any) -> Any:
+        """Run the command ``args``, or the Lua script named ``script`` on ``args`` (by its
+        SHA, loaded first when Redis lacks it); driver errors become ``BackendError``."""
         if self._closed:
             raise BackendError(
                 f"The Redis backend on {self._where} is closed; open a new one to go on."
             )
-        return self._clients.get()
-
-    def _run(self, name: str, action: str, keys: list[bytes], *args: Any) -> Any:
-        script = self._scripts[name]
-        with store_errors(self._store, action, self._driver_errors):
-            client = self._client()
+        try:
+            client = self._clients.get()
+            if script is None:
+                return client.execute_command(*args)
+            sha, text = self._scripts[script]
             try:
-                return client.evalsha(script.sha, len(keys), *keys, *args)
-            except self._no_script:
-                # A restarted server, or SCRIPT FLUSH: load it and run it again.
-                client.script_load(script.text)
-                return client.evalsha(script.sha, len(keys), *keys, *args)
+                return client.execute_command("EVALSHA", sha, *args)
+            except self._no_script:  # a restarted server, or SCRIPT FLUSH
+                client.script_load(text)
+                return client.execute_command("EVALSHA", sha, *args)
+        except DashDatabaseError:
+            raise
+        except self._errors as exc:
+            raise backend_error(self._store, action, exc) from exc
 
     def _on_session(self, name: str, action: str, session: str, now: float, *args: Any) -> Any:
         raw = session.encode()
-        return self._run(name, action, [self._hash(raw)], raw, _number(now), *args)
+        return self._call(action, name, 1, self._hash(raw), raw, _number(now), *args)
 
     def _on_store(self, name: str, action: str, now: float, *args: Any) -> Any:
-        return self._run(name, action, [self._index], _number(now), *args)
+        return self._call(action, name, 1, self._index, _number(now), *args)
 
     def _hash(self, raw: bytes) -> bytes:
-        return self._base + b"s:" + _digest(raw)
+        return self._base + b"s:" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
 
     def _fields(self, session: str, now: float, *fields: bytes) -> list[Any] | None:
         """Return id, deadline and ``fields`` of a live session, or ``None``."""
         raw = session.encode()
-        with store_errors(self._store, "read from", self._driver_errors):
-            found: list[Any] = self._client().hmget(self._hash(raw), b"id", b"deadline", *fields)
+        found: list[Any] = self._call(
+            "read from", None, "HMGET", self._hash(raw), b"id", b"deadline", *fields
+        )
         if found[0] != raw or (found[1] is not None and float(found[1]) <= now):
             return None
         return found
+
+    def _write(self, name: str, session: str, now: float, *args: Any) -> Any:
+        result = self._on_session(name, "write to", session, now, *args)
+        if result == -1:
+            raise SessionLimitError.for_write(int(args[3]))
+        if isinstance(result, list):  # the sizes of a write the byte limit refused
+            raise QuotaExceededError.for_write(int(result[0]), int(result[1]), int(args[2]))
+        return result
 
     # -- the backend protocol --------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         found = self._fields(session, now, b"v:" + key.encode())
         return None if found is None else found[2]
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        if not keys:
+            return []
+        found = self._fields(session, now, *(b"v:" + key.encode() for key in keys))
+        return [None] * len(keys) if found is None else found[2:]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         name = key.encode()
@@ -230,23 +240,11 @@ class RedisBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
-        pairs: list[bytes] = []
-        size = 0
-        for key, value in items.items():
-            pairs += (key.encode(), value)
-            size += len(value)
-        head = _write_args(deadline, version, max_bytes)
-        if self.large_write_bytes is None or size < self.large_write_bytes:
-            result = self._on_session("SET_MANY", "write to", session, now, *head, *pairs)
-        else:
-            raw = session.encode()
-            script = self._scripts["SET_LENGTHS"]
-            with store_errors(self._store, "write to", self._driver_errors):
-                result = write_large(
-                    self._client(), self._hash(raw), [raw, _number(now), *head], pairs, script
-                )
-        _check_quota(result, max_bytes)
+        pairs = [part for key, value in items.items() for part in (key.encode(), value)]
+        head = _write_args(deadline, version, max_bytes, max_sessions)
+        self._write("SET_MANY", session, now, *head, *pairs)
 
     def compare_and_set(
         self,
@@ -259,14 +257,11 @@ class RedisBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
-        head = _write_args(deadline, version, max_bytes)
+        head = _write_args(deadline, version, max_bytes, max_sessions)
         old = b"" if expected is None else b"%d" % expected
-        result = self._on_session(
-            "COMPARE_AND_SET", "write to", session, now, *head, old, key.encode(), value
-        )
-        _check_quota(result, max_bytes)
-        return bool(result)
+        return bool(self._write("COMPARE_AND_SET", session, now, *head, old, key.encode(), value))
 
     def delete(self, session: str, key: str, now: float) -> bool:
         return bool(self._on_session("DELETE", "delete from", session, now, key.encode()))
@@ -283,8 +278,10 @@ class RedisBackend:
 
     def rename(self, session: str, new_session: str, now: float) -> int:
         raw, new_raw = session.encode(), new_session.encode()
-        keys = [self._hash(raw), self._hash(new_raw)]
-        return int(self._run("RENAME", "rename a session in", keys, raw, _number(now), new_raw))
+        keys = (self._hash(raw), self._hash(new_raw))
+        return int(
+            self._call("rename a session in", "RENAME", 2, *keys, raw, _number(now), new_raw)
+        )
 
     def session_bytes(self, session: str, now: float) -> int:
         found = self._fields(session, now, b"bytes")
@@ -312,17 +309,14 @@ class RedisBackend:
         return page, (page[-1].key if reply[0] and page else None)
 
     def stats(self, now: float) -> StoreStats:
-        # A batch of expired sessions per script (exact when no write runs meanwhile).
-        totals: list[int] = []
-        expired = [0, 0, 0, 0]  # sessions; of those, with keys, their keys, their bytes
-        while expired[0] % _BATCH == 0:
-            reply = self._on_store("STATS", "read the statistics of", now, expired[0], _BATCH)
-            totals = totals or [int(n) for n in reply[:3]]
-            expired = [a + int(b) for a, b in zip(expired, reply[3:])]
-            if reply[3] == 0:
-                break
-        live = [max(0, total - gone) for total, gone in zip(totals, expired[1:])]
-        return StoreStats(live[0], live[1], live[2], expired[0])
+        # A page of the index per script (exact when no write runs meanwhile).
+        live, start = [0, 0, 0], b"-"
+        while True:
+            reply = self._on_store("STATS", "read the statistics of", now, start, _BATCH)
+            live = [total + int(n) for total, n in zip(live, reply[1:4])]
+            if not reply[0]:
+                return StoreStats(live[0], live[1], live[2], int(reply[4]))
+            start = b"(" + reply[0]
 
     def purge_expired(self, now: float) -> int:
         removed = 0
@@ -345,46 +339,33 @@ class RedisBackend:
                 "A RedisBackend built from a client object cannot be pickled: the client holds "
                 "live connections. Build it from a URL (RedisBackend('redis://...'))."
             )
-        return (_reopen, (self._url, self.prefix, self.large_write_bytes, self._options))
+        return (_reopen, (self._url, self.prefix, self._options))
 
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url is not None else self._where
         return f"RedisBackend({where!r}, prefix={self.prefix!r})"
 
 
-def _reopen(
-    url: str, prefix: str, large_write_bytes: int | None, options: dict[str, Any]
-) -> RedisBackend:
-    return RedisBackend(url, prefix=prefix, large_write_bytes=large_write_bytes, **options)
+_SCRIPTS = [(name, text) for name, text in vars(_scripts).items() if name.isupper()]
 
 
-class _Script:
-    """A Lua script and its SHA1, as Redis names it."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def _digest(raw: bytes) -> bytes:
-    return hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
+def _reopen(url: str, prefix: str, options: dict[str, Any]) -> RedisBackend:
+    return RedisBackend(url, prefix=prefix, **options)
 
 
 def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly
     return repr(float(seconds)).encode()
 
 
-def _write_args(deadline: float | None, version: int, max_bytes: int | None) -> list[Any]:
+def _write_args(
+    deadline: float | None, version: int, max_bytes: int | None, max_sessions: int | None
+) -> list[bytes]:
     return [
         b"" if deadline is None else _number(deadline),
         b"%d" % version,
         b"" if max_bytes is None else b"%d" % max_bytes,
+        b"" if max_sessions is None else b"%d" % max_sessions,
     ]
-
-
-def _check_quota(result: Any, max_bytes: int | None) -> None:
-    if isinstance(result, list):  # the sizes of a write the limit refused
-        raise QuotaExceededError.for_write(int(result[0]), int(result[1]), max_bytes or 0)
 
 
 def _split_prefix(url: str) -> tuple[str, str | None]:
