@@ -204,12 +204,36 @@ class RedisBackend:
             return None
         return found
 
-    def _write(self, name: str, session: str, now: float, *args: Any) -> Any:
-        result = self._on_session(name, "write to", session, now, *args)
-        if result == -1:
-            raise SessionLimitError.for_write(int(args[3]))
+    def _write(
+        self,
+        session: str,
+        now: float,
+        deadline: float | None,
+        version: int,
+        max_bytes: int | None,
+        max_sessions: int | None,
+        expected: bytes,
+        pairs: list[bytes],
+    ) -> int:
+        raw = session.encode()
+        result: int | list[int] = self._call(
+            "write to",
+            "WRITE",
+            1,
+            self._hash(raw),
+            raw,
+            _number(now),
+            b"" if deadline is None else _number(deadline),
+            b"%d" % version,
+            b"" if max_bytes is None else b"%d" % max_bytes,
+            b"" if max_sessions is None else b"%d" % max_sessions,
+            expected,
+            *pairs,
+        )
         if isinstance(result, list):  # the sizes of a write the byte limit refused
-            raise QuotaExceededError.for_write(int(result[0]), int(result[1]), int(args[2]))
+            raise QuotaExceededError.for_write(result[0], result[1], max_bytes or 0)
+        if result == -1:
+            raise SessionLimitError.for_write(max_sessions or 0)
         return result
 
     # -- the backend protocol --------------------------------------------------------------
@@ -243,8 +267,7 @@ class RedisBackend:
         max_sessions: int | None = None,
     ) -> None:
         pairs = [part for key, value in items.items() for part in (key.encode(), value)]
-        head = _write_args(deadline, version, max_bytes, max_sessions)
-        self._write("SET_MANY", session, now, *head, *pairs)
+        self._write(session, now, deadline, version, max_bytes, max_sessions, b"*", pairs)
 
     def compare_and_set(
         self,
@@ -259,9 +282,11 @@ class RedisBackend:
         max_bytes: int | None = None,
         max_sessions: int | None = None,
     ) -> bool:
-        head = _write_args(deadline, version, max_bytes, max_sessions)
         old = b"" if expected is None else b"%d" % expected
-        return bool(self._write("COMPARE_AND_SET", session, now, *head, old, key.encode(), value))
+        pairs = [key.encode(), value]
+        return bool(
+            self._write(session, now, deadline, version, max_bytes, max_sessions, old, pairs)
+        )
 
     def delete(self, session: str, key: str, now: float) -> bool:
         return bool(self._on_session("DELETE", "delete from", session, now, key.encode()))
@@ -355,17 +380,6 @@ def _reopen(url: str, prefix: str, options: dict[str, Any]) -> RedisBackend:
 
 def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly
     return repr(float(seconds)).encode()
-
-
-def _write_args(
-    deadline: float | None, version: int, max_bytes: int | None, max_sessions: int | None
-) -> list[bytes]:
-    return [
-        b"" if deadline is None else _number(deadline),
-        b"%d" % version,
-        b"" if max_bytes is None else b"%d" % max_bytes,
-        b"" if max_sessions is None else b"%d" % max_sessions,
-    ]
 
 
 def _split_prefix(url: str) -> tuple[str, str | None]:

@@ -7,141 +7,131 @@ deadlines, 62-bit versions) are stored as the text Python sent: Lua prints numbe
 digits, exact only for counts and sizes. Each script reads everything and checks the limits
 before its first write, so an error (a key of the wrong type, a digest clash, no memory, which
 Redis reports only at a script's first write) leaves the store as it was. The scripts are flat
-and call Redis as few times as they can: each ``redis.call`` costs more than the Lua around it.
+and make few calls: running a script costs Redis far more than one plain command.
 """
 
 from __future__ import annotations
 
+# Reads the session's hash (`fields` start with 'id', 'deadline'): m, and whether it is live.
+# A hash that holds another id (two ids with one digest) is an error, before any write.
 _SESSION = """
 local h, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local base, digest = string.sub(h, 1, -35), string.sub(h, -32)
-local index, expiry, keyset = base .. 'index', base .. 'expiry', base .. 'k:' .. digest
-
--- redis.call(command, key, ...) with the items of args, at most 1000 at a time (Lua's unpack
--- is limited by its C stack); returns the replies, concatenated.
-local function batched(command, key, args)
-    if #args <= 1000 then return redis.call(command, key, unpack(args)) end
-    local out = {}
-    for i = 1, #args, 1000 do
-        local part = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
-        if type(part) == 'table' then
-            for j = 1, #part do out[#out + 1] = part[j] end
-        end
-    end
-    return out
-end
-
--- HMGET of `fields` of the session's hash; raises before any write when the hash holds another
--- id (two ids with one digest). Also returns whether the session is live.
-local function load(fields)
-    local m = batched('HMGET', h, fields)
+local function base(name) return string.sub(h, 1, -35) .. name end
+local function digest() return string.sub(h, -32) end
+local function load(...)
+    local m = redis.call('HMGET', h, 'id', 'deadline', ...)
     if m[1] and m[1] ~= id then
         error({err = 'ERR another session id is stored under the digest of this one'})
     end
     return m, m[1] and not (m[2] and tonumber(m[2]) <= now)
 end
-
 -- Remove the whole session (hash, key set, index entries).
 local function discard(deadline)
-    redis.call('UNLINK', h, keyset)
-    redis.call('ZREM', index, digest)
-    if deadline then redis.call('ZREM', expiry, digest) end
+    redis.call('UNLINK', h, base('k:' .. digest()))
+    redis.call('ZREM', base('index'), digest())
+    if deadline then redis.call('ZREM', base('expiry'), digest()) end
 end
 """
 
 # The write of set_many and compare_and_set. ARGV 3 is the deadline ('' for none), 4 the
-# version, 5 the byte limit and 6 the session limit ('' for none); key/value pairs start at
-# ARGV[first], and m holds id, deadline, keys, bytes, then the 'n:<key>' entry of each key
-# ('<length>:<version>'). Returns 1; {size before, size after} when the byte limit refuses the
-# write; -1 when the session limit does.
-_WRITE = """
-local function full(limit)
-    -- Only the write that starts a session counts them: the sessions with keys (the index),
-    -- less the expired ones among them, which stay until purged.
-    local n = redis.call('ZCARD', index)
-    if n < limit then return false end
-    for _, d in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[2])) do
-        if redis.call('ZSCORE', index, d) then
-            n = n - 1
-            if n < limit then return false end
-        end
-    end
-    return true
-end
-
-local function write(first, m, live)
-    local keys = live and tonumber(m[3]) or 0
-    local before = live and tonumber(m[4]) or 0
-    local size, had, new = before, keys, {}
-    local changes = {'id', id, 'written', ARGV[2]}
-    for i = first, #ARGV, 2 do
-        local key, n = ARGV[i], #ARGV[i + 1]
-        local entry = live and m[4 + (i - first) / 2 + 1]
-        if entry then
-            size = size + n - tonumber(string.match(entry, '^%d+'))
-        else
-            size = size + #key + n
-            keys = keys + 1
-            new[#new + 1] = 0
-            new[#new + 1] = key
-        end
-        changes[#changes + 1] = 'v:' .. key
-        changes[#changes + 1] = ARGV[i + 1]
-        changes[#changes + 1] = 'n:' .. key
-        changes[#changes + 1] = n .. ':' .. ARGV[4]
-    end
-    if ARGV[5] ~= '' and size > tonumber(ARGV[5]) then return {before, size} end
-    if ARGV[6] ~= '' and had == 0 and keys > 0 and full(tonumber(ARGV[6])) then return -1 end
-
-    local old = live and m[2]
-    if m[1] and not live then discard(m[2]) end
-    -- The later deadline wins; none given means the session no longer expires.
-    local deadline = ARGV[3]
-    if deadline ~= '' and old and tonumber(old) > tonumber(deadline) then deadline = old end
-    if deadline ~= '' and deadline ~= old then
-        changes[#changes + 1] = 'deadline'
-        changes[#changes + 1] = deadline
-        redis.call('ZADD', expiry, deadline, digest)
-    elseif deadline == '' and old then
-        redis.call('HDEL', h, 'deadline')
-        redis.call('ZREM', expiry, digest)
-    end
-    if keys ~= had or not live then
-        changes[#changes + 1] = 'keys'
-        changes[#changes + 1] = keys
-        if #new > 0 then batched('ZADD', keyset, new) end
-    end
-    if size ~= before or not live then
-        changes[#changes + 1] = 'bytes'
-        changes[#changes + 1] = size
-    end
-    batched('HSET', h, changes)
-    if had == 0 and keys > 0 then redis.call('ZADD', index, 0, digest) end
-    return 1
-end
-
-local function fields(first)
-    local out = {'id', 'deadline', 'keys', 'bytes'}
-    for i = first, #ARGV, 2 do out[#out + 1] = 'n:' .. ARGV[i] end
-    return out
-end
-"""
-
-SET_MANY = _SESSION + _WRITE + "return write(7, load(fields(7)))\n"
-
-# ARGV 7 is the expected version ('' for a missing key), then the key and the value. A write
-# that finds its own version already stored is this very call run again (redis-py resends a
-# command once when the connection was lost, perhaps after Redis ran it), so it reports
-# success rather than a conflict that would make the caller apply its change twice.
-COMPARE_AND_SET = (
+# version, 5 the byte limit and 6 the session limit ('' for none), 7 the expected version ('*'
+# for any, '' for a missing key), then key/value pairs. Returns 1; 0 when the version did not
+# match; {size before, size after} when the byte limit refused the write; -1 when the session
+# limit did. A compare-and-set that finds its own version already stored is this very call run
+# again (redis-py resends a command once when the connection was lost, perhaps after Redis ran
+# it), so it reports success rather than a conflict that would make the caller apply its
+# change twice.
+WRITE = (
     _SESSION
-    + _WRITE
     + """
-local m, live = load(fields(8))
-local current = live and m[5] and string.match(m[5], ':(%d+)$') or ''
-if current == ARGV[4] then return 1 end
-if current ~= ARGV[7] then return 0 end
-return write(8, m, live)
+local fields = {'id', 'deadline', 'keys', 'bytes'}
+for i = 8, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
+local m = {}
+for i = 1, #fields, 1000 do  -- unpack() is limited by Lua's C stack
+    local part = redis.call('HMGET', h, unpack(fields, i, math.min(i + 999, #fields)))
+    for j = 1, #part do m[#m + 1] = part[j] end
+end
+if m[1] and m[1] ~= id then
+    error({err = 'ERR another session id is stored under the digest of this one'})
+end
+local live = m[1] and not (m[2] and tonumber(m[2]) <= now)
+if ARGV[7] ~= '*' then
+    local current = live and m[5] and string.match(m[5], ':(%d+)$') or ''
+    if current == ARGV[4] then return 1 end
+    if current ~= ARGV[7] then return 0 end
+end
+
+local keys = live and tonumber(m[3]) or 0
+local before = live and tonumber(m[4]) or 0
+local size, had, new = before, keys, {}
+local changes = {'id', id, 'written', ARGV[2]}
+for i = 8, #ARGV, 2 do
+    local key, n = ARGV[i], #ARGV[i + 1]
+    local entry = live and m[i / 2 + 1]
+    if entry then
+        size = size + n - tonumber(string.match(entry, '^%d+'))
+    else
+        size = size + #key + n
+        keys = keys + 1
+        new[#new + 1] = 0
+        new[#new + 1] = key
+    end
+    changes[#changes + 1] = 'v:' .. key
+    changes[#changes + 1] = ARGV[i + 1]
+    changes[#changes + 1] = 'n:' .. key
+    changes[#changes + 1] = n .. ':' .. ARGV[4]
+end
+if ARGV[5] ~= '' and size > tonumber(ARGV[5]) then return {before, size} end
+local index = string.sub(h, 1, -35) .. 'index'
+local digest = string.sub(h, -32)
+if ARGV[6] ~= '' and had == 0 and keys > 0 then
+    -- Only a write that starts a session counts them: the sessions with keys (the index),
+    -- less the expired ones among them, which stay until purged.
+    local limit, n = tonumber(ARGV[6]), redis.call('ZCARD', index)
+    if n >= limit then
+        local expiry = string.sub(h, 1, -35) .. 'expiry'
+        for _, d in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[2])) do
+            if redis.call('ZSCORE', index, d) then n = n - 1 end
+            if n < limit then break end
+        end
+        if n >= limit then return -1 end
+    end
+end
+
+local keyset = string.sub(h, 1, -35) .. 'k:' .. digest
+local old = live and m[2]
+if m[1] and not live then
+    redis.call('UNLINK', h, keyset)
+    redis.call('ZREM', index, digest)
+    if m[2] then redis.call('ZREM', string.sub(h, 1, -35) .. 'expiry', digest) end
+end
+-- The later deadline wins; none given means the session no longer expires.
+local deadline = ARGV[3]
+if deadline ~= '' and old and tonumber(old) > tonumber(deadline) then deadline = old end
+if deadline ~= '' and deadline ~= old then
+    changes[#changes + 1] = 'deadline'
+    changes[#changes + 1] = deadline
+    redis.call('ZADD', string.sub(h, 1, -35) .. 'expiry', deadline, digest)
+elseif deadline == '' and old then
+    redis.call('HDEL', h, 'deadline')
+    redis.call('ZREM', string.sub(h, 1, -35) .. 'expiry', digest)
+end
+if keys ~= had or not live then
+    changes[#changes + 1] = 'keys'
+    changes[#changes + 1] = keys
+end
+if size ~= before or not live then
+    changes[#changes + 1] = 'bytes'
+    changes[#changes + 1] = size
+end
+for i = 1, #changes, 1000 do
+    redis.call('HSET', h, unpack(changes, i, math.min(i + 999, #changes)))
+end
+for i = 1, #new, 1000 do
+    redis.call('ZADD', keyset, unpack(new, i, math.min(i + 999, #new)))
+end
+if had == 0 and keys > 0 then redis.call('ZADD', index, 0, digest) end
+return 1
 """
 )
 
@@ -150,7 +140,7 @@ DELETE = (
     _SESSION
     + """
 local key = ARGV[3]
-local m, live = load({'id', 'deadline', 'keys', 'bytes', 'n:' .. key})
+local m, live = load('keys', 'bytes', 'n:' .. key)
 if not live or not m[5] then return 0 end
 local keys = tonumber(m[3]) - 1
 if keys == 0 and not m[2] then
@@ -160,8 +150,8 @@ end
 local size = tonumber(m[4]) - #key - tonumber(string.match(m[5], '^%d+'))
 redis.call('HDEL', h, 'v:' .. key, 'n:' .. key)
 redis.call('HSET', h, 'keys', keys, 'bytes', size, 'written', ARGV[2])
-redis.call('ZREM', keyset, key)
-if keys == 0 then redis.call('ZREM', index, digest) end
+redis.call('ZREM', base('k:' .. digest()), key)
+if keys == 0 then redis.call('ZREM', base('index'), digest()) end
 return 1
 """
 )
@@ -169,16 +159,16 @@ return 1
 KEYS = (
     _SESSION
     + """
-local _, live = load({'id', 'deadline'})
+local _, live = load()
 if not live then return {} end
-return redis.call('ZRANGE', keyset, 0, -1)
+return redis.call('ZRANGE', base('k:' .. digest()), 0, -1)
 """
 )
 
 CLEAR = (
     _SESSION
     + """
-local m, live = load({'id', 'deadline', 'keys'})
+local m, live = load('keys')
 if not m[1] then return 0 end
 discard(m[2])
 return live and tonumber(m[3]) or 0
@@ -189,10 +179,10 @@ return live and tonumber(m[3]) or 0
 TOUCH = (
     _SESSION
     + """
-local m, live = load({'id', 'deadline'})
+local m, live = load()
 if live and m[2] and tonumber(ARGV[3]) > tonumber(m[2]) then
     redis.call('HSET', h, 'deadline', ARGV[3])
-    redis.call('ZADD', expiry, ARGV[3], digest)
+    redis.call('ZADD', base('expiry'), ARGV[3], digest())
 end
 return 0
 """
@@ -203,31 +193,30 @@ return 0
 RENAME = (
     _SESSION
     + """
-local m, live = load({'id', 'deadline', 'keys'})
-local target = string.sub(KEYS[2], -32)
+local m, live = load('keys')
 if m[1] and not live then discard(m[2]) end
 if not live then return 0 end
-local keys = tonumber(m[3])
-if target == digest then return keys end
-local t = redis.call('HMGET', KEYS[2], 'id', 'deadline')
-if t[1] and t[1] ~= ARGV[3] then
+local keys, d, t = tonumber(m[3]), digest(), string.sub(KEYS[2], -32)
+if t == d then return keys end
+local other = redis.call('HMGET', KEYS[2], 'id', 'deadline')
+if other[1] and other[1] ~= ARGV[3] then
     error({err = 'ERR another session id is stored under the digest of this one'})
 end
-if t[1] then
-    redis.call('UNLINK', KEYS[2], base .. 'k:' .. target)
-    redis.call('ZREM', index, target)
-    if t[2] then redis.call('ZREM', expiry, target) end
+if other[1] then
+    redis.call('UNLINK', KEYS[2], base('k:' .. t))
+    redis.call('ZREM', base('index'), t)
+    if other[2] then redis.call('ZREM', base('expiry'), t) end
 end
 redis.call('RENAME', h, KEYS[2])
 redis.call('HSET', KEYS[2], 'id', ARGV[3])
 if keys > 0 then
-    redis.call('RENAME', keyset, base .. 'k:' .. target)
-    redis.call('ZREM', index, digest)
-    redis.call('ZADD', index, 0, target)
+    redis.call('RENAME', base('k:' .. d), base('k:' .. t))
+    redis.call('ZREM', base('index'), d)
+    redis.call('ZADD', base('index'), 0, t)
 end
 if m[2] then
-    redis.call('ZREM', expiry, digest)
-    redis.call('ZADD', expiry, m[2], target)
+    redis.call('ZREM', base('expiry'), d)
+    redis.call('ZADD', base('expiry'), m[2], t)
 end
 return keys
 """
@@ -238,10 +227,11 @@ return keys
 SESSION_KEYS = (
     _SESSION
     + """
-local _, live = load({'id', 'deadline'})
+local _, live = load()
 if not live then return {0} end
 local limit = tonumber(ARGV[4])
-local names = redis.call('ZRANGEBYLEX', keyset, ARGV[3], '+', 'LIMIT', 0, limit + 1)
+local names = redis.call('ZRANGEBYLEX', base('k:' .. digest()), ARGV[3], '+', 'LIMIT', 0,
+                         limit + 1)
 local out = {#names > limit and 1 or 0}
 for i = 1, math.min(#names, limit) do
     out[#out + 1] = names[i]
@@ -251,60 +241,51 @@ return out
 """
 )
 
-_STORE = """
-local index, now = KEYS[1], tonumber(ARGV[1])
-local base = string.sub(index, 1, -6)
-"""
-
 # The index holds the digests of the sessions with keys. ARGV 2 is where to start ('-', or '('
 # and the last digest of the previous page), 3 the page size. Returns the last digest read (''
 # when the index ended), then id, keys, bytes, deadline and last write of each live session.
-SESSIONS = (
-    _STORE
-    + """
+SESSIONS = """
+local index, now = KEYS[1], tonumber(ARGV[1])
 local digests = redis.call('ZRANGEBYLEX', index, ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {#digests == tonumber(ARGV[3]) and digests[#digests] or ''}
 for _, d in ipairs(digests) do
-    local m = redis.call('HMGET', base .. 's:' .. d, 'id', 'keys', 'bytes', 'deadline',
-                         'written')
+    local m = redis.call('HMGET', string.sub(index, 1, -6) .. 's:' .. d, 'id', 'keys', 'bytes',
+                         'deadline', 'written')
     if not (m[4] and tonumber(m[4]) <= now) then
         for i = 1, 5 do out[#out + 1] = m[i] end
     end
 end
 return out
 """
-)
 
 # A page of SESSIONS, summed: returns the last digest read ('' when the index ended), then the
 # live sessions, keys and bytes of the page, then how many sessions expired (all of them).
-STATS = (
-    _STORE
-    + """
+STATS = """
+local index, now = KEYS[1], tonumber(ARGV[1])
 local digests = redis.call('ZRANGEBYLEX', index, ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local sessions, keys, bytes = 0, 0, 0
 for _, d in ipairs(digests) do
-    local m = redis.call('HMGET', base .. 's:' .. d, 'keys', 'bytes', 'deadline')
+    local m = redis.call('HMGET', string.sub(index, 1, -6) .. 's:' .. d, 'keys', 'bytes',
+                         'deadline')
     if not (m[3] and tonumber(m[3]) <= now) then
         sessions, keys, bytes = sessions + 1, keys + tonumber(m[1]), bytes + tonumber(m[2])
     end
 end
 local last = #digests == tonumber(ARGV[3]) and digests[#digests] or ''
-return {last, sessions, keys, bytes, redis.call('ZCOUNT', base .. 'expiry', '-inf', ARGV[1])}
+local expired = redis.call('ZCOUNT', string.sub(index, 1, -6) .. 'expiry', '-inf', ARGV[1])
+return {last, sessions, keys, bytes, expired}
 """
-)
 
 # ARGV 2 is the batch size. Removes up to that many expired sessions; returns how many.
-PURGE = (
-    _STORE
-    + """
-local expiry = base .. 'expiry'
-local digests = redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[1], 'LIMIT', 0,
+PURGE = """
+local index = KEYS[1]
+local base = string.sub(index, 1, -6)
+local digests = redis.call('ZRANGEBYSCORE', base .. 'expiry', '-inf', ARGV[1], 'LIMIT', 0,
                            tonumber(ARGV[2]))
 for _, d in ipairs(digests) do
     redis.call('UNLINK', base .. 's:' .. d, base .. 'k:' .. d)
     redis.call('ZREM', index, d)
-    redis.call('ZREM', expiry, d)
+    redis.call('ZREM', base .. 'expiry', d)
 end
 return #digests
 """
-)
