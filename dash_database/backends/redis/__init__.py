@@ -12,19 +12,16 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
   for paging; ``B index``, the digests of the sessions that hold keys, paged alike (its size
   counts them); ``B expiry``, the digests of the sessions with a deadline, scored by it.
 
-Design. Each operation is one Lua script (``_scripts.py``) or one command: Redis runs a script
-without interleaving, so a write updates the session, its key set and the index at once, and a
-compare-and-set or a limit check needs no lock. ``get``, ``get_many``, ``get_versioned`` and
-``session_bytes`` are one ``HMGET``. Deadlines are compared with the caller's ``now``. No key
-carries a native Redis expiry: Redis would drop a session without updating the index (and an
-injected clock is not Redis's). Expired sessions stay, invisible, until written again or removed
-by ``purge_expired``, a batch per script, so a live request waits for one batch at most;
-``DashDatabase`` purges during writes every ``ttl``. ``stats`` reads the index a page per script
-(O(sessions), as SQL backends scan their table). ``max_sessions`` costs nothing on a write to a
-session that holds keys; the write that starts a session reads the size of the index and, only
-when that reaches the limit, checks the expired sessions not yet purged (O(those)). On a
-cluster, one prefix lives on one primary (failover, not more room): apps that need more use
-several prefixes.
+Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
+which Redis runs without interleaving: a write updates the session, its key set and the index
+at once, and a compare-and-set or a limit check needs no lock. Deadlines are compared with the
+caller's ``now``; no key has a native Redis expiry, which would bypass the index. Expired
+sessions stay, invisible, until written again or removed by ``purge_expired``, a batch per
+script (``DashDatabase`` purges during writes every ``ttl``). ``stats`` pages through the index
+(O(sessions), as the SQL backends scan their table). ``max_sessions`` costs a write to a session
+with keys nothing; a write that starts one reads the size of the index and, only when that
+reaches the limit, looks at the expired sessions not yet purged. On a cluster, one prefix lives
+on one primary (failover, not more room): apps that need more use several prefixes.
 
 Connections are redis-py's pool, per process (``_process.py``), through its public API. A
 client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
@@ -204,37 +201,21 @@ class RedisBackend:
             return None
         return found
 
-    def _write(
-        self,
-        session: str,
-        now: float,
-        deadline: float | None,
-        version: int,
-        max_bytes: int | None,
-        max_sessions: int | None,
-        expected: bytes,
-        pairs: list[bytes],
-    ) -> int:
+    def _write(self, session: str, now: float, *args: Any) -> int:
+        """Run WRITE with ``args``: deadline, version, max_bytes, max_sessions, expected
+        version, then key/value pairs (see ``_scripts.WRITE``)."""
+        deadline, version, max_bytes, max_sessions, *rest = args
+        head = [b"" if n is None else b"%d" % n for n in (version, max_bytes, max_sessions)]
+        when = b"" if deadline is None else _number(deadline)
         raw = session.encode()
-        result: int | list[int] = self._call(
-            "write to",
-            "WRITE",
-            1,
-            self._hash(raw),
-            raw,
-            _number(now),
-            b"" if deadline is None else _number(deadline),
-            b"%d" % version,
-            b"" if max_bytes is None else b"%d" % max_bytes,
-            b"" if max_sessions is None else b"%d" % max_sessions,
-            expected,
-            *pairs,
+        result = self._call(
+            "write to", "WRITE", 1, self._hash(raw), raw, _number(now), when, *head, *rest
         )
         if isinstance(result, list):  # the sizes of a write the byte limit refused
-            raise QuotaExceededError.for_write(result[0], result[1], max_bytes or 0)
+            raise QuotaExceededError.for_write(result[0], result[1], max_bytes)
         if result == -1:
-            raise SessionLimitError.for_write(max_sessions or 0)
-        return result
+            raise SessionLimitError.for_write(max_sessions)
+        return int(result)
 
     # -- the backend protocol --------------------------------------------------------------
 
@@ -267,7 +248,7 @@ class RedisBackend:
         max_sessions: int | None = None,
     ) -> None:
         pairs = [part for key, value in items.items() for part in (key.encode(), value)]
-        self._write(session, now, deadline, version, max_bytes, max_sessions, b"*", pairs)
+        self._write(session, now, deadline, version, max_bytes, max_sessions, b"*", *pairs)
 
     def compare_and_set(
         self,
@@ -283,10 +264,8 @@ class RedisBackend:
         max_sessions: int | None = None,
     ) -> bool:
         old = b"" if expected is None else b"%d" % expected
-        pairs = [key.encode(), value]
-        return bool(
-            self._write(session, now, deadline, version, max_bytes, max_sessions, old, pairs)
-        )
+        args = (deadline, version, max_bytes, max_sessions, old, key.encode(), value)
+        return bool(self._write(session, now, *args))
 
     def delete(self, session: str, key: str, now: float) -> bool:
         return bool(self._on_session("DELETE", "delete from", session, now, key.encode()))
@@ -334,14 +313,18 @@ class RedisBackend:
         return page, (page[-1].key if reply[0] and page else None)
 
     def stats(self, now: float) -> StoreStats:
-        # A page of the index per script (exact when no write runs meanwhile).
-        live, start = [0, 0, 0], b"-"
+        # The pages of ``sessions``, summed (exact when no write runs meanwhile).
+        sessions = keys = size = 0
+        cursor = None
         while True:
-            reply = self._on_store("STATS", "read the statistics of", now, start, _BATCH)
-            live = [total + int(n) for total, n in zip(live, reply[1:4])]
-            if not reply[0]:
-                return StoreStats(live[0], live[1], live[2], int(reply[4]))
-            start = b"(" + reply[0]
+            page, cursor = self.sessions(now, cursor, _BATCH)
+            sessions, keys = sessions + len(page), keys + sum(s.keys for s in page)
+            size += sum(s.bytes for s in page)
+            if cursor is None:
+                break
+        expiry = (self._base + b"expiry", b"-inf", _number(now))
+        expired = int(self._call("read the statistics of", None, "ZCOUNT", *expiry))
+        return StoreStats(sessions, keys, size, expired)
 
     def purge_expired(self, now: float) -> int:
         removed = 0

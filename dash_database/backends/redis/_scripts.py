@@ -258,24 +258,6 @@ end
 return out
 """
 
-# A page of SESSIONS, summed: returns the last digest read ('' when the index ended), then the
-# live sessions, keys and bytes of the page, then how many sessions expired (all of them).
-STATS = """
-local index, now = KEYS[1], tonumber(ARGV[1])
-local digests = redis.call('ZRANGEBYLEX', index, ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
-local sessions, keys, bytes = 0, 0, 0
-for _, d in ipairs(digests) do
-    local m = redis.call('HMGET', string.sub(index, 1, -6) .. 's:' .. d, 'keys', 'bytes',
-                         'deadline')
-    if not (m[3] and tonumber(m[3]) <= now) then
-        sessions, keys, bytes = sessions + 1, keys + tonumber(m[1]), bytes + tonumber(m[2])
-    end
-end
-local last = #digests == tonumber(ARGV[3]) and digests[#digests] or ''
-local expired = redis.call('ZCOUNT', string.sub(index, 1, -6) .. 'expiry', '-inf', ARGV[1])
-return {last, sessions, keys, bytes, expired}
-"""
-
 # ARGV 2 is the batch size. Removes up to that many expired sessions; returns how many.
 PURGE = """
 local index = KEYS[1]
