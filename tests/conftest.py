@@ -23,12 +23,13 @@ BACKENDS = [
     "sqlite",
     "sqlite-files",
     "redis",
+    "redis-large",
     "postgres",
     "postgres-copy",
 ]
 
 #: The backends whose tests start a server (or use the one named by TEST_*_URL).
-SERVER_BACKENDS = {"redis", "postgres", "postgres-copy"}
+SERVER_BACKENDS = {"redis", "redis-large", "postgres", "postgres-copy"}
 
 #: The table the PostgreSQL tests use; each test works in its own namespace of it.
 POSTGRES_TEST_TABLE = "dash_database_tests"
@@ -61,6 +62,12 @@ def sqlite_files_backend_factory(tmp_path: Path) -> Callable[[], Backend]:
 @pytest.fixture
 def redis_backend_factory(redis_url: str) -> Iterator[Callable[[], Backend]]:
     yield from _redis_factory(redis_url)
+
+
+@pytest.fixture
+def redis_large_backend_factory(redis_url: str) -> Iterator[Callable[[], Backend]]:
+    """Redis with every write of a value taking the large-value path (MULTI/EXEC)."""
+    yield from _redis_factory(redis_url, large_write_bytes=0)
 
 
 def _redis_factory(redis_url: str, **options: Any) -> Iterator[Callable[[], Backend]]:

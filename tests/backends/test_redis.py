@@ -1,4 +1,5 @@
-"""What only the Redis backend has: URLs, clients, key layout, timeouts, restarts, clusters."""
+"""What only the Redis backend has: URLs, clients, key layout, the large-value path, timeouts,
+restarts, clusters."""
 
 from __future__ import annotations
 
@@ -54,8 +55,19 @@ def client(redis_url: str) -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(params=[None, 0], ids=["script", "multi"])
+def large_write_bytes(request: pytest.FixtureRequest) -> int | None:
+    """Every write through its script, or every write through the large-value path."""
+    return request.param  # type: ignore[no-any-return]
+
+
 def own_keys(client: Any, prefix: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+def commands(client: Any, name: str) -> int:
+    """Return how many ``name`` commands the server has run."""
+    return int(client.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0))
 
 
 # -- URLs, clients and options ------------------------------------------------------------------
@@ -137,6 +149,12 @@ def test_default_prefix_and_key_layout() -> None:
 def test_prefix_that_would_break_the_hash_tag_is_refused(bad: str) -> None:
     with pytest.raises(ddb.InvalidArgumentError, match="prefix must be"):
         RedisBackend("redis://127.0.0.1:1/0", prefix=bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "64"])
+def test_large_write_bytes_must_be_a_size(bad: Any) -> None:
+    with pytest.raises(ddb.InvalidArgumentError, match="large_write_bytes"):
+        RedisBackend("redis://127.0.0.1:1/0", large_write_bytes=bad)
 
 
 def test_backend_from_a_ready_client(client: Any, prefix: str) -> None:
@@ -289,9 +307,9 @@ def test_deleting_the_last_key_leaves_no_key(client: Any, redis_url: str, prefix
 
 
 def test_scripts_are_loaded_again_after_script_flush(
-    client: Any, redis_url: str, prefix: str
+    client: Any, redis_url: str, prefix: str, large_write_bytes: int | None
 ) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
     backend.set_many("user", {"a": b"1"}, 100.0, 0.0, version=1)
     client.script_flush()
 
@@ -329,10 +347,30 @@ def test_compare_and_set_run_twice_reports_its_own_write(redis_url: str, prefix:
     backend.close()
 
 
-def test_a_write_to_an_expired_session_discards_it(
+# -- the large-value path: MULTI/EXEC beside the script ------------------------------------------
+
+
+def test_only_writes_of_large_values_use_a_transaction(
     client: Any, redis_url: str, prefix: str
 ) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=1000)
+    before = commands(client, "exec")
+
+    backend.set_many("user", {"small": b"1" * 999}, 10.0, 0.0, version=1)
+    assert before == commands(client, "exec")
+    backend.set_many("user", {"a": b"x" * 500, "b": b"y" * 500}, 10.0, 0.0, version=2)
+    assert before + 1 == commands(client, "exec")
+
+    assert b"x" * 500 == backend.get("user", "a", 0.0)
+    assert (5 + 999) + (1 + 500) * 2 == backend.session_bytes("user", 0.0)
+    assert ["a", "b", "small"] == sorted(backend.keys("user", 0.0))
+    backend.close()
+
+
+def test_a_write_to_an_expired_session_discards_it(
+    client: Any, redis_url: str, prefix: str, large_write_bytes: int | None
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
     backend.set_many("user", {"old": b"1", "kept": b"2"}, 10.0, 0.0, version=1)
     backend.set_many("user", {"kept": b"3", "new": b"4"}, 30.0, 20.0, version=2)
 
@@ -343,9 +381,11 @@ def test_a_write_to_an_expired_session_discards_it(
     backend.close()
 
 
-def test_many_items_in_one_write(redis_url: str, prefix: str) -> None:
+def test_many_items_in_one_write(
+    redis_url: str, prefix: str, large_write_bytes: int | None
+) -> None:
     # More fields than one Lua unpack() takes.
-    backend = RedisBackend(redis_url, prefix=prefix)
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
     items = {f"k{i}": str(i).encode() for i in range(2_500)}
     backend.set_many("user", items, 10.0, 0.0, version=1)
     backend.set_many("user", items, 10.0, 0.0, version=2)
@@ -356,8 +396,10 @@ def test_many_items_in_one_write(redis_url: str, prefix: str) -> None:
     backend.close()
 
 
-def test_a_failed_write_writes_nothing(client: Any, redis_url: str, prefix: str) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
+def test_a_failed_write_writes_nothing(
+    client: Any, redis_url: str, prefix: str, large_write_bytes: int | None
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
     client.set(backend.key("user"), b"not a hash")
 
     with pytest.raises(ddb.BackendError, match="WRONGTYPE") as info:
@@ -369,8 +411,10 @@ def test_a_failed_write_writes_nothing(client: Any, redis_url: str, prefix: str)
     backend.close()
 
 
-def test_a_quota_refusal_writes_nothing(redis_url: str, prefix: str) -> None:
-    backend = RedisBackend(redis_url, prefix=prefix)
+def test_a_quota_refusal_writes_nothing(
+    redis_url: str, prefix: str, large_write_bytes: int | None
+) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
     backend.set_many("user", {"a": b"1"}, None, 0.0, version=1)
 
     with pytest.raises(ddb.QuotaExceededError):
@@ -381,12 +425,12 @@ def test_a_quota_refusal_writes_nothing(redis_url: str, prefix: str) -> None:
     backend.close()
 
 
-def test_out_of_memory_writes_all_or_nothing() -> None:
+def test_out_of_memory_writes_all_or_nothing(large_write_bytes: int | None) -> None:
     server = new_redis_server()
     try:
         server.start()
         admin = redis.Redis(host="127.0.0.1", port=server.port)
-        backend = RedisBackend(server.url)
+        backend = RedisBackend(server.url, large_write_bytes=large_write_bytes)
         backend.set_many("user", {"old": b"1"}, 10.0, 0.0, version=1)
         used = int(admin.info("memory")["used_memory"])
         admin.config_set("maxmemory-policy", "noeviction")
@@ -443,7 +487,7 @@ def test_backend_on_a_redis_cluster_client(cluster_server: RedisServer) -> None:
         db.session(user).update({"a": user, "b": 2})
     db.delete_user_value("{", "a")
     db.update_user_value("{", "n", lambda n: n + 1, default=0)
-    db.store_user_value("}", "large", b"x" * 100_000)
+    db.store_user_value("}", "large", b"x" * 100_000)  # through MULTI/EXEC
 
     assert ["b", "n"] == db.list_stored_user_keys("{")
     assert b"x" * 100_000 == db.get_user_value("}", "large")
@@ -599,10 +643,10 @@ def test_a_child_process_opens_its_own_connection(redis_url: str, prefix: str) -
 
 
 def test_a_pickled_backend_reopens_with_its_settings(redis_url: str, prefix: str) -> None:
-    backend = RedisBackend(f"{redis_url}?socket_timeout=2", prefix=prefix)
+    backend = RedisBackend(f"{redis_url}?socket_timeout=2", prefix=prefix, large_write_bytes=7)
     copy = pickle.loads(pickle.dumps(backend))
 
-    assert prefix == copy.prefix
+    assert (prefix, 7) == (copy.prefix, copy.large_write_bytes)
     assert 2.0 == copy.client.connection_pool.connection_kwargs["socket_timeout"]
     backend.close()
     copy.close()

@@ -14,7 +14,9 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
 
 Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
 which Redis runs without interleaving: a write updates the session, its key set and the index
-at once, and a compare-and-set or a limit check needs no lock. Deadlines are compared with the
+at once, and a compare-and-set or a limit check needs no lock. A write of large values sends
+them beside its script in ``MULTI``/``EXEC`` (``_multi.py``): a value passed through Lua costs
+Redis far more than a plain ``HSET``. Deadlines are compared with the
 caller's ``now``; no key has a native Redis expiry, which would bypass the index. Expired
 sessions stay, invisible, until written again or removed by ``purge_expired``, a batch per
 script (``DashDatabase`` purges during writes every ``ttl``). ``stats`` pages through the index
@@ -48,9 +50,10 @@ from ...exceptions import (
     SessionLimitError,
 )
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
-from .._errors import backend_error
+from .._errors import backend_error, store_errors
 from .._process import PerProcess
 from . import _scripts
+from ._multi import write_large
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
@@ -89,6 +92,8 @@ class RedisBackend:
             which stays yours: :meth:`close` leaves it open, and the backend cannot be pickled.
         prefix: the start of every key; apps sharing one database use different ones. No
             ``{`` or ``}`` (the hash tag). A URL may give it as ``?prefix=...``.
+        large_write_bytes: a write whose values add up to this many bytes or more sends them
+            beside its script in MULTI/EXEC (``_multi.py``); ``None``: never.
         **options: for ``redis.Redis.from_url`` with a URL (``socket_timeout``,
             ``ssl_ca_certs``, ...), over the defaults of a 3 s connect and 5 s read timeout.
 
@@ -97,7 +102,14 @@ class RedisBackend:
         InvalidArgumentError: the URL, the prefix or the client cannot be used.
     """
 
-    def __init__(self, url_or_client: str | Any, *, prefix: str | None = None, **options: Any):
+    def __init__(
+        self,
+        url_or_client: str | Any,
+        *,
+        prefix: str | None = None,
+        large_write_bytes: int | None = 64 * 1024,
+        **options: Any,
+    ) -> None:
         redis, defaults = _import_redis()
         self._url: str | None = None
         self._options = dict(options)
@@ -136,6 +148,13 @@ class RedisBackend:
                 "prefix must be a non-empty str without '{' or '}' (they would break the "
                 f"cluster hash tag), got {self.prefix!r}."
             )
+        size = large_write_bytes
+        if size is not None and (type(size) is not int or size < 0):
+            raise InvalidArgumentError(
+                "large_write_bytes must be a number of bytes (0 or more) or None, got "
+                f"{large_write_bytes!r}."
+            )
+        self.large_write_bytes = large_write_bytes
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         self._base = f"{self.prefix}:{{{self.prefix}}}:".encode()
         self._index = self._base + b"index"
@@ -159,15 +178,18 @@ class RedisBackend:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _call(self, action: str, script: str | None, *args: Any) -> Any:
-        """Run the command ``args``, or the Lua script named ``script`` on ``args`` (by its
-        SHA, loaded first when Redis lacks it); driver errors become ``BackendError``."""
+    def _client(self) -> Any:
         if self._closed:
             raise BackendError(
                 f"The Redis backend on {self._where} is closed; open a new one to go on."
             )
+        return self._clients.get()
+
+    def _call(self, action: str, script: str | None, *args: Any) -> Any:
+        """Run the command ``args``, or the Lua script named ``script`` on ``args`` (by its
+        SHA, loaded first when Redis lacks it); driver errors become ``BackendError``."""
         try:
-            client = self._clients.get()
+            client = self._client()
             if script is None:
                 return client.execute_command(*args)
             sha, text = self._scripts[script]
@@ -204,13 +226,18 @@ class RedisBackend:
     def _write(self, session: str, now: float, *args: Any) -> int:
         """Run WRITE with ``args``: deadline, version, max_bytes, max_sessions, expected
         version, then key/value pairs (see ``_scripts.WRITE``)."""
-        deadline, version, max_bytes, max_sessions, *rest = args
-        head = [b"" if n is None else b"%d" % n for n in (version, max_bytes, max_sessions)]
-        when = b"" if deadline is None else _number(deadline)
+        deadline, version, max_bytes, max_sessions, expected, *pairs = args
         raw = session.encode()
-        result = self._call(
-            "write to", "WRITE", 1, self._hash(raw), raw, _number(now), when, *head, *rest
-        )
+        limits = [b"" if n is None else b"%d" % n for n in (version, max_bytes, max_sessions)]
+        head = [1, self._hash(raw), raw, _number(now)]
+        head += [b"" if deadline is None else _number(deadline), *limits, expected]
+        large = self.large_write_bytes
+        if large is None or sum(len(value) for value in pairs[1::2]) < large:
+            result = self._call("write to", "WRITE", *head, b"", *pairs)
+        else:
+            watch = [head[1]] if max_sessions is None else [head[1], self._index]
+            with store_errors(self._store, "write to", self._errors[:1]):
+                result = write_large(self._client(), self._scripts["WRITE"], watch, head, pairs)
         if isinstance(result, list):  # the sizes of a write the byte limit refused
             raise QuotaExceededError.for_write(result[0], result[1], max_bytes)
         if result == -1:
@@ -347,7 +374,7 @@ class RedisBackend:
                 "A RedisBackend built from a client object cannot be pickled: the client holds "
                 "live connections. Build it from a URL (RedisBackend('redis://...'))."
             )
-        return (_reopen, (self._url, self.prefix, self._options))
+        return (_reopen, (self._url, self.prefix, self.large_write_bytes, self._options))
 
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url is not None else self._where
@@ -357,8 +384,8 @@ class RedisBackend:
 _SCRIPTS = [(name, text) for name, text in vars(_scripts).items() if name.isupper()]
 
 
-def _reopen(url: str, prefix: str, options: dict[str, Any]) -> RedisBackend:
-    return RedisBackend(url, prefix=prefix, **options)
+def _reopen(url: str, prefix: str, large: int | None, options: dict[str, Any]) -> RedisBackend:
+    return RedisBackend(url, prefix=prefix, large_write_bytes=large, **options)
 
 
 def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly

@@ -35,7 +35,9 @@ end
 
 # The write of set_many and compare_and_set. ARGV 3 is the deadline ('' for none), 4 the
 # version, 5 the byte limit and 6 the session limit ('' for none), 7 the expected version ('*'
-# for any, '' for a missing key), then key/value pairs. Returns 1; 0 when the version did not
+# for any, '' for a missing key), 8 the mode, then key/value pairs from 9. In mode 'check' or
+# 'write' the pairs are key/length and the values are left for the caller to write in the same
+# transaction (``_multi.py``); 'check' stops after the checks. Returns 1; 0 when the version did not
 # match; {size before, size after} when the byte limit refused the write; -1 when the session
 # limit did. A compare-and-set that finds its own version already stored is this very call run
 # again (redis-py resends a command once when the connection was lost, perhaps after Redis ran
@@ -45,7 +47,7 @@ WRITE = (
     _SESSION
     + """
 local fields = {'id', 'deadline', 'keys', 'bytes'}
-for i = 8, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
+for i = 9, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
 local m = {}
 for i = 1, #fields, 1000 do  -- unpack() is limited by Lua's C stack
     local part = redis.call('HMGET', h, unpack(fields, i, math.min(i + 999, #fields)))
@@ -65,9 +67,10 @@ local keys = live and tonumber(m[3]) or 0
 local before = live and tonumber(m[4]) or 0
 local size, had, new = before, keys, {}
 local changes = {'id', id, 'written', ARGV[2]}
-for i = 8, #ARGV, 2 do
-    local key, n = ARGV[i], #ARGV[i + 1]
-    local entry = live and m[i / 2 + 1]
+local mode = ARGV[8]
+for i = 9, #ARGV, 2 do
+    local key, n = ARGV[i], mode == '' and #ARGV[i + 1] or tonumber(ARGV[i + 1])
+    local entry = live and m[(i - 1) / 2 + 1]
     if entry then
         size = size + n - tonumber(string.match(entry, '^%d+'))
     else
@@ -76,8 +79,10 @@ for i = 8, #ARGV, 2 do
         new[#new + 1] = 0
         new[#new + 1] = key
     end
-    changes[#changes + 1] = 'v:' .. key
-    changes[#changes + 1] = ARGV[i + 1]
+    if mode == '' then
+        changes[#changes + 1] = 'v:' .. key
+        changes[#changes + 1] = ARGV[i + 1]
+    end
     changes[#changes + 1] = 'n:' .. key
     changes[#changes + 1] = n .. ':' .. ARGV[4]
 end
@@ -97,6 +102,7 @@ if ARGV[6] ~= '' and had == 0 and keys > 0 then
         if n >= limit then return -1 end
     end
 end
+if mode == 'check' then return 1 end
 
 local keyset = string.sub(h, 1, -35) .. 'k:' .. digest
 local old = live and m[2]
