@@ -12,14 +12,23 @@ and make few calls: running a script costs Redis far more than one plain command
 
 from __future__ import annotations
 
-# Reads the session's hash (`fields` start with 'id', 'deadline'): m, and whether it is live.
-# A hash that holds another id (two ids with one digest) is an error, before any write.
+# load(fields) reads fields of the session's hash ('id', 'deadline', ...): m, and whether the
+# session is live. A hash that holds another id (two ids with one digest) is an error, raised
+# before any write.
 _SESSION = """
 local h, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local function base(name) return string.sub(h, 1, -35) .. name end
 local function digest() return string.sub(h, -32) end
-local function load(...)
-    local m = redis.call('HMGET', h, 'id', 'deadline', ...)
+local function batched(command, key, args)  -- unpack() is limited by Lua's C stack
+    local out = {}
+    for i = 1, #args, 1000 do
+        local part = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
+        if type(part) == 'table' then for j = 1, #part do out[#out + 1] = part[j] end end
+    end
+    return out
+end
+local function load(fields)
+    local m = batched('HMGET', h, fields)
     if m[1] and m[1] ~= id then
         error({err = 'ERR another session id is stored under the digest of this one'})
     end
@@ -48,15 +57,7 @@ WRITE = (
     + """
 local fields = {'id', 'deadline', 'keys', 'bytes'}
 for i = 9, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
-local m = {}
-for i = 1, #fields, 1000 do  -- unpack() is limited by Lua's C stack
-    local part = redis.call('HMGET', h, unpack(fields, i, math.min(i + 999, #fields)))
-    for j = 1, #part do m[#m + 1] = part[j] end
-end
-if m[1] and m[1] ~= id then
-    error({err = 'ERR another session id is stored under the digest of this one'})
-end
-local live = m[1] and not (m[2] and tonumber(m[2]) <= now)
+local m, live = load(fields)
 if ARGV[7] ~= '*' then
     local current = live and m[5] and string.match(m[5], ':(%d+)$') or ''
     if current == ARGV[4] then return 1 end
@@ -87,16 +88,14 @@ for i = 9, #ARGV, 2 do
     changes[#changes + 1] = n .. ':' .. ARGV[4]
 end
 if ARGV[5] ~= '' and size > tonumber(ARGV[5]) then return {before, size} end
-local index = string.sub(h, 1, -35) .. 'index'
-local digest = string.sub(h, -32)
+local index, d = base('index'), digest()
 if ARGV[6] ~= '' and had == 0 and keys > 0 then
     -- Only a write that starts a session counts them: the sessions with keys (the index),
     -- less the expired ones among them, which stay until purged.
     local limit, n = tonumber(ARGV[6]), redis.call('ZCARD', index)
     if n >= limit then
-        local expiry = string.sub(h, 1, -35) .. 'expiry'
-        for _, d in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[2])) do
-            if redis.call('ZSCORE', index, d) then n = n - 1 end
+        for _, other in ipairs(redis.call('ZRANGEBYSCORE', base('expiry'), '-inf', ARGV[2])) do
+            if redis.call('ZSCORE', index, other) then n = n - 1 end
             if n < limit then break end
         end
         if n >= limit then return -1 end
@@ -104,23 +103,18 @@ if ARGV[6] ~= '' and had == 0 and keys > 0 then
 end
 if mode == 'check' then return 1 end
 
-local keyset = string.sub(h, 1, -35) .. 'k:' .. digest
 local old = live and m[2]
-if m[1] and not live then
-    redis.call('UNLINK', h, keyset)
-    redis.call('ZREM', index, digest)
-    if m[2] then redis.call('ZREM', string.sub(h, 1, -35) .. 'expiry', digest) end
-end
+if m[1] and not live then discard(m[2]) end
 -- The later deadline wins; none given means the session no longer expires.
 local deadline = ARGV[3]
 if deadline ~= '' and old and tonumber(old) > tonumber(deadline) then deadline = old end
 if deadline ~= '' and deadline ~= old then
     changes[#changes + 1] = 'deadline'
     changes[#changes + 1] = deadline
-    redis.call('ZADD', string.sub(h, 1, -35) .. 'expiry', deadline, digest)
+    redis.call('ZADD', base('expiry'), deadline, d)
 elseif deadline == '' and old then
     redis.call('HDEL', h, 'deadline')
-    redis.call('ZREM', string.sub(h, 1, -35) .. 'expiry', digest)
+    redis.call('ZREM', base('expiry'), d)
 end
 if keys ~= had or not live then
     changes[#changes + 1] = 'keys'
@@ -130,13 +124,9 @@ if size ~= before or not live then
     changes[#changes + 1] = 'bytes'
     changes[#changes + 1] = size
 end
-for i = 1, #changes, 1000 do
-    redis.call('HSET', h, unpack(changes, i, math.min(i + 999, #changes)))
-end
-for i = 1, #new, 1000 do
-    redis.call('ZADD', keyset, unpack(new, i, math.min(i + 999, #new)))
-end
-if had == 0 and keys > 0 then redis.call('ZADD', index, 0, digest) end
+batched('HSET', h, changes)
+batched('ZADD', base('k:' .. d), new)
+if had == 0 and keys > 0 then redis.call('ZADD', index, 0, d) end
 return 1
 """
 )
@@ -146,7 +136,7 @@ DELETE = (
     _SESSION
     + """
 local key = ARGV[3]
-local m, live = load('keys', 'bytes', 'n:' .. key)
+local m, live = load({'id', 'deadline', 'keys', 'bytes', 'n:' .. key})
 if not live or not m[5] then return 0 end
 local keys = tonumber(m[3]) - 1
 if keys == 0 and not m[2] then
@@ -165,7 +155,7 @@ return 1
 KEYS = (
     _SESSION
     + """
-local _, live = load()
+local _, live = load({'id', 'deadline'})
 if not live then return {} end
 return redis.call('ZRANGE', base('k:' .. digest()), 0, -1)
 """
@@ -174,7 +164,7 @@ return redis.call('ZRANGE', base('k:' .. digest()), 0, -1)
 CLEAR = (
     _SESSION
     + """
-local m, live = load('keys')
+local m, live = load({'id', 'deadline', 'keys'})
 if not m[1] then return 0 end
 discard(m[2])
 return live and tonumber(m[3]) or 0
@@ -185,7 +175,7 @@ return live and tonumber(m[3]) or 0
 TOUCH = (
     _SESSION
     + """
-local m, live = load()
+local m, live = load({'id', 'deadline'})
 if live and m[2] and tonumber(ARGV[3]) > tonumber(m[2]) then
     redis.call('HSET', h, 'deadline', ARGV[3])
     redis.call('ZADD', base('expiry'), ARGV[3], digest())
@@ -199,7 +189,7 @@ return 0
 RENAME = (
     _SESSION
     + """
-local m, live = load('keys')
+local m, live = load({'id', 'deadline', 'keys'})
 if m[1] and not live then discard(m[2]) end
 if not live then return 0 end
 local keys, d, t = tonumber(m[3]), digest(), string.sub(KEYS[2], -32)
@@ -233,7 +223,7 @@ return keys
 SESSION_KEYS = (
     _SESSION
     + """
-local _, live = load()
+local _, live = load({'id', 'deadline'})
 if not live then return {0} end
 local limit = tonumber(ARGV[4])
 local names = redis.call('ZRANGEBYLEX', base('k:' .. digest()), ARGV[3], '+', 'LIMIT', 0,
