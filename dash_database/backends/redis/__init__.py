@@ -13,22 +13,18 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
   counts them); ``B expiry``, the digests of the sessions with a deadline, scored by it.
 
 Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
-which Redis runs without interleaving: a write updates the session, its key set and the index
-at once, and a compare-and-set or a limit check needs no lock. A write of large values sends
-them beside its script in ``MULTI``/``EXEC`` (``_multi.py``): a value passed through Lua costs
-Redis far more than a plain ``HSET``. Deadlines are compared with the
-caller's ``now``; no key has a native Redis expiry, which would bypass the index. Expired
-sessions stay, invisible, until written again or removed by ``purge_expired``, a batch per
-script (``DashDatabase`` purges during writes every ``ttl``). ``stats`` pages through the index
-(O(sessions), as the SQL backends scan their table). ``max_sessions`` costs a write to a session
-with keys nothing; a write that starts one reads the size of the index and, only when that
-reaches the limit, looks at the expired sessions not yet purged. On a cluster, one prefix lives
-on one primary (failover, not more room): apps that need more use several prefixes.
+which Redis runs without interleaving, so checks and writes need no lock. A write of large
+values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines are
+compared with the caller's ``now``; no key has a native expiry, which would bypass the index.
+Expired sessions stay, invisible, until written again or purged, a batch per script. ``stats``
+pages through the index (O(sessions), as the SQL backends scan their table). ``max_sessions``
+costs nothing to a session with keys; a write that starts one reads the size of the index
+and, only when that reaches the limit, looks at the expired sessions not yet purged. On a
+cluster, one prefix lives on one primary: apps that need more room use several prefixes.
 
-Connections are redis-py's pool, per process (``_process.py``), through its public API. A
-client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
-once, at once, when its connection was lost (a server restart), never after a timeout: a server
-down or frozen gives ``BackendError`` well within gunicorn's 30 s. Run again that way,
+Connections are redis-py's pool, per process (``_process.py``). A client built from a URL
+waits at most 3 s to connect and 5 s for a reply, and resends a command once, at once, when its
+connection was lost (a server restart), never after a timeout. Run again that way,
 ``compare_and_set`` recognises its own version, ``delete``/``clear`` may report 0, and a
 ``rename`` finds its session gone and leaves the target as the first run made it.
 """

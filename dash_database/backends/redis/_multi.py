@@ -1,14 +1,11 @@
 """The write of large values: sent beside the script in MULTI/EXEC, never through Lua.
 
-Redis copies script arguments into Lua strings, at a cost that grows with their size (far more
-than the plain ``HSET`` of a raw client); a value never needs to pass through Lua. So a
-``set_many`` of at least ``large_write_bytes`` runs, on one pooled connection: ``WATCH`` the
-session's hash (and the index, when a session limit is checked); ``WRITE`` in ``check`` mode
-(lengths stand for the values: every check and every error the write could meet, before
-anything is written); then ``MULTI``, ``WRITE`` in ``write`` mode (all but the values), ``HSET``
-of the values, ``EXEC``. A change of a watched key in between makes Redis refuse the ``EXEC``;
-the steps run again after a short random pause, a bounded number of times. The script is sent
-whole inside ``MULTI`` (``EVAL``): a missing one would fail alone while the ``HSET`` ran.
+Redis copies script arguments into Lua strings, at a cost far above a plain ``HSET``. So a
+write of at least ``large_write_bytes`` runs, on one pooled connection: ``WATCH`` the session's
+hash (and the index, under a session limit); ``WRITE`` in ``check`` mode (lengths stand for the
+values: every check and error the write could meet); then ``MULTI``, ``WRITE`` in ``write``
+mode (``EVAL``: a missing script would fail alone), ``HSET`` of the values, ``EXEC``. A change
+of a watched key refuses the ``EXEC``: the steps run again after a short random pause.
 """
 
 from __future__ import annotations

@@ -43,15 +43,14 @@ end
 """
 
 # The write of set_many and compare_and_set. ARGV 3 is the deadline ('' for none), 4 the
-# version, 5 the byte limit and 6 the session limit ('' for none), 7 the expected version ('*'
-# for any, '' for a missing key), 8 the mode, then key/value pairs from 9. In mode 'check' or
-# 'write' the pairs are key/length and the values are left for the caller to write in the same
-# transaction (``_multi.py``); 'check' stops after the checks. Returns 1; 0 when the version did not
-# match; {size before, size after} when the byte limit refused the write; -1 when the session
-# limit did. A compare-and-set that finds its own version already stored is this very call run
-# again (redis-py resends a command once when the connection was lost, perhaps after Redis ran
-# it), so it reports success rather than a conflict that would make the caller apply its
-# change twice.
+# version, 5 the byte limit and 6 the session limit ('' for none), 7 the expected version ('*':
+# any, '': a missing key), 8 the mode, then key/value pairs. In mode 'check' or 'write' the pairs
+# are key/length and the caller writes the values in the same transaction (``_multi.py``);
+# 'check' stops after the checks. Returns 1; 0 when the version did not match; {size before,
+# size after} when the byte limit refused the write; -1 when the session limit did. Finding its
+# own version already stored, a compare-and-set is this very call run again (redis-py resends a
+# command once when the connection was lost, perhaps after Redis ran it): it reports success
+# rather than a conflict that would make the caller apply its change twice.
 WRITE = (
     _SESSION
     + """
