@@ -8,9 +8,9 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
   (absent: never expires) describe the session. ``<digest>`` is the hex BLAKE2b-128 of the id,
   so any id makes a short key; the full id in ``id`` is compared on every call, so two ids never
   share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
-- ``B k:<digest>``, the session's key names in a sorted set (score 0: ordered by their bytes),
-  for paging; ``B index``, the digests of the sessions that hold keys, paged alike (its size
-  counts them); ``B expiry``, the digests of the sessions with a deadline, scored by it.
+- ``B index``, the digests of the sessions that hold keys in a sorted set (score 0: paged by
+  their bytes; its size counts them); ``B expiry``, the digests of the sessions with a
+  deadline, scored by it. A session's keys are paged with ``HSCAN`` over its ``n:`` fields.
 
 Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
 which Redis runs without interleaving, so checks and writes need no lock. A write of large
@@ -327,13 +327,13 @@ class RedisBackend:
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
-        start = b"-" if cursor is None else b"(" + cursor.encode()
+        start = b"0:0" if cursor is None else cursor.encode()
         reply = self._on_session("SESSION_KEYS", "list the keys in", session, now, start, limit)
         page = []
         for name, entry in zip(reply[1::2], reply[2::2]):
             length, version = entry.split(b":")
             page.append(KeyInfo(name.decode(), int(length), int(version)))
-        return page, (page[-1].key if reply[0] and page else None)
+        return page, (reply[0].decode() or None)
 
     def stats(self, now: float) -> StoreStats:
         # The pages of ``sessions``, summed (exact when no write runs meanwhile).

@@ -36,7 +36,7 @@ local function load(fields)
 end
 -- Remove the whole session (hash, key set, index entries).
 local function discard(deadline)
-    redis.call('UNLINK', h, base('k:' .. digest()))
+    redis.call('UNLINK', h)
     redis.call('ZREM', base('index'), digest())
     if deadline then redis.call('ZREM', base('expiry'), digest()) end
 end
@@ -65,7 +65,7 @@ end
 
 local keys = live and tonumber(m[3]) or 0
 local before = live and tonumber(m[4]) or 0
-local size, had, new = before, keys, {}
+local size, had = before, keys
 local changes = {'id', id, 'written', ARGV[2]}
 local mode = ARGV[8]
 for i = 9, #ARGV, 2 do
@@ -76,8 +76,6 @@ for i = 9, #ARGV, 2 do
     else
         size = size + #key + n
         keys = keys + 1
-        new[#new + 1] = 0
-        new[#new + 1] = key
     end
     if mode == '' then
         changes[#changes + 1] = 'v:' .. key
@@ -124,7 +122,6 @@ if size ~= before or not live then
     changes[#changes + 1] = size
 end
 batched('HSET', h, changes)
-batched('ZADD', base('k:' .. d), new)
 if had == 0 and keys > 0 then redis.call('ZADD', index, 0, d) end
 return 1
 """
@@ -145,7 +142,6 @@ end
 local size = tonumber(m[4]) - #key - tonumber(string.match(m[5], '^%d+'))
 redis.call('HDEL', h, 'v:' .. key, 'n:' .. key)
 redis.call('HSET', h, 'keys', keys, 'bytes', size, 'written', ARGV[2])
-redis.call('ZREM', base('k:' .. digest()), key)
 if keys == 0 then redis.call('ZREM', base('index'), digest()) end
 return 1
 """
@@ -156,7 +152,11 @@ KEYS = (
     + """
 local _, live = load({'id', 'deadline'})
 if not live then return {} end
-return redis.call('ZRANGE', base('k:' .. digest()), 0, -1)
+local out = {}
+for _, name in ipairs(redis.call('HKEYS', h)) do
+    if string.sub(name, 1, 2) == 'n:' then out[#out + 1] = string.sub(name, 3) end
+end
+return out
 """
 )
 
@@ -183,8 +183,8 @@ return 0
 """
 )
 
-# KEYS 2 is the new session's hash, ARGV 3 its id. RENAME moves a whole hash or key set in
-# constant time, whatever it holds.
+# KEYS 2 is the new session's hash, ARGV 3 its id. RENAME moves a whole hash in constant time,
+# whatever it holds.
 RENAME = (
     _SESSION
     + """
@@ -198,14 +198,13 @@ if other[1] and other[1] ~= ARGV[3] then
     error({err = 'ERR another session id is stored under the digest of this one'})
 end
 if other[1] then
-    redis.call('UNLINK', KEYS[2], base('k:' .. t))
+    redis.call('UNLINK', KEYS[2])
     redis.call('ZREM', base('index'), t)
     if other[2] then redis.call('ZREM', base('expiry'), t) end
 end
 redis.call('RENAME', h, KEYS[2])
 redis.call('HSET', KEYS[2], 'id', ARGV[3])
 if keys > 0 then
-    redis.call('RENAME', base('k:' .. d), base('k:' .. t))
     redis.call('ZREM', base('index'), d)
     redis.call('ZADD', base('index'), 0, t)
 end
@@ -217,21 +216,31 @@ return keys
 """
 )
 
-# ARGV 3 is where to start ('-', or '(' and the last key of the previous page), 4 the page size.
-# Returns whether more keys follow, then the name and entry ('<length>:<version>') of each key.
+# ARGV 3 is where to start: '<HSCAN cursor>:<entries of its batch to skip>' ('0:0' first), 4
+# the page size. Returns the cursor of the next page ('' after the last), then the name and
+# entry ('<length>:<version>') of each key. A batch of HSCAN is the same while the hash does not
+# change, so a page may end inside one; a small hash comes whole in one batch.
 SESSION_KEYS = (
     _SESSION
     + """
 local _, live = load({'id', 'deadline'})
-if not live then return {0} end
-local limit = tonumber(ARGV[4])
-local names = redis.call('ZRANGEBYLEX', base('k:' .. digest()), ARGV[3], '+', 'LIMIT', 0,
-                         limit + 1)
-local out = {#names > limit and 1 or 0}
-for i = 1, math.min(#names, limit) do
-    out[#out + 1] = names[i]
-    out[#out + 1] = redis.call('HGET', h, 'n:' .. names[i])
-end
+if not live then return {''} end
+local cursor, skip = string.match(ARGV[3], '^(%d+):(%d+)$')
+local limit, out = tonumber(ARGV[4]), {''}
+skip = tonumber(skip)
+repeat
+    local reply = redis.call('HSCAN', h, cursor, 'MATCH', 'n:*', 'COUNT', limit)
+    local items = reply[2]
+    for i = 2 * skip + 1, #items, 2 do
+        if #out > 2 * limit then
+            out[1] = cursor .. ':' .. (i - 1) / 2
+            return out
+        end
+        out[#out + 1] = string.sub(items[i], 3)
+        out[#out + 1] = items[i + 1]
+    end
+    cursor, skip = reply[1], 0
+until cursor == '0'
 return out
 """
 )
@@ -260,7 +269,7 @@ local base = string.sub(index, 1, -6)
 local digests = redis.call('ZRANGEBYSCORE', base .. 'expiry', '-inf', ARGV[1], 'LIMIT', 0,
                            tonumber(ARGV[2]))
 for _, d in ipairs(digests) do
-    redis.call('UNLINK', base .. 's:' .. d, base .. 'k:' .. d)
+    redis.call('UNLINK', base .. 's:' .. d)
     redis.call('ZREM', index, d)
     redis.call('ZREM', base .. 'expiry', d)
 end
