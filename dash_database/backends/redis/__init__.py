@@ -10,7 +10,8 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
   share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
 - ``B index``, the digests of the sessions that hold keys in a sorted set (score 0: paged by
   their bytes; its size counts them); ``B expiry``, the digests of the sessions with a
-  deadline, scored by it. A session's keys are paged with ``HSCAN`` over its ``n:`` fields.
+  deadline, scored by it. A session's keys are paged with ``HSCAN`` over its ``n:`` fields
+  (a key may come twice only if the session changed meanwhile).
 
 Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
 which Redis runs without interleaving, so checks and writes need no lock. A write of large
