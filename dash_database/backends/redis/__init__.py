@@ -226,8 +226,8 @@ class RedisBackend:
         deadline, version, max_bytes, max_sessions, expected, *pairs = args
         raw = session.encode()
         limits = [b"" if n is None else b"%d" % n for n in (version, max_bytes, max_sessions)]
-        head = [1, self._hash(raw), raw, _number(now)]
-        head += [b"" if deadline is None else _number(deadline), *limits, expected]
+        when = b"" if deadline is None else _number(deadline)
+        head = [1, self._hash(raw), raw, _number(now), b" ".join([when, *limits, expected])]
         large = self.large_write_bytes
         if large is None or sum(len(value) for value in pairs[1::2]) < large:
             result = self._call("write to", "WRITE", *head, b"", *pairs)

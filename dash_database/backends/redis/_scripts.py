@@ -20,6 +20,7 @@ local h, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local function base(name) return string.sub(h, 1, -35) .. name end
 local function digest() return string.sub(h, -32) end
 local function batched(command, key, args)  -- unpack() is limited by Lua's C stack
+    if #args <= 1000 then return redis.call(command, key, unpack(args)) end
     local out = {}
     for i = 1, #args, 1000 do
         local part = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
@@ -42,35 +43,38 @@ local function discard(deadline)
 end
 """
 
-# The write of set_many and compare_and_set. ARGV 3 is the deadline ('' for none), 4 the
-# version, 5 the byte limit and 6 the session limit ('' for none), 7 the expected version ('*':
-# any, '': a missing key), 8 the mode, then key/value pairs. In mode 'check' or 'write' the pairs
-# are key/length and the caller writes the values in the same transaction (``_multi.py``);
-# 'check' stops after the checks. Returns 1; 0 when the version did not match; {size before,
-# size after} when the byte limit refused the write; -1 when the session limit did. Finding its
-# own version already stored, a compare-and-set is this very call run again (redis-py resends a
-# command once when the connection was lost, perhaps after Redis ran it): it reports success
-# rather than a conflict that would make the caller apply its change twice.
+# The write of set_many and compare_and_set. ARGV 3 holds, separated by spaces, the deadline
+# ('' for none), the version, the byte limit and the session limit ('' for none), and the
+# expected version ('*': any, '': a missing key); ARGV 4 is the mode, then come key/value pairs.
+# In mode 'check' or 'write' the pairs are key/length and the caller writes the values in the
+# same transaction (``_multi.py``); 'check' stops after the checks. Returns 1; 0 when the version
+# did not match; {size before, size after} when the byte limit refused the write; -1 when the
+# session limit did. Finding its own version already stored, a compare-and-set is this very call
+# run again (redis-py resends a command once when the connection was lost, perhaps after Redis
+# ran it): it reports success rather than a conflict that would make the caller apply its
+# change twice.
 WRITE = (
     _SESSION
     + """
+local deadline, version, max_bytes, max_sessions, expected =
+    string.match(ARGV[3], '^(%S*) (%S*) (%S*) (%S*) (%S*)$')
 local fields = {'id', 'deadline', 'keys', 'bytes'}
-for i = 9, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
+for i = 5, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
 local m, live = load(fields)
-if ARGV[7] ~= '*' then
+if expected ~= '*' then
     local current = live and m[5] and string.match(m[5], ':(%d+)$') or ''
-    if current == ARGV[4] then return 1 end
-    if current ~= ARGV[7] then return 0 end
+    if current == version then return 1 end
+    if current ~= expected then return 0 end
 end
 
 local keys = live and tonumber(m[3]) or 0
 local before = live and tonumber(m[4]) or 0
 local size, had = before, keys
 local changes = {'id', id, 'written', ARGV[2]}
-local mode = ARGV[8]
-for i = 9, #ARGV, 2 do
+local mode = ARGV[4]
+for i = 5, #ARGV, 2 do
     local key, n = ARGV[i], mode == '' and #ARGV[i + 1] or tonumber(ARGV[i + 1])
-    local entry = live and m[(i - 1) / 2 + 1]
+    local entry = live and m[(i + 5) / 2]
     if entry then
         size = size + n - tonumber(string.match(entry, '^%d+'))
     else
@@ -82,14 +86,14 @@ for i = 9, #ARGV, 2 do
         changes[#changes + 1] = ARGV[i + 1]
     end
     changes[#changes + 1] = 'n:' .. key
-    changes[#changes + 1] = n .. ':' .. ARGV[4]
+    changes[#changes + 1] = n .. ':' .. version
 end
-if ARGV[5] ~= '' and size > tonumber(ARGV[5]) then return {before, size} end
+if max_bytes ~= '' and size > tonumber(max_bytes) then return {before, size} end
 local index, d = base('index'), digest()
-if ARGV[6] ~= '' and had == 0 and keys > 0 then
+if max_sessions ~= '' and had == 0 and keys > 0 then
     -- Only a write that starts a session counts them: the sessions with keys (the index),
     -- less the expired ones among them, which stay until purged.
-    local limit, n = tonumber(ARGV[6]), redis.call('ZCARD', index)
+    local limit, n = tonumber(max_sessions), redis.call('ZCARD', index)
     if n >= limit then
         for _, other in ipairs(redis.call('ZRANGEBYSCORE', base('expiry'), '-inf', ARGV[2])) do
             if redis.call('ZSCORE', index, other) then n = n - 1 end
@@ -103,7 +107,6 @@ if mode == 'check' then return 1 end
 local old = live and m[2]
 if m[1] and not live then discard(m[2]) end
 -- The later deadline wins; none given means the session no longer expires.
-local deadline = ARGV[3]
 if deadline ~= '' and old and tonumber(old) > tonumber(deadline) then deadline = old end
 if deadline ~= '' and deadline ~= old then
     changes[#changes + 1] = 'deadline'
