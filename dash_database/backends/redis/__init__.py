@@ -160,8 +160,10 @@ class RedisBackend:
         self._errors = (redis.exceptions.RedisError, OSError, MemoryError)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
         self._closed = False
+        texts = {name: text for name, text in vars(_scripts).items() if name.isupper()}
         self._scripts = {
-            n: (hashlib.sha1(t.encode(), usedforsecurity=False).hexdigest(), t) for n, t in _SCRIPTS
+            n: (hashlib.sha1(t.encode(), usedforsecurity=False).hexdigest(), t)
+            for n, t in texts.items()
         }
 
     @property
@@ -203,9 +205,6 @@ class RedisBackend:
     def _on_session(self, name: str, action: str, session: str, now: float, *args: Any) -> Any:
         raw = session.encode()
         return self._call(action, name, 1, self._hash(raw), raw, _number(now), *args)
-
-    def _on_store(self, name: str, action: str, now: float, *args: Any) -> Any:
-        return self._call(action, name, 1, self._index, _number(now), *args)
 
     def _hash(self, raw: bytes) -> bytes:
         return self._base + b"s:" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
@@ -317,7 +316,9 @@ class RedisBackend:
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
         start = b"-" if cursor is None else b"(" + cursor.encode()
-        reply = self._on_store("SESSIONS", "list the sessions in", now, start, limit)
+        reply = self._call(
+            "list the sessions in", "SESSIONS", 1, self._index, _number(now), start, limit
+        )
         rows = [reply[i : i + 5] for i in range(1, len(reply), 5)]
         page = [
             SessionInfo(sid.decode(), int(n), int(size), deadline and float(deadline), float(at))
@@ -330,10 +331,8 @@ class RedisBackend:
     ) -> tuple[list[KeyInfo], str | None]:
         start = b"0:0" if cursor is None else cursor.encode()
         reply = self._on_session("SESSION_KEYS", "list the keys in", session, now, start, limit)
-        page = []
-        for name, entry in zip(reply[1::2], reply[2::2]):
-            length, version = entry.split(b":")
-            page.append(KeyInfo(name.decode(), int(length), int(version)))
+        rows = zip(reply[1::2], (entry.split(b":") for entry in reply[2::2]))
+        page = [KeyInfo(name.decode(), int(size), int(version)) for name, (size, version) in rows]
         return page, (reply[0].decode() or None)
 
     def stats(self, now: float) -> StoreStats:
@@ -353,7 +352,8 @@ class RedisBackend:
     def purge_expired(self, now: float) -> int:
         removed = 0
         while True:
-            batch = int(self._on_store("PURGE", "purge expired sessions from", now, _BATCH))
+            args = (1, self._index, _number(now), _BATCH)
+            batch = int(self._call("purge expired sessions from", "PURGE", *args))
             removed += batch
             if batch < _BATCH:
                 return removed
@@ -376,9 +376,6 @@ class RedisBackend:
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url is not None else self._where
         return f"RedisBackend({where!r}, prefix={self.prefix!r})"
-
-
-_SCRIPTS = [(name, text) for name, text in vars(_scripts).items() if name.isupper()]
 
 
 def _reopen(url: str, prefix: str, large: int | None, options: dict[str, Any]) -> RedisBackend:
