@@ -207,34 +207,28 @@ def test_malformed_url_raises_invalid_argument(url: str) -> None:
 # -- layout: one hash per session, indexed, every key on one cluster slot -----------------------
 
 
-def test_a_session_is_one_hash_and_one_key_set_beside_the_index(
-    client: Any, redis_url: str, prefix: str
-) -> None:
+def test_a_session_is_one_hash_beside_the_index(client: Any, redis_url: str, prefix: str) -> None:
     db = DashDatabase(RedisBackend(redis_url, prefix=prefix), ttl=60, clock=FakeClock())
     db.session("user:1").update(a=1, b=2)
 
     hash_key = db.backend.key("user:1")  # type: ignore[attr-defined]
     base = f"{prefix}:{{{prefix}}}:".encode()
-    keyset = base + b"k:" + hash_key[len(base) + 2 :]
-    assert sorted([hash_key, keyset, base + b"index", base + b"expiry", base + b"totals"]) == (
-        own_keys(client, prefix)
-    )
+    assert sorted([hash_key, base + b"index", base + b"expiry"]) == own_keys(client, prefix)
     fields = client.hgetall(hash_key)
     assert {b"id", b"keys", b"bytes", b"written", b"deadline", b"v:a", b"n:a", b"v:b", b"n:b"} == (
         set(fields)
     )
     assert (b"user:1", b"2") == (fields[b"id"], fields[b"keys"])
     assert FakeClock().now + 60 == float(fields[b"deadline"])
-    assert [b"a", b"b"] == client.zrange(keyset, 0, -1)
     db.close()
 
 
 def test_no_key_has_a_native_expiry(client: Any, redis_url: str, prefix: str) -> None:
-    # Redis would drop a session without updating the index and the totals.
+    # Redis would drop a session without updating the index.
     backend = RedisBackend(redis_url, prefix=prefix)
     backend.set_many("user", {"a": b"1"}, 1000.05, 1000.0, version=1)
 
-    assert [-1] * 5 == [client.pttl(key) for key in own_keys(client, prefix)]
+    assert [-1] * 3 == [client.pttl(key) for key in own_keys(client, prefix)]
     backend.close()
 
 
@@ -248,7 +242,7 @@ def test_hostile_ids_get_distinct_keys_on_one_cluster_slot(
         backend.set_many(session, {session: session.encode()}, None, 0.0, version=1)
 
     keys = own_keys(client, prefix)
-    assert 2 * len(HOSTILE) + 2 == len(keys)  # a hash and a key set each, the index, totals
+    assert len(HOSTILE) + 1 == len(keys)  # a hash each, and the index
     assert {key_slot(prefix.encode())} == {key_slot(key) for key in keys}
     for session in HOSTILE:
         assert [session] == backend.keys(session, 0.0)
@@ -297,18 +291,14 @@ def test_two_prefixes_on_one_server_do_not_see_each_other(redis_url: str) -> Non
             backend.close()
 
 
-def test_deleting_the_last_key_leaves_only_the_store_keys(
-    client: Any, redis_url: str, prefix: str
-) -> None:
+def test_deleting_the_last_key_leaves_no_key(client: Any, redis_url: str, prefix: str) -> None:
     backend = RedisBackend(redis_url, prefix=prefix)
     backend.set_many("user", {"a": b"1", "b": b"2"}, None, 0.0, version=1)
 
     assert backend.delete("user", "a", 0.0)
     assert not backend.delete("user", "a", 0.0)
     assert backend.delete("user", "b", 0.0)
-    base = f"{prefix}:{{{prefix}}}:".encode()
-    assert [base + b"totals"] == own_keys(client, prefix)
-    assert {b"sessions": b"0", b"keys": b"0", b"bytes": b"0"} == client.hgetall(base + b"totals")
+    assert [] == own_keys(client, prefix)
     backend.close()
 
 
@@ -338,6 +328,25 @@ def test_purge_and_stats_work_through_many_batches(redis_url: str, prefix: str) 
     assert 1_200 == backend.purge_expired(20.0)
     assert ddb.StoreStats(1, 1, 2, 0) == backend.stats(20.0)
     assert ["k"] == backend.keys("s0", 20.0)
+    backend.close()
+
+
+@pytest.mark.parametrize("count", [5, 300])  # a small hash comes whole, a large one in batches
+def test_session_keys_pages_list_every_key_once(redis_url: str, prefix: str, count: int) -> None:
+    backend = RedisBackend(redis_url, prefix=prefix)
+    items = {f"k{i}": b"v" * (i % 7) for i in range(count)}
+    backend.set_many("user", items, None, 0.0, version=3)
+
+    listed, cursor, pages = [], None, 0
+    while pages == 0 or cursor is not None:
+        page, cursor = backend.session_keys("user", 0.0, cursor, limit=7)
+        assert len(page) <= 7
+        listed += page
+        pages += 1
+
+    assert sorted((k, len(v), 3) for k, v in items.items()) == sorted(
+        (info.key, info.bytes, info.version) for info in listed
+    )
     backend.close()
 
 

@@ -8,28 +8,24 @@ hash tag, so all keys of one prefix share a slot and one script can update any o
   (absent: never expires) describe the session. ``<digest>`` is the hex BLAKE2b-128 of the id,
   so any id makes a short key; the full id in ``id`` is compared on every call, so two ids never
   share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
-- ``B k:<digest>``, the session's key names in a sorted set (score 0: ordered by their bytes),
-  for paging; ``B index``, all session digests, paged alike; ``B expiry``, the digests of the
-  sessions with a deadline, scored by it; ``B totals``: sessions with keys, keys and bytes of
-  the store, expired sessions included.
+- ``B index``, the digests of the sessions that hold keys in a sorted set (score 0: paged by
+  their bytes; its size counts them); ``B expiry``, the digests of the sessions with a
+  deadline, scored by it. A session's keys are paged with ``HSCAN`` over its ``n:`` fields
+  (a key may come twice only if the session changed meanwhile).
 
-Design. Each operation is one Lua script (``_scripts.py``): Redis runs it without interleaving,
-so a write updates the session, its key set, the index and the totals at once, and a
-compare-and-set or a quota check needs no lock. ``get``, ``get_versioned`` and
-``session_bytes`` are one ``HMGET``, which sends a value without copying it into Lua; a write
-of large values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines
-are compared with the caller's ``now``. No key carries a native Redis expiry: Redis would drop
-a session without updating the index and the totals (and an injected clock is not Redis's).
-Expired sessions stay, invisible, until written again or removed by ``purge_expired``, a batch
-per script, so a live request waits for one batch at most; ``DashDatabase`` purges during
-writes every ``ttl``. ``stats`` reads the totals and subtracts what the expired sessions still
-hold: its cost grows with the number of those only. On a cluster, one prefix lives on one
-primary (failover, not more room): apps that need more use several prefixes.
+Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
+which Redis runs without interleaving, so checks and writes need no lock. A write of large
+values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines are
+compared with the caller's ``now``; no key has a native expiry, which would bypass the index.
+Expired sessions stay, invisible, until written again or purged, a batch per script. ``stats``
+pages through the index (O(sessions), as the SQL backends scan their table). ``max_sessions``
+costs nothing to a session with keys; a write that starts one reads the size of the index
+and, only when that reaches the limit, looks at the expired sessions not yet purged. On a
+cluster, one prefix lives on one primary: apps that need more room use several prefixes.
 
-Connections are redis-py's pool, per process (``_process.py``), through its public API. A
-client built from a URL waits at most 3 s to connect and 5 s for a reply, and resends a command
-once, at once, when its connection was lost (a server restart), never after a timeout: a server
-down or frozen gives ``BackendError`` well within gunicorn's 30 s. Run again that way,
+Connections are redis-py's pool, per process (``_process.py``). A client built from a URL
+waits at most 3 s to connect and 5 s for a reply, and resends a command once, at once, when its
+connection was lost (a server restart), never after a timeout. Run again that way,
 ``compare_and_set`` recognises its own version, ``delete``/``clear`` may report 0, and a
 ``rename`` finds its session gone and leaves the target as the first run made it.
 """
@@ -38,14 +34,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from ...exceptions import (
+    BackendError,
+    DashDatabaseError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
-from .._errors import store_errors
+from .._errors import backend_error, store_errors
 from .._process import PerProcess
 from . import _scripts
 from ._multi import write_large
@@ -55,8 +57,8 @@ __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 #: The key prefix used when none is given.
 DEFAULT_PREFIX = "dash_database"
 
-# Sessions removed by one purge script, expired sessions read by one stats script: a live
-# request queued behind one waits only briefly.
+# Sessions removed by one purge script, read by one stats script: a live request queued behind
+# one waits only briefly.
 _BATCH = 500
 
 
@@ -155,10 +157,14 @@ class RedisBackend:
         self._index = self._base + b"index"
         self._where = _describe(client, redis)
         self._store = f"Redis at {self._where}"
-        self._driver_errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
+        self._errors = (redis.exceptions.RedisError, OSError, MemoryError)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
         self._closed = False
-        self._scripts = {n: _Script(t) for n, t in vars(_scripts).items() if n.isupper()}
+        texts = {name: text for name, text in vars(_scripts).items() if name.isupper()}
+        self._scripts = {
+            n: (hashlib.sha1(t.encode(), usedforsecurity=False).hexdigest(), t)
+            for n, t in texts.items()
+        }
 
     @property
     def client(self) -> Any:
@@ -167,7 +173,7 @@ class RedisBackend:
 
     def key(self, session: str) -> bytes:
         """Return the Redis key of the hash that holds ``session``."""
-        return self._base + b"s:" + _digest(session.encode())
+        return self._hash(session.encode())
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -178,41 +184,73 @@ class RedisBackend:
             )
         return self._clients.get()
 
-    def _run(self, name: str, action: str, keys: list[bytes], *args: Any) -> Any:
-        script = self._scripts[name]
-        with store_errors(self._store, action, self._driver_errors):
+    def _call(self, action: str, script: str | None, *args: Any) -> Any:
+        """Run the command ``args``, or the Lua script named ``script`` on ``args`` (by its
+        SHA, loaded first when Redis lacks it); driver errors become ``BackendError``."""
+        try:
             client = self._client()
+            if script is None:
+                return client.execute_command(*args)
+            sha, text = self._scripts[script]
             try:
-                return client.evalsha(script.sha, len(keys), *keys, *args)
-            except self._no_script:
-                # A restarted server, or SCRIPT FLUSH: load it and run it again.
-                client.script_load(script.text)
-                return client.evalsha(script.sha, len(keys), *keys, *args)
+                return client.execute_command("EVALSHA", sha, *args)
+            except self._no_script:  # a restarted server, or SCRIPT FLUSH
+                client.script_load(text)
+                return client.execute_command("EVALSHA", sha, *args)
+        except DashDatabaseError:
+            raise
+        except self._errors as exc:
+            raise backend_error(self._store, action, exc) from exc
 
     def _on_session(self, name: str, action: str, session: str, now: float, *args: Any) -> Any:
         raw = session.encode()
-        return self._run(name, action, [self._hash(raw)], raw, _number(now), *args)
-
-    def _on_store(self, name: str, action: str, now: float, *args: Any) -> Any:
-        return self._run(name, action, [self._index], _number(now), *args)
+        return self._call(action, name, 1, self._hash(raw), raw, _number(now), *args)
 
     def _hash(self, raw: bytes) -> bytes:
-        return self._base + b"s:" + _digest(raw)
+        return self._base + b"s:" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
 
     def _fields(self, session: str, now: float, *fields: bytes) -> list[Any] | None:
         """Return id, deadline and ``fields`` of a live session, or ``None``."""
         raw = session.encode()
-        with store_errors(self._store, "read from", self._driver_errors):
-            found: list[Any] = self._client().hmget(self._hash(raw), b"id", b"deadline", *fields)
+        found: list[Any] = self._call(
+            "read from", None, "HMGET", self._hash(raw), b"id", b"deadline", *fields
+        )
         if found[0] != raw or (found[1] is not None and float(found[1]) <= now):
             return None
         return found
+
+    def _write(self, session: str, now: float, *args: Any) -> int:
+        """Run WRITE with ``args``: deadline, version, max_bytes, max_sessions, expected
+        version, then key/value pairs (see ``_scripts.WRITE``)."""
+        deadline, version, max_bytes, max_sessions, expected, *pairs = args
+        raw = session.encode()
+        limits = [b"" if n is None else b"%d" % n for n in (version, max_bytes, max_sessions)]
+        when = b"" if deadline is None else _number(deadline)
+        head = [1, self._hash(raw), raw, _number(now), b" ".join([when, *limits, expected])]
+        large = self.large_write_bytes
+        if large is None or sum(len(value) for value in pairs[1::2]) < large:
+            result = self._call("write to", "WRITE", *head, b"", *pairs)
+        else:
+            watch = [head[1]] if max_sessions is None else [head[1], self._index]
+            with store_errors(self._store, "write to", self._errors[:1]):
+                result = write_large(self._client(), self._scripts["WRITE"], watch, head, pairs)
+        if isinstance(result, list):  # the sizes of a write the byte limit refused
+            raise QuotaExceededError.for_write(result[0], result[1], max_bytes)
+        if result == -1:
+            raise SessionLimitError.for_write(max_sessions)
+        return int(result)
 
     # -- the backend protocol --------------------------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         found = self._fields(session, now, b"v:" + key.encode())
         return None if found is None else found[2]
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        if not keys:
+            return []
+        found = self._fields(session, now, *(b"v:" + key.encode() for key in keys))
+        return [None] * len(keys) if found is None else found[2:]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         name = key.encode()
@@ -230,23 +268,10 @@ class RedisBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
-        pairs: list[bytes] = []
-        size = 0
-        for key, value in items.items():
-            pairs += (key.encode(), value)
-            size += len(value)
-        head = _write_args(deadline, version, max_bytes)
-        if self.large_write_bytes is None or size < self.large_write_bytes:
-            result = self._on_session("SET_MANY", "write to", session, now, *head, *pairs)
-        else:
-            raw = session.encode()
-            script = self._scripts["SET_LENGTHS"]
-            with store_errors(self._store, "write to", self._driver_errors):
-                result = write_large(
-                    self._client(), self._hash(raw), [raw, _number(now), *head], pairs, script
-                )
-        _check_quota(result, max_bytes)
+        pairs = [part for key, value in items.items() for part in (key.encode(), value)]
+        self._write(session, now, deadline, version, max_bytes, max_sessions, b"*", *pairs)
 
     def compare_and_set(
         self,
@@ -259,14 +284,11 @@ class RedisBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
-        head = _write_args(deadline, version, max_bytes)
         old = b"" if expected is None else b"%d" % expected
-        result = self._on_session(
-            "COMPARE_AND_SET", "write to", session, now, *head, old, key.encode(), value
-        )
-        _check_quota(result, max_bytes)
-        return bool(result)
+        args = (deadline, version, max_bytes, max_sessions, old, key.encode(), value)
+        return bool(self._write(session, now, *args))
 
     def delete(self, session: str, key: str, now: float) -> bool:
         return bool(self._on_session("DELETE", "delete from", session, now, key.encode()))
@@ -283,8 +305,10 @@ class RedisBackend:
 
     def rename(self, session: str, new_session: str, now: float) -> int:
         raw, new_raw = session.encode(), new_session.encode()
-        keys = [self._hash(raw), self._hash(new_raw)]
-        return int(self._run("RENAME", "rename a session in", keys, raw, _number(now), new_raw))
+        keys = (self._hash(raw), self._hash(new_raw))
+        return int(
+            self._call("rename a session in", "RENAME", 2, *keys, raw, _number(now), new_raw)
+        )
 
     def session_bytes(self, session: str, now: float) -> int:
         found = self._fields(session, now, b"bytes")
@@ -292,7 +316,9 @@ class RedisBackend:
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
         start = b"-" if cursor is None else b"(" + cursor.encode()
-        reply = self._on_store("SESSIONS", "list the sessions in", now, start, limit)
+        reply = self._call(
+            "list the sessions in", "SESSIONS", 1, self._index, _number(now), start, limit
+        )
         rows = [reply[i : i + 5] for i in range(1, len(reply), 5)]
         page = [
             SessionInfo(sid.decode(), int(n), int(size), deadline and float(deadline), float(at))
@@ -303,31 +329,31 @@ class RedisBackend:
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
-        start = b"-" if cursor is None else b"(" + cursor.encode()
+        start = b"0:0" if cursor is None else cursor.encode()
         reply = self._on_session("SESSION_KEYS", "list the keys in", session, now, start, limit)
-        page = []
-        for name, entry in zip(reply[1::2], reply[2::2]):
-            length, version = entry.split(b":")
-            page.append(KeyInfo(name.decode(), int(length), int(version)))
-        return page, (page[-1].key if reply[0] and page else None)
+        rows = zip(reply[1::2], (entry.split(b":") for entry in reply[2::2]))
+        page = [KeyInfo(name.decode(), int(size), int(version)) for name, (size, version) in rows]
+        return page, (reply[0].decode() or None)
 
     def stats(self, now: float) -> StoreStats:
-        # A batch of expired sessions per script (exact when no write runs meanwhile).
-        totals: list[int] = []
-        expired = [0, 0, 0, 0]  # sessions; of those, with keys, their keys, their bytes
-        while expired[0] % _BATCH == 0:
-            reply = self._on_store("STATS", "read the statistics of", now, expired[0], _BATCH)
-            totals = totals or [int(n) for n in reply[:3]]
-            expired = [a + int(b) for a, b in zip(expired, reply[3:])]
-            if reply[3] == 0:
+        # The pages of ``sessions``, summed (exact when no write runs meanwhile).
+        sessions = keys = size = 0
+        cursor = None
+        while True:
+            page, cursor = self.sessions(now, cursor, _BATCH)
+            sessions, keys = sessions + len(page), keys + sum(s.keys for s in page)
+            size += sum(s.bytes for s in page)
+            if cursor is None:
                 break
-        live = [max(0, total - gone) for total, gone in zip(totals, expired[1:])]
-        return StoreStats(live[0], live[1], live[2], expired[0])
+        expiry = (self._base + b"expiry", b"-inf", _number(now))
+        expired = int(self._call("read the statistics of", None, "ZCOUNT", *expiry))
+        return StoreStats(sessions, keys, size, expired)
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         removed = 0
         while True:
-            batch = int(self._on_store("PURGE", "purge expired sessions from", now, _BATCH))
+            args = (1, self._index, _number(now), _BATCH)
+            batch = int(self._call("purge expired sessions from", "PURGE", *args))
             removed += batch
             if progress is not None and batch:
                 progress(batch)
@@ -354,39 +380,12 @@ class RedisBackend:
         return f"RedisBackend({where!r}, prefix={self.prefix!r})"
 
 
-def _reopen(
-    url: str, prefix: str, large_write_bytes: int | None, options: dict[str, Any]
-) -> RedisBackend:
-    return RedisBackend(url, prefix=prefix, large_write_bytes=large_write_bytes, **options)
-
-
-class _Script:
-    """A Lua script and its SHA1, as Redis names it."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def _digest(raw: bytes) -> bytes:
-    return hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
+def _reopen(url: str, prefix: str, large: int | None, options: dict[str, Any]) -> RedisBackend:
+    return RedisBackend(url, prefix=prefix, large_write_bytes=large, **options)
 
 
 def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly
     return repr(float(seconds)).encode()
-
-
-def _write_args(deadline: float | None, version: int, max_bytes: int | None) -> list[Any]:
-    return [
-        b"" if deadline is None else _number(deadline),
-        b"%d" % version,
-        b"" if max_bytes is None else b"%d" % max_bytes,
-    ]
-
-
-def _check_quota(result: Any, max_bytes: int | None) -> None:
-    if isinstance(result, list):  # the sizes of a write the limit refused
-        raise QuotaExceededError.for_write(int(result[0]), int(result[1]), max_bytes or 0)
 
 
 def _split_prefix(url: str) -> tuple[str, str | None]:

@@ -1,14 +1,11 @@
 """The write of large values: sent beside the script in MULTI/EXEC, never through Lua.
 
-Redis copies script arguments into Lua strings, at a cost that grows with their size; a plain
-``HSET`` does not. So a ``set_many`` of at least ``large_write_bytes`` runs, on one pooled
-connection: ``WATCH`` the session's hash; ``SET_LENGTHS`` in ``check`` mode (lengths stand for
-the values: the quota check and every error the write could meet, before anything is written);
-then ``MULTI``, ``SET_LENGTHS`` in ``write`` mode (all that ``SET_MANY`` writes but the values),
-``HSET`` of the values, ``EXEC``. A write of the session in between makes Redis refuse the
-``EXEC``; the steps run again after a short random pause, a bounded number of times. The script
-is sent whole inside ``MULTI`` (``EVAL``): a missing one would fail alone while the ``HSET``
-ran. From Redis 7 on, ``EXEC`` is refused as a whole when the server is out of memory.
+Redis copies script arguments into Lua strings, at a cost far above a plain ``HSET``. So a
+write of at least ``large_write_bytes`` runs, on one pooled connection: ``WATCH`` the session's
+hash (and the index, under a session limit); ``WRITE`` in ``check`` mode (lengths stand for the
+values: every check and error the write could meet); then ``MULTI``, ``WRITE`` in ``write``
+mode (``EVAL``: a missing script would fail alone), ``HSET`` of the values, ``EXEC``. A change
+of a watched key refuses the ``EXEC``: the steps run again after a short random pause.
 """
 
 from __future__ import annotations
@@ -21,38 +18,38 @@ from ...exceptions import BackendError
 
 __all__ = ["write_large"]
 
-# A write that meets a concurrent write of the same session this many times in a row gives up;
-# the pause before each new attempt doubles from 1 ms up to this many seconds, jittered.
+# A write that meets a concurrent write this many times in a row gives up; the pause before
+# each new attempt doubles from 1 ms up to this many seconds, jittered.
 _ATTEMPTS = 40
 _MAX_PAUSE = 0.05
 
 
 def write_large(
-    client: Any, hash_key: bytes, head: list[bytes], pairs: list[bytes], script: Any
+    client: Any, script: tuple[str, str], watch: list[Any], args: list[Any], pairs: list[Any]
 ) -> Any:
-    """Write ``pairs`` (key, value, ...) with ``script`` (``SET_LENGTHS``; ``head``: its
-    arguments before the mode); return its reply (1, or the sizes of a refused write)."""
+    """Write ``pairs`` (key, value, ...) with ``script`` (``WRITE``'s SHA and text; ``args``:
+    its key count, keys and arguments before the mode); return its reply."""
     from redis.exceptions import NoScriptError, WatchError
 
     keys, values = pairs[0::2], pairs[1::2]
     lengths = [item for key, value in zip(keys, values) for item in (key, b"%d" % len(value))]
     fields = [item for key, value in zip(keys, values) for item in (b"v:" + key, value)]
+    sha, text = script
     pause = 0.001
     with client.pipeline(transaction=True) as pipe:
         for _ in range(_ATTEMPTS):
             try:
-                pipe.watch(hash_key)
-                check = (1, hash_key, *head, b"check", *lengths)
+                pipe.watch(*watch)
                 try:
-                    verdict = pipe.evalsha(script.sha, *check)
+                    verdict = pipe.execute_command("EVALSHA", sha, *args, b"check", *lengths)
                 except NoScriptError:
-                    client.script_load(script.text)
-                    verdict = pipe.evalsha(script.sha, *check)
+                    client.script_load(text)
+                    verdict = pipe.execute_command("EVALSHA", sha, *args, b"check", *lengths)
                 if verdict != 1:
                     return verdict
                 pipe.multi()
-                pipe.execute_command("EVAL", script.text, 1, hash_key, *head, b"write", *lengths)
-                pipe.execute_command("HSET", hash_key, *fields)
+                pipe.execute_command("EVAL", text, *args, b"write", *lengths)
+                pipe.execute_command("HSET", watch[0], *fields)
                 return pipe.execute()[0]
             except WatchError:
                 time.sleep(random.uniform(0, pause))
