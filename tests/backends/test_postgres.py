@@ -642,8 +642,10 @@ def test_a_clear_that_waited_for_a_writer_removes_all_it_wrote(
 def test_unreachable_server_raises_backend_error_naming_it() -> None:
     port = free_port()
 
+    backend = PostgresBackend(f"postgresql://user:pw@127.0.0.1:{port}/db")  # starts anyway
+
     with pytest.raises(ddb.BackendError, match=f"127.0.0.1:{port}") as info:
-        PostgresBackend(f"postgresql://user:pw@127.0.0.1:{port}/db")
+        backend.keys("user", 1.0)
 
     assert ":pw@" not in str(info.value)
 
@@ -687,3 +689,17 @@ def test_every_statement_fits_psycopgs_parse_cache_with_the_longest_names() -> N
 
     assert [] == [name for name, text in statements.items() if len(text.encode()) > 4096]
     assert "--" not in statements["WRITE"]
+
+
+def test_a_backend_opens_while_its_server_is_away(postgres_url: str) -> None:
+    # A gunicorn worker that starts during an outage must start (a worker that fails to boot
+    # stops the whole server); its calls fail until the server answers again.
+    port = postgres_url.rsplit(":", 1)[1].split("/")[0]
+    away = postgres_url.replace(f":{port}/", f":{free_port()}/")
+    db = DashDatabase(PostgresBackend(away, connect_timeout=2))
+
+    with pytest.raises(ddb.BackendError, match="create the tables on"):
+        db.store_user_value("user", "key", 1)
+    with pytest.raises(ddb.BackendError):
+        db.get_user_value("user", "key")
+    db.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from dash_database.backends import Backend
 from tests.support import FakeClock
 
 TTL = 100.0

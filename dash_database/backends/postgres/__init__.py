@@ -27,6 +27,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
@@ -73,7 +74,9 @@ class PostgresBackend:
         namespace: rows of other namespaces are never seen or touched, so several apps can
             share the tables; a URL may give it as ``?namespace=...``.
         create_table: create the tables unless they exist (safe when several processes start
-            at once); ``False`` when the user may not create tables and they already exist.
+            at once; when the server is away the first call that reaches it does, so an app
+            starts during an outage); ``False`` when the user may not create tables and they
+            already exist.
         connect_timeout: seconds to wait for a new connection (URL only; at least 2).
         statement_timeout: seconds the server lets a statement run, lock waits included (URL
             only); also how long a write retries while other writers keep changing its session.
@@ -142,12 +145,13 @@ class PostgresBackend:
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
         self._store = _connect.where(self.engine)
+        self.create_table = create_table
+        self._tables_ready = not create_table
         if create_table:
-            try:
-                self._run("create the tables on", self._create_tables)
-            except BaseException:
-                self.close()
-                raise
+            with suppress(BackendError):
+                # A server that is away leaves it to the first call that reaches the server: a
+                # worker that starts during an outage must start, and recover with the server.
+                self._run("create the tables on", lambda conn: None)
 
     @property
     def engine(self) -> Engine:
@@ -183,6 +187,9 @@ class PostgresBackend:
     def _run(self, action: str, work: Callable[[Connection], T]) -> T:
         if self._closed:
             raise BackendError(f"The backend on {self._store} is closed; open a new one.")
+        if not self._tables_ready:
+            _connect.run(self.engine, self._store, "create the tables on", self._create_tables)
+            self._tables_ready = True  # once per instance and process; tables are not dropped
         return _connect.run(self.engine, self._store, action, work)
 
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
@@ -382,11 +389,11 @@ class PostgresBackend:
                 "live connections. Build it from a URL (PostgresBackend('postgresql://...')) "
                 "to pickle it."
             )
-        # The URL and options, never the connections; the original created the tables.
+        # The URL and options, never the connections.
         names = ("connect_timeout", "statement_timeout", "copy_threshold")
         options = {name: getattr(self, name) for name in names}
         options.update(table=self.table_name, schema=self.schema, namespace=self.namespace)
-        options.update(self._options, create_table=False)
+        options.update(self._options, create_table=self.create_table)
         return (_reopen, (self._url, options))
 
     def __repr__(self) -> str:
