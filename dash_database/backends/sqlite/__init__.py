@@ -32,11 +32,16 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from ...exceptions import (
+    BackendError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._errors import backend_error
 from .._process import PerProcess
@@ -55,6 +60,8 @@ _ORPHAN_AGE = 3600.0
 # Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
 # oldest cap of 999 parameters.
 _CHUNK = 300
+# Keys per statement of get_many: 2 more parameters stay below that cap.
+_READ_CHUNK = 997
 
 
 class SqliteBackend:
@@ -157,7 +164,7 @@ class SqliteBackend:
             return backend_error(self._store, action, exc, hint)
         return backend_error(self._store, action, exc)
 
-    def _read(self, sql: str, args: Mapping[str, Any]) -> list[Any]:
+    def _read(self, sql: str, args: Any) -> list[Any]:
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
         local = self._readers.get()
@@ -192,27 +199,44 @@ class SqliteBackend:
         return None if found is None else found[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        args = {"session": session, "key": key, "now": now}
-        rows = self._read(_sql.GET, args)
-        while rows:
-            value, version, length = rows[0]
-            if isinstance(value, bytes):
-                return value, version
-            try:
-                data = self._files.read(value, version, length)
-            except OSError as exc:
-                raise self._error("read a value file of", exc) from exc
-            if data is not None:
-                return data, version
-            # A writer may have replaced the row, then removed the file: read the row again.
-            rows = self._read(_sql.GET, args)
-            if rows and rows[0][0] == value:
-                raise BackendError(
-                    f"The value file {os.path.join(self._files.directory, value)!r} of key "
-                    f"{key!r} of session {session!r} is missing: it was removed outside "
-                    "dash_database. Delete the key or store it again."
-                )
-        return None
+        rows = self._read(_sql.GET, {"session": session, "key": key, "now": now})
+        return self._value(session, key, now, *rows[0]) if rows else None
+
+    def _value(
+        self, session: str, key: str, now: float, value: Any, version: int, length: int
+    ) -> tuple[bytes, int] | None:
+        if isinstance(value, bytes):
+            return value, version
+        try:
+            data = self._files.read(value, version, length)
+        except OSError as exc:
+            raise self._error("read a value file of", exc) from exc
+        if data is not None:
+            return data, version
+        # A writer may have replaced the row, then removed the file: read the row again.
+        rows = self._read(_sql.GET, {"session": session, "key": key, "now": now})
+        if rows and rows[0][0] == value:
+            raise BackendError(
+                f"The value file {os.path.join(self._files.directory, value)!r} of key "
+                f"{key!r} of session {session!r} is missing: it was removed outside "
+                "dash_database. Delete the key or store it again."
+            )
+        return self._value(session, key, now, *rows[0]) if rows else None
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        found: dict[str, tuple[bytes, int] | None] = {}
+        chunks = [keys[i : i + _READ_CHUNK] for i in range(0, len(keys), _READ_CHUNK)]
+        if len(chunks) > 1:
+            self._read("BEGIN", ())  # one snapshot for every chunk
+        try:
+            for chunk in chunks:
+                sql = _sql.GET_MANY.format(keys=", ".join(["?"] * len(chunk)))
+                for key, *row in self._read(sql, (session, now, *chunk)):
+                    found[key] = self._value(session, key, now, *row)
+        finally:
+            if len(chunks) > 1:
+                self._read("COMMIT", ())
+        return [None if row is None else row[0] for row in map(found.get, keys)]
 
     def set_many(
         self,
@@ -223,8 +247,9 @@ class SqliteBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
-        self._put(session, items, deadline, now, version, max_bytes, (False, None))
+        self._put(session, items, deadline, now, version, (max_bytes, max_sessions), (False, None))
 
     def compare_and_set(
         self,
@@ -237,8 +262,10 @@ class SqliteBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
-        return self._put(session, {key: value}, deadline, now, version, max_bytes, (True, expected))
+        limits = (max_bytes, max_sessions)
+        return self._put(session, {key: value}, deadline, now, version, limits, (True, expected))
 
     def _put(
         self,
@@ -247,7 +274,7 @@ class SqliteBackend:
         deadline: float | None,
         now: float,
         version: int,
-        max_bytes: int | None,
+        limits: tuple[int | None, int | None],
         check: tuple[bool, int | None],
     ) -> bool:
         limit = self.file_threshold
@@ -266,7 +293,7 @@ class SqliteBackend:
             deadline,
             now,
             version,
-            max_bytes,
+            *limits,
             *check,
         )
         chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
@@ -278,10 +305,11 @@ class SqliteBackend:
             rows=", ".join([_sql.ROW] * len(chunks[-1]) + [_sql.LAST_ROW])
         )
         requests[-1] = (sql, (*requests[-1][1], *last))
+        max_bytes, max_sessions = limits
         written = False
         try:
-            matched, before, after, files = self._write(*requests)[-1]
-            written = bool(matched) and (max_bytes is None or after <= max_bytes)
+            matched, full, before, after, files = self._write(*requests)[-1]
+            written = bool(matched) and not full and (max_bytes is None or after <= max_bytes)
             self._apply([(0, files)])
         except WriterLost:
             written = True  # perhaps: its files stay until purge_expired sweeps them
@@ -289,6 +317,8 @@ class SqliteBackend:
         finally:
             if not written:
                 self._files.remove(names.values())
+        if matched and full:
+            raise SessionLimitError.for_write(max_sessions or 0)
         if matched and not written:
             raise QuotaExceededError.for_write(before, after, max_bytes or 0)
         return written
