@@ -453,7 +453,8 @@ class DashDatabase:
         data = self._backend.get(session, key, now)
         if data is None:
             return default
-        self._renew(session, now)
+        if self.ttl:  # skip a call on the hot path when sessions never expire
+            self._renew(session, now)
         return self._loads(key, data)
 
     def _renew(self, session: str, now: float) -> None:

@@ -1,11 +1,11 @@
 """This process's writer: sqlitedict's writer thread, one request in flight, bounded waits.
 
-sqlitedict runs every statement of a connection on one thread and keeps one error slot per
-connection, so a lock keeps one request in flight: the error it reports then belongs to that
-request. The caller queues a write's statements and waits for the answer to the last one, with
-a response object of its own that wakes it once and lets it notice, while waiting, that the
-thread stopped or hung. A writer whose thread stopped or hung, or whose statement failed (its
-TEMP tables may hold the failed write's rows), is closed; the next request opens a new one.
+sqlitedict keeps one error slot per connection, so a lock keeps one request in flight: the
+error it reports then belongs to that request. The caller queues a write's statements and
+waits for the answer to the last one with a response object of its own, which notices, while
+waiting, that the thread stopped or hung. A writer whose thread stopped or hung, or whose
+statement failed (its TEMP tables may hold the failed write's rows), is closed; the next
+request opens a new one.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ...exceptions import BackendError
 
 __all__ = ["Writer", "WriterLost"]
 
-# How long past its busy timeout a caller waits for the writer's answer (a large value takes
-# time to write) before taking the thread for hung; and how often it checks the thread runs.
+# How long past its busy timeout a caller waits for an answer (a large value takes time to
+# write) before taking the thread for hung; and how often it checks that the thread runs.
 _GRACE, _POLL = 10.0, 0.02
 
 
@@ -32,8 +32,7 @@ class WriterLost(BackendError):
 
 
 class _Response:
-    """Collects the rows the writer thread puts for one request, then its end marker (a
-    string)."""
+    """Collects the rows the writer thread puts for one request, then its end marker."""
 
     __slots__ = ("__weakref__", "_done", "rows")
 
@@ -45,7 +44,7 @@ class _Response:
     def put(self, item: Any) -> None:
         if isinstance(item, tuple):
             self.rows.append(item)
-        else:
+        else:  # sqlitedict's end marker, a string
             self._done.release()
 
     def wait(self, thread: threading.Thread, timeout: float) -> bool:
@@ -80,21 +79,17 @@ class Writer:
             )
         try:
             if self._store is None:
-                store = SqliteDict(
-                    self.path,
-                    tablename="dash_database_values",  # exists already: nothing is created
-                    journal_mode="WAL",
-                    autocommit=True,
+                # The table exists already: sqlitedict creates nothing. outer_stack=False:
+                # no stack captured per statement.
+                self._store = SqliteDict(
+                    self.path, "dash_database_values", autocommit=True, journal_mode="WAL",
                     outer_stack=False,
-                )
-                self._store = store
-                self._ask(
-                    (f"PRAGMA busy_timeout = {int(self.timeout * 1000)}", None),
-                    # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on
-                    # power loss and costs no sync per commit in WAL mode.
-                    ("PRAGMA synchronous = NORMAL", None),
-                    *((ddl, None) for ddl in self.setup),
-                )
+                )  # fmt: skip
+                # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on power
+                # loss and costs no sync per commit in WAL mode.
+                pragmas = [f"PRAGMA busy_timeout = {int(self.timeout * 1000)}"]
+                pragmas.append("PRAGMA synchronous = NORMAL")
+                self._ask(*((sql, None) for sql in (*pragmas, *self.setup)))
             return self._ask(*requests)
         except (sqlite3.Error, WriterLost):
             self._drop()
@@ -119,11 +114,10 @@ class Writer:
 
     def _drop(self) -> threading.Thread | None:
         store, self._store = self._store, None
-        if store is None:
-            return None
-        thread: threading.Thread = store.conn
-        store.close(do_log=False, force=True)  # force: never waits for the thread
-        return thread
+        if store is not None:
+            store.close(do_log=False, force=True)  # force: never waits for the thread
+            return store.conn  # type: ignore[no-any-return]
+        return None
 
     def close(self) -> None:
         """Stop the thread (waiting for it at most ``timeout``)."""
