@@ -50,7 +50,8 @@ WRITER_SETUP = (
         now, version, max_bytes, max_sessions, check_version, expected)
         AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
     """CREATE TEMP TRIGGER dash_database_put INSTEAD OF INSERT ON dash_database_put BEGIN
-        INSERT INTO dash_database_items SELECT NEW.key, NEW.value, NEW.length WHERE NOT NEW.last;
+        INSERT INTO dash_database_items SELECT NEW.key, NEW.value, NEW.length
+            WHERE NEW.key IS NOT NULL;
         REPLACE INTO dash_database_state
         SELECT 1, *, matched AND NOT full AND (NEW.max_bytes IS NULL OR after <= NEW.max_bytes)
         FROM (
@@ -73,8 +74,7 @@ WRITER_SETUP = (
                     FROM dash_database_values WHERE session = s.id AND typeof(value) = 'text'),
                     group_concat(iif(typeof(v.value) = 'text', v.value, NULL), ' '))
             FROM (SELECT 1) LEFT JOIN dash_database_sessions AS s ON s.name = NEW.session
-                LEFT JOIN (SELECT * FROM dash_database_items UNION ALL
-                    SELECT NEW.key, NEW.value, NEW.length WHERE NEW.key IS NOT NULL) AS i
+                LEFT JOIN dash_database_items AS i
                 LEFT JOIN dash_database_values AS v ON v.session = s.id
                     AND coalesce(s.deadline > NEW.now, 1) AND v.key = i.key
         ) WHERE NEW.last;
@@ -90,12 +90,11 @@ WRITER_SETUP = (
                 keys = excluded.keys, bytes = excluded.bytes, written = excluded.written;
         INSERT INTO dash_database_values (session, key, value, version, length)
             SELECT (SELECT id FROM dash_database_sessions WHERE name = NEW.session),
-                key, value, NEW.version, length FROM (SELECT * FROM dash_database_items
-                    UNION ALL SELECT NEW.key, NEW.value, NEW.length WHERE NEW.key IS NOT NULL)
+                key, value, NEW.version, length FROM dash_database_items
             WHERE NEW.last AND (SELECT ok FROM dash_database_state)
             ON CONFLICT (session, key) DO UPDATE SET
                 value = excluded.value, version = excluded.version, length = excluded.length;
-        DELETE FROM dash_database_items WHERE NEW.last AND NEW.count > 1;
+        DELETE FROM dash_database_items WHERE NEW.last;
     END""",
     # Removes a session and its values.
     "CREATE TEMP VIEW dash_database_discard (sid, counted, files) AS SELECT 0, 0, 0 WHERE 0",
