@@ -545,7 +545,8 @@ class DashDatabase:
         data = self._backend.get(session, key, now)
         if data is None:
             return default
-        self._renew(session, now)
+        if self.ttl:  # skip a call on the hot path when sessions never expire
+            self._renew(session, now)
         return self._loads(session, key, data)
 
     def _get_versioned(self, session: str, key: str) -> tuple[Any, int] | None:

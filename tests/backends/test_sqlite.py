@@ -207,7 +207,8 @@ def test_reads_and_purges_use_an_index_not_a_scan(tmp_path: Path, query: str) ->
     conn = sqlite3.connect(path)
     for statement in _sql.WRITER_SETUP:  # the TEMP views the purge writes through
         conn.execute(statement)
-    args = {"session": "s", "key": "k", "now": 0.0, "start": "", "limit": 10}
+    named = {"session": "s", "key": "k", "now": 0.0, "start": "", "limit": 10}
+    args = ("k", "s", 0.0) if query == "GET" else named  # GET: key, session, now
     plan = conn.execute("EXPLAIN QUERY PLAN " + getattr(_sql, query), args).fetchall()
     conn.close()
     details = " | ".join(row[-1] for row in plan)
@@ -309,6 +310,9 @@ def test_an_update_of_more_keys_than_sqlite_takes_parameters_is_one_write(
     with pytest.raises(ddb.QuotaExceededError):
         backend.set_many("t", items, None, 0.0, version=2, max_bytes=1000)
     assert [] == backend.keys("t", 0.0)
+    # A read of more keys than one statement takes: several statements, in order.
+    wanted = [f"k{i}" for i in range(2_500, -1, -1)] + ["missing"]
+    assert [b"v%d" % i for i in range(2_500, -1, -1)] + [None] == backend.get_many("s", wanted, 0.0)
     backend.close()
 
 

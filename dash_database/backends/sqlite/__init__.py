@@ -1,42 +1,44 @@
 """The embedded default: one SQLite file, written through sqlitedict.
 
-Layout. ``dash_database_sessions`` holds one row per session: its name, deadline, key count,
-size and the time of its last write, so sizes, quotas, stats and enumeration never read
-values. ``dash_database_values`` holds one row per key: the session's integer id, the key,
-the value (a BLOB, or the name of a value file as TEXT), the write's version and the value's
-length. A session id is stored once whatever its length and a rename changes one row. Values
-of ``file_threshold`` bytes or more live as files in ``<database>-blobs`` (``_files.py``).
+Layout. ``dash_database_sessions`` holds one row per session (name, deadline, key count, size,
+last write), so sizes, quotas, stats and enumeration never read values.
+``dash_database_values`` holds one row per key: the session's integer id (a long id is stored
+once; a rename changes one row), the key, the value (a BLOB, or as TEXT the name of a value
+file in ``<database>-blobs``, ``_files.py``, for values of ``file_threshold`` bytes or more),
+the write's version and the value's length.
 
-Writes. Each write is one statement (``_sql.py``) sent through sqlitedict's writer thread (one
-per process, autocommit): it commits or fails as a whole, costs O(keys written), and its
-``RETURNING`` clause answers, so the caller waits for one hand-off. A lock keeps one request in
-flight on the writer, because sqlitedict keeps one error slot per connection: the error it
-reports then belongs to that request. Every wait is bounded: the lock and SQLite's busy
-handler by ``timeout``, the answer by ``timeout`` plus a grace. A writer thread found stopped
-or hung, or whose statement failed, is replaced on the next call, so a full disk or a killed
-thread gives :class:`~dash_database.BackendError` at once and the next call works.
+Writes. A write is one statement (``_sql.py``) on sqlitedict's writer thread (one per process,
+autocommit, ``_writer.py``): it commits or fails as a whole and costs O(keys written); the
+caller then reads its figures from the same thread, so it waits for one hand-off. Every wait
+is bounded; a full disk or a dead thread gives :class:`~dash_database.BackendError` at once
+and the next call works.
 
 Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers never
-wait for the writer, and each read is its own transaction, so it sees every committed write.
-WAL with ``synchronous=NORMAL``: a committed write survives the process being killed and the
-file stays consistent on power loss. The database and its ``-wal``/``-shm`` files are created
-0600 (SQLite gives the last two the database's mode). Connections, the writer and its lock
-belong to the process that made them (``_process.PerProcess``); a pickled backend reopens the
-same file.
+wait for the writer, and each read sees every committed write. ``synchronous=NORMAL``: a
+committed write survives the process being killed and the file stays consistent on power loss.
+The database and its ``-wal``/``-shm`` files are 0600. Connections and the writer belong to the
+process that made them (``_process.PerProcess``); a pickled backend reopens the same file.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
+from ...exceptions import (
+    BackendError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._errors import backend_error
 from .._process import PerProcess
@@ -55,6 +57,8 @@ _ORPHAN_AGE = 3600.0
 # Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
 # oldest cap of 999 parameters.
 _CHUNK = 300
+# Keys per statement of get_many: 2 more parameters stay below that cap.
+_READ_CHUNK = 997
 
 
 class SqliteBackend:
@@ -157,7 +161,7 @@ class SqliteBackend:
             return backend_error(self._store, action, exc, hint)
         return backend_error(self._store, action, exc)
 
-    def _read(self, sql: str, args: Mapping[str, Any]) -> list[Any]:
+    def _read(self, sql: str, args: Any) -> list[Any]:
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
         local = self._readers.get()
@@ -188,31 +192,49 @@ class SqliteBackend:
     # -- the protocol (documented in _base.py) ---------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        found = self.get_versioned(session, key, now)
+        rows = self._read(_sql.GET, (key, session, now))
+        found = self._value(session, key, now, *rows[0]) if rows else None
         return None if found is None else found[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        args = {"session": session, "key": key, "now": now}
-        rows = self._read(_sql.GET, args)
-        while rows:
-            value, version, length = rows[0]
-            if isinstance(value, bytes):
-                return value, version
-            try:
-                data = self._files.read(value, version, length)
-            except OSError as exc:
-                raise self._error("read a value file of", exc) from exc
-            if data is not None:
-                return data, version
-            # A writer may have replaced the row, then removed the file: read the row again.
-            rows = self._read(_sql.GET, args)
-            if rows and rows[0][0] == value:
-                raise BackendError(
-                    f"The value file {os.path.join(self._files.directory, value)!r} of key "
-                    f"{key!r} is missing: it was removed outside "
-                    "dash_database. Delete the key or store it again."
-                )
-        return None
+        rows = self._read(_sql.GET, (key, session, now))
+        return self._value(session, key, now, *rows[0]) if rows else None
+
+    def _value(
+        self, session: str, key: str, now: float, value: Any, version: int, length: int
+    ) -> tuple[bytes, int] | None:
+        if isinstance(value, bytes):
+            return value, version
+        try:
+            data = self._files.read(value, version, length)
+        except OSError as exc:
+            raise self._error("read a value file of", exc) from exc
+        if data is not None:
+            return data, version
+        # A writer may have replaced the row, then removed the file: read the row again.
+        rows = self._read(_sql.GET, (key, session, now))
+        if rows and rows[0][0] == value:
+            raise BackendError(
+                f"The value file {os.path.join(self._files.directory, value)!r} of key "
+                f"{key!r} is missing: it was removed outside "
+                "dash_database. Delete the key or store it again."
+            )
+        return self._value(session, key, now, *rows[0]) if rows else None
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        found: dict[str, tuple[bytes, int] | None] = {}
+        chunks = [keys[i : i + _READ_CHUNK] for i in range(0, len(keys), _READ_CHUNK)]
+        if len(chunks) > 1:
+            self._read("BEGIN", ())  # one snapshot for every chunk
+        try:
+            for chunk in chunks:
+                sql = _sql.GET_MANY.format(keys=", ".join(["?"] * len(chunk)))
+                for key, *row in self._read(sql, (session, now, *chunk)):
+                    found[key] = self._value(session, key, now, *row)
+        finally:
+            if len(chunks) > 1:
+                self._read("COMMIT", ())
+        return [None if row is None else row[0] for row in map(found.get, keys)]
 
     def set_many(
         self,
@@ -223,8 +245,9 @@ class SqliteBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> None:
-        self._put(session, items, deadline, now, version, max_bytes, (False, None))
+        self._put(session, items, deadline, now, version, (max_bytes, max_sessions), (False, None))
 
     def compare_and_set(
         self,
@@ -237,8 +260,10 @@ class SqliteBackend:
         *,
         version: int,
         max_bytes: int | None = None,
+        max_sessions: int | None = None,
     ) -> bool:
-        return self._put(session, {key: value}, deadline, now, version, max_bytes, (True, expected))
+        limits = (max_bytes, max_sessions)
+        return self._put(session, {key: value}, deadline, now, version, limits, (True, expected))
 
     def _put(
         self,
@@ -247,7 +272,7 @@ class SqliteBackend:
         deadline: float | None,
         now: float,
         version: int,
-        max_bytes: int | None,
+        limits: tuple[int | None, int | None],
         check: tuple[bool, int | None],
     ) -> bool:
         limit = self.file_threshold
@@ -266,32 +291,31 @@ class SqliteBackend:
             deadline,
             now,
             version,
-            max_bytes,
+            *limits,
             *check,
         )
         chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
         # Every statement but the last only collects its rows (see _sql.PUT).
-        requests = [
-            (_sql.PUT.format(rows=", ".join([_sql.ROW] * len(c))), _flat(c)) for c in chunks
-        ]
-        sql = _sql.PUT_RETURNING.format(
-            rows=", ".join([_sql.ROW] * len(chunks[-1]) + [_sql.LAST_ROW])
-        )
-        requests[-1] = (sql, (*requests[-1][1], *last))
+        requests = [(_put_sql(len(c), False), _flat(c)) for c in chunks]
+        requests[-1] = (_put_sql(len(chunks[-1]), True), (*requests[-1][1], *last))
+        max_bytes, max_sessions = limits
         written = False
         try:
-            matched, before, after, files = self._write(*requests)[-1]
-            written = bool(matched) and (max_bytes is None or after <= max_bytes)
-            self._apply([(0, files)])
+            figures = self._write(*requests)[-1][0]
+            matched, full, before, after, written, files = json.loads(figures)
+            if written:
+                self._apply([(0, files)])
         except WriterLost:
             written = True  # perhaps: its files stay until purge_expired sweeps them
             raise
         finally:
             if not written:
                 self._files.remove(names.values())
+        if matched and full:
+            raise SessionLimitError.for_write(max_sessions or 0)
         if matched and not written:
             raise QuotaExceededError.for_write(before, after, max_bytes or 0)
-        return written
+        return bool(written)
 
     def delete(self, session: str, key: str, now: float) -> bool:
         args = {"session": session, "key": key, "now": now}
@@ -378,6 +402,12 @@ class SqliteBackend:
 
 def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
     return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
+
+
+@functools.cache
+def _put_sql(rows: int, last: bool) -> str:
+    sql = _sql.PUT.format(rows=", ".join([_sql.ROW] * rows + [_sql.LAST_ROW] * last))
+    return sql + _sql.RETURNING if last else sql
 
 
 def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:

@@ -44,16 +44,17 @@ WRITER_SETUP = (
     "PRAGMA temp_store = MEMORY",
     # A write's keys, as its rows arrive (see PUT), and the last write's figures.
     "CREATE TEMP TABLE dash_database_items (key TEXT NOT NULL, value BLOB NOT NULL, length)",
-    "CREATE TEMP TABLE dash_database_state (sid, expired, keys, bytes, after, matched, ok, files)",
+    "CREATE TEMP TABLE dash_database_state (one INTEGER PRIMARY KEY, sid, expired, keys, bytes,"
+    " after, matched, full, files, ok)",
     """CREATE TEMP VIEW dash_database_put (key, value, length, last, session, count, deadline,
-        now, version, max_bytes, check_version, expected)
-        AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
+        now, version, max_bytes, max_sessions, check_version, expected)
+        AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
     """CREATE TEMP TRIGGER dash_database_put INSTEAD OF INSERT ON dash_database_put BEGIN
         INSERT INTO dash_database_items SELECT NEW.key, NEW.value, NEW.length
             WHERE NEW.key IS NOT NULL;
-        DELETE FROM dash_database_state WHERE NEW.last;
-        INSERT INTO dash_database_state
-        SELECT *, matched AND (NEW.max_bytes IS NULL OR after <= NEW.max_bytes), NULL FROM (
+        REPLACE INTO dash_database_state
+        SELECT 1, *, matched AND NOT full AND (NEW.max_bytes IS NULL OR after <= NEW.max_bytes)
+        FROM (
             SELECT s.id, coalesce(s.deadline <= NEW.now, 0) AS expired,
                 iif(s.deadline <= NEW.now, 0, coalesce(s.keys, 0)) + count(i.key)
                     - count(v.length),
@@ -61,19 +62,22 @@ WRITER_SETUP = (
                 iif(s.deadline <= NEW.now, 0, coalesce(s.bytes, 0)) + coalesce(sum(i.length
                     + iif(v.length IS NULL, length(CAST(i.key AS BLOB)), -v.length)), 0) AS after,
                 count(i.key) = NEW.count
-                    AND (NOT NEW.check_version OR max(v.version) IS NEW.expected) AS matched
+                    AND (NOT NEW.check_version OR max(v.version) IS NEW.expected) AS matched,
+                -- Only a write that starts a session, with a limit, counts the live sessions.
+                iif(NEW.max_sessions IS NULL OR NEW.count = 0
+                    OR NOT (s.id IS NULL OR coalesce(s.deadline <= NEW.now, 0) OR s.keys = 0), 0,
+                    (SELECT count(*) >= NEW.max_sessions FROM dash_database_sessions
+                        WHERE keys > 0 AND (deadline IS NULL OR deadline > NEW.now))) AS full,
+                -- The value files the write drops: the replaced ones, or all of an expired
+                -- session.
+                iif(s.deadline <= NEW.now, (SELECT group_concat(value, ' ')
+                    FROM dash_database_values WHERE session = s.id AND typeof(value) = 'text'),
+                    group_concat(iif(typeof(v.value) = 'text', v.value, NULL), ' '))
             FROM (SELECT 1) LEFT JOIN dash_database_sessions AS s ON s.name = NEW.session
                 LEFT JOIN dash_database_items AS i
                 LEFT JOIN dash_database_values AS v ON v.session = s.id
                     AND coalesce(s.deadline > NEW.now, 1) AND v.key = i.key
         ) WHERE NEW.last;
-        UPDATE dash_database_state SET files = iif(expired,
-            (SELECT group_concat(value, ' ') FROM dash_database_values
-                WHERE session = sid AND typeof(value) = 'text'),
-            (SELECT group_concat(v.value, ' ') FROM dash_database_items AS i  -- i, then v
-                CROSS JOIN dash_database_values AS v ON v.session = sid AND v.key = i.key
-                WHERE typeof(v.value) = 'text'))
-            WHERE NEW.last AND ok;
         DELETE FROM dash_database_values WHERE NEW.last
             AND session = (SELECT sid FROM dash_database_state WHERE ok AND expired);
         INSERT INTO dash_database_sessions (name, deadline, keys, bytes, written)
@@ -118,24 +122,19 @@ WRITER_SETUP = (
     END""",
 )
 
-#: Writes the keys of one session: ``{rows}`` rows of 12 values each (see the view above),
+#: Writes the keys of one session: ``{rows}`` rows of 13 values each (see the view above),
 #: where only the final row of the write has ``last`` set. Its figures are computed before
-#: anything changes, so a write over ``max_bytes``, or whose key's version is not
-#: ``expected`` (when ``check_version``), changes nothing. A write of many keys sends its
-#: first rows as earlier statements, which only collect them: one statement whatever the
-#: number of keys would meet SQLite's cap on parameters. The final row returns the figures
-#: (``RETURNING`` evaluates a subquery once, at the only row that asks for it).
+#: anything changes, so a write over ``max_bytes`` or ``max_sessions``, or whose key's version
+#: is not ``expected`` (when ``check_version``), changes nothing. A write of many keys sends
+#: its first rows as earlier statements, which only collect them: one statement whatever the
+#: number of keys would meet SQLite's cap on parameters. The final row returns the figures as
+#: one JSON array, from one subquery: one statement and one row to step through, since each
+#: step costs the writer thread a wait for the GIL while other threads run.
 PUT = "INSERT INTO dash_database_put VALUES {rows}"
-ROW = "(?, ?, ?, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
-LAST_ROW = "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"
-PUT_RETURNING = (
-    PUT
-    + " RETURNING "
-    + ", ".join(
-        f"iif(last, (SELECT {column} FROM temp.dash_database_state), NULL)"
-        for column in ("matched", "bytes", "after", "files")
-    )
-)
+ROW = "(?, ?, ?, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+LAST_ROW = "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+RETURNING = """ RETURNING iif(last, (SELECT json_array(matched, full, bytes, after, ok, files)
+    FROM temp.dash_database_state), NULL)"""
 
 #: Returns 1 and the value file name, if any, when a live key was removed.
 DELETE = f"""
@@ -182,11 +181,19 @@ UPDATE main.dash_database_sessions SET deadline = max(deadline, :deadline)
 WHERE name = :session AND deadline > :now
 """
 
-GET = f"""
+#: Parameters: the key, the session, ``now`` (positional: cheaper to bind than names).
+GET = """
 SELECT v.value, v.version, v.length
 FROM main.dash_database_sessions AS s JOIN main.dash_database_values AS v
-    ON v.session = s.id AND v.key = :key
-WHERE s.name = :session AND {_LIVE}
+    ON v.session = s.id AND v.key = ?
+WHERE s.name = ? AND (s.deadline IS NULL OR s.deadline > ?)
+"""
+
+#: ``{keys}`` placeholders after the session and ``now``.
+GET_MANY = """
+SELECT v.key, v.value, v.version, v.length
+FROM main.dash_database_sessions AS s JOIN main.dash_database_values AS v ON v.session = s.id
+WHERE s.name = ? AND (s.deadline IS NULL OR s.deadline > ?) AND v.key IN ({keys})
 """
 
 KEYS = f"""

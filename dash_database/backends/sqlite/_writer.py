@@ -1,16 +1,15 @@
 """This process's writer: sqlitedict's writer thread, one request in flight, bounded waits.
 
-sqlitedict runs every statement of a connection on one thread and keeps one error slot per
-connection, so a lock keeps one request in flight: the error it reports then belongs to that
-request. The caller queues a write's statements and waits for the answer to the last one, with
-a response object of its own that wakes it once and lets it notice, while waiting, that the
-thread stopped or hung. A writer whose thread stopped or hung, or whose statement failed (its
-TEMP tables may hold the failed write's rows), is closed; the next request opens a new one.
+sqlitedict keeps one error slot per connection, so a lock keeps one request in flight, and the
+request's response object, called on the writer thread once its last statement ran, takes the
+error (if any) for that request. After a success it also releases the lock there, so the next
+request is queued while this caller wakes up. The caller waits with a bound and notices that
+the thread stopped or hung. A writer whose thread stopped or hung, or whose statement failed
+(its TEMP tables may hold the failed write's rows), is closed; the next request opens a new one.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -22,8 +21,8 @@ from ...exceptions import BackendError
 
 __all__ = ["Writer", "WriterLost"]
 
-# How long past its busy timeout a caller waits for the writer's answer (a large value takes
-# time to write) before taking the thread for hung; and how often it checks the thread runs.
+# How long past its busy timeout a caller waits for an answer (a large value takes time to
+# write) before taking the thread for hung; and how often it checks that the thread runs.
 _GRACE, _POLL = 10.0, 0.02
 
 
@@ -32,28 +31,48 @@ class WriterLost(BackendError):
 
 
 class _Response:
-    """Collects the rows the writer thread puts for one request, then its end marker (a
-    string)."""
+    """Collects the rows the writer thread puts for one request, then its end marker."""
 
-    __slots__ = ("__weakref__", "_done", "rows")
+    __slots__ = ("__weakref__", "_done", "_lock", "_state", "_thread", "error", "released", "rows")
 
-    def __init__(self) -> None:
+    def __init__(self, thread: Any, lock: threading.Lock) -> None:
         self.rows: list[tuple[Any, ...]] = []
+        self.error: BaseException | None = None
+        self.released: bool | None = False  # None: abandoned by the caller
+        self._thread, self._lock = thread, lock
+        self._state = threading.Lock()  # orders the end marker against abandon()
         self._done = threading.Lock()
         self._done.acquire()
 
     def put(self, item: Any) -> None:
         if isinstance(item, tuple):
             self.rows.append(item)
-        else:
+            return
+        # The end marker, on the writer thread, while the caller holds the lock: no other
+        # request can read or clear the error slot meanwhile.
+        with self._state:
+            if self.released is None:
+                return
+            if self._thread.exception is not None:
+                self.error = self._thread.exception[1]
+                self._thread.exception = None
+            else:
+                self._lock.release()
+                self.released = True
             self._done.release()
 
-    def wait(self, thread: threading.Thread, timeout: float) -> bool:
+    def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while not self._done.acquire(timeout=_POLL):
-            if not thread.is_alive() or time.monotonic() > deadline:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
                 return False
         return True
+
+    def abandon(self) -> bool:
+        """Stop listening; return whether the caller still holds the lock."""
+        with self._state:
+            released, self.released = self.released, None
+            return not released
 
 
 class Writer:
@@ -78,52 +97,47 @@ class Writer:
                 f"held it for over {self.timeout:g} s. The disk may be stalled or the app "
                 "overloaded; try again."
             )
+        response = None
         try:
             if self._store is None:
-                store = SqliteDict(
-                    self.path,
-                    tablename="dash_database_values",  # exists already: nothing is created
-                    journal_mode="WAL",
-                    autocommit=True,
+                # The table exists already: sqlitedict creates nothing. outer_stack=False:
+                # no stack captured per statement.
+                self._store = SqliteDict(
+                    self.path, "dash_database_values", autocommit=True, journal_mode="WAL",
                     outer_stack=False,
-                )
-                self._store = store
-                self._ask(
-                    (f"PRAGMA busy_timeout = {int(self.timeout * 1000)}", None),
-                    # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on
-                    # power loss and costs no sync per commit in WAL mode.
-                    ("PRAGMA synchronous = NORMAL", None),
-                    *((ddl, None) for ddl in self.setup),
-                )
-            return self._ask(*requests)
-        except (sqlite3.Error, WriterLost):
-            self._drop()
+                )  # fmt: skip
+                # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on power
+                # loss and costs no sync per commit in WAL mode.
+                pragmas = [f"PRAGMA busy_timeout = {int(self.timeout * 1000)}"]
+                pragmas.append("PRAGMA synchronous = NORMAL")
+                requests = (*((sql, None) for sql in (*pragmas, *self.setup)), *requests)
+            thread = self._store.conn
+            response = _Response(thread, self._lock)
+            for sql, args in requests[:-1]:
+                thread.execute(sql, args)
+            thread.execute(*requests[-1], response)
+            if response.wait(self.timeout + _GRACE):
+                if response.error is None:
+                    return response.rows  # the writer thread released the lock
+                raise response.error
+            why = "stopped" if not thread.is_alive() else f"did not answer in {self.timeout:g} s"
+            raise WriterLost(
+                f"Could not write to the SQLite database {self.path!r}: sqlitedict's writer "
+                f"thread {why}, so this write may or may not have been applied. The next call "
+                "opens a new writer; check the disk and the log, then try again."
+            )
+        except BaseException:
+            if response is None or response.abandon():
+                self._drop()
+                self._lock.release()
             raise
-        finally:
-            self._lock.release()
-
-    def _ask(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
-        thread, response = self._store.conn, _Response()
-        for sql, args in requests[:-1]:
-            thread.execute(sql, args)
-        thread.execute(*requests[-1], response)
-        if response.wait(thread, self.timeout + _GRACE):
-            thread.check_raise_error()
-            return response.rows
-        why = "stopped" if not thread.is_alive() else f"did not answer in {self.timeout:g} s"
-        raise WriterLost(
-            f"Could not write to the SQLite database {self.path!r}: sqlitedict's writer thread "
-            f"{why}, so this write may or may not have been applied. The next call opens a new "
-            "writer; check the disk and the log, then try again."
-        )
 
     def _drop(self) -> threading.Thread | None:
         store, self._store = self._store, None
-        if store is None:
-            return None
-        thread: threading.Thread = store.conn
-        store.close(do_log=False, force=True)  # force: never waits for the thread
-        return thread
+        if store is not None:
+            store.close(do_log=False, force=True)  # force: never waits for the thread
+            return store.conn  # type: ignore[no-any-return]
+        return None
 
     def close(self) -> None:
         """Stop the thread (waiting for it at most ``timeout``)."""
