@@ -411,12 +411,17 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
 
 def test_busy_writers_in_many_processes_never_see_database_is_locked(tmp_path: Path) -> None:
     path = str(tmp_path / "db.sqlite")
-    ctx = multiprocessing.get_context("fork")
+    # Spawned, not forked: a fork while another thread of this test process is inside SQLite
+    # copies SQLite's locked allocator mutex into the child, which then never runs.
+    ctx = multiprocessing.get_context("spawn")
     processes = [ctx.Process(target=_hammer, args=(path, w)) for w in range(6)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(120)
+    for process in processes:
+        if process.exitcode is None:
+            process.kill()
 
     assert [p.exitcode for p in processes] == [0] * 6
 
