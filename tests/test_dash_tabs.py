@@ -101,8 +101,8 @@ def test_a_forged_or_missing_tab_id_is_refused_and_nothing_is_written(db: DashDa
 
 
 def test_the_errors_say_how_to_recover(db: DashDatabase, clock: FakeClock) -> None:
+    from dash import _get_app
     from dash._callback_context import context_value
-    from dash._get_app import app_context
     from dash._utils import AttributeDict
 
     app = make_app(db)
@@ -110,16 +110,21 @@ def test_the_errors_say_how_to_recover(db: DashDatabase, clock: FakeClock) -> No
     clock.advance(8 * 24 * 3600)
 
     def error(headers: dict[str, str]) -> str:
-        # Outside a request, dash.get_app() names the app of the current context: make it
-        # this test's app, whatever app an earlier test left there.
-        made = app_context.set(app)
+        # Outside a request, dash.get_app() names the app of the current context (Dash 3 and
+        # later) or the last app that served (Dash 2): make it this test's app, whatever app
+        # an earlier test left there.
+        app_context = getattr(_get_app, "app_context", None)
+        made = app_context.set(app) if app_context is not None else None
+        before, _get_app.APP = _get_app.APP, app
         token = context_value.set(AttributeDict(headers=headers, cookies={}, input_values={}))
         try:
             with pytest.raises(InvalidSessionIdError) as raised:
                 current_session(db)
         finally:
             context_value.reset(token)
-            app_context.reset(made)
+            _get_app.APP = before
+            if app_context is not None:
+                app_context.reset(made)
         return str(raised.value)
 
     assert "session_store(db, 'dash-database-session-id')" in error({})
