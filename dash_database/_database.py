@@ -30,7 +30,7 @@ from .exceptions import (
     UpdateConflictError,
     ValueTooLargeError,
 )
-from .serializers import CompressedSerializer, Serializer, resolve_serializer
+from .serializers import CompressedSerializer, Serializer, resolve_serializer, stream_functions
 
 __all__ = ["DEFAULT_PATH", "ENV_URL", "DashDatabase", "Id", "Session"]
 
@@ -140,6 +140,7 @@ class DashDatabase:
                     f"compression must be 'zlib', 'zstd', 'lz4' or None, got {compression!r}."
                 )
             self._serializer = CompressedSerializer(self._serializer, codec=compression)
+        self._dump, self._load_view = stream_functions(self._serializer)
         self.ttl = ttl
         self.max_value_bytes = max_value_bytes
         self.max_session_bytes = max_session_bytes
@@ -214,7 +215,7 @@ class DashDatabase:
         """
         session = self._session_name(user_id)
         key = check_id(key_name, "key_name")
-        self._write(session, {key: self._dumps(key, value)})
+        self._put(session, {key: value})
 
     def get_user_value(self, user_id: Id, key_name: Id, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default`` when it
@@ -295,7 +296,7 @@ class DashDatabase:
                 else (self._loads(session, key, found[0]), found[1])
             )
             new = func(old)
-            data = self._sealer.seal(session, key, self._dumps(key, new))
+            data = self._seal_value(session, key, new)
             deadline = self._deadline(session, now)
             if self._backend.compare_and_set(
                 session,
@@ -466,6 +467,7 @@ class DashDatabase:
         self._backend = state["backend"]
         self.ttl = state["ttl"]
         self._serializer = state["serializer"]
+        self._dump, self._load_view = stream_functions(self._serializer)
         self.max_value_bytes = state["max_value_bytes"]
         self.max_session_bytes = state["max_session_bytes"]
         self.max_sessions = state["max_sessions"]
@@ -483,31 +485,57 @@ class DashDatabase:
     # -- internals used by Session ----------------------------------------------------------
 
     def _dumps(self, key: str, value: Any) -> bytes:
+        """Return ``value`` serialized (not yet sealed), within ``max_value_bytes``."""
         try:
             data = self._serializer.dumps(value)
         except Exception as exc:
-            raise SerializationError(
-                f"Cannot store key {key!r}: a value of type {type(value).__name__} cannot be "
-                f"serialized by {self._serializer!r} ({exc}). Nothing was written; store "
-                "plain data (dicts, lists, DataFrames, ...) instead."
-            ) from exc
+            raise self._unserializable(key, value, exc) from exc
         if not isinstance(data, bytes):
             raise SerializationError(
                 f"The serializer {self._serializer!r} returned {type(data).__name__}, not bytes."
             )
-        if self.max_value_bytes is not None and len(data) > self.max_value_bytes:
+        self._check_size(key, len(data))
+        return data
+
+    def _seal_value(self, session: str, key: str, value: Any) -> bytes:
+        """Return ``value`` serialized, within ``max_value_bytes``, and sealed for
+        ``(session, key)``."""
+        dump = self._dump
+        if dump is None:
+            return self._sealer.seal(session, key, self._dumps(key, value))
+        # Serialized straight into the sealed value's own buffer: a large value is never
+        # held twice (sealing a separate serialized copy would double the peak memory).
+        buffer = self._sealer.buffer()
+        start = buffer.tell()
+        try:
+            dump(value, buffer)
+        except Exception as exc:
+            raise self._unserializable(key, value, exc) from exc
+        self._check_size(key, buffer.tell() - start)
+        return self._sealer.seal_buffer(session, key, buffer)
+
+    def _unserializable(self, key: str, value: Any, exc: Exception) -> SerializationError:
+        return SerializationError(
+            f"Cannot store key {key!r}: a value of type {type(value).__name__} cannot be "
+            f"serialized by {self._serializer!r} ({exc}). Nothing was written; store "
+            "plain data (dicts, lists, DataFrames, ...) instead."
+        )
+
+    def _check_size(self, key: str, size: int) -> None:
+        if self.max_value_bytes is not None and size > self.max_value_bytes:
             raise ValueTooLargeError(
-                f"Cannot store key {key!r}: its value takes {len(data)} bytes serialized, over "
+                f"Cannot store key {key!r}: its value takes {size} bytes serialized, over "
                 f"max_value_bytes={self.max_value_bytes}. Nothing was written; store a smaller "
                 "value or raise the limit."
             )
-        return data
 
     def _loads(self, session: str, key: str, stored: bytes) -> Any:
         # Verified (and decrypted) first: bytes that fail the check are never deserialized.
-        data = self._sealer.open(session, key, stored)
+        data = self._sealer.open_view(session, key, stored)
+        load = self._load_view
         try:
-            return self._serializer.loads(data)
+            # A serializer that reads a view is given one: a large value is not copied first.
+            return load(data) if load is not None else self._serializer.loads(bytes(data))
         except Exception as exc:
             raise DeserializationError(
                 f"The stored value of key {key!r} cannot be read by {self._serializer!r} "
@@ -516,12 +544,23 @@ class DashDatabase:
                 "restore the class."
             ) from exc
 
+    def _put(self, session: str, values: Mapping[str, Any]) -> int:
+        """Serialize and write ``values`` atomically (all or none); return their version."""
+        return self._write_sealed(
+            session, {key: self._seal_value(session, key, value) for key, value in values.items()}
+        )
+
     def _write(self, session: str, items: Mapping[str, bytes]) -> int:
-        """Write ``items`` atomically; return the version they were written with."""
+        """Write the serialized ``items`` (from :meth:`_dumps`) atomically; return the version
+        they were written with."""
+        return self._write_sealed(
+            session, {key: self._sealer.seal(session, key, data) for key, data in items.items()}
+        )
+
+    def _write_sealed(self, session: str, sealed: Mapping[str, bytes]) -> int:
         now = self._clock()
         deadline = self._deadline(session, now)
         version = _new_version()
-        sealed = {key: self._sealer.seal(session, key, data) for key, data in items.items()}
         self._backend.set_many(
             session,
             sealed,

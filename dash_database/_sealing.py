@@ -37,6 +37,7 @@ A session rename (:meth:`~dash_database.DashDatabase.rotate_session`) moves the 
 from __future__ import annotations
 
 import hmac
+import io
 import os
 import secrets
 import struct
@@ -176,8 +177,12 @@ class Sealer:
                 keys = self._keys
         return keys
 
-    def seal(self, session: str, key: str, data: bytes) -> bytes:
-        """Return ``data`` sealed for ``(session, key)`` with the newest secret key."""
+    def seal(self, session: str, key: str, data: bytes | memoryview) -> bytes:
+        """Return ``data`` sealed for ``(session, key)`` with the newest secret key.
+
+        The result is a new object: while it is built, ``data`` is held twice (see
+        :meth:`buffer` for a way to seal a large value without that copy).
+        """
         newest = self._all()[0]
         bound = _bound(session, key)
         if self.encrypt:
@@ -186,12 +191,47 @@ class Sealer:
             return header + bytes(newest.aead().encrypt(nonce, data, header + bound))
         return b"".join((newest.mac_header, newest.tag(bound, data), data))
 
+    def buffer(self) -> io.BytesIO:
+        """Return a binary file to write one serialized value into, for :meth:`seal_buffer`.
+
+        With MAC sealing it begins with room for the envelope, so that the value is never
+        copied: :meth:`seal_buffer` writes the tag into that room and returns the file's own
+        bytes. With ``encrypt=True`` the cipher returns new bytes, so the value is held twice
+        while it is sealed, whichever way it is given.
+        """
+        buffer = io.BytesIO()
+        if not self.encrypt:
+            buffer.write(bytes(MAC_OVERHEAD))
+        return buffer
+
+    def seal_buffer(self, session: str, key: str, buffer: io.BytesIO) -> bytes:
+        """Return the value written into ``buffer`` (from :meth:`buffer`) sealed for
+        ``(session, key)``, as :meth:`seal` would; ``buffer`` must not be used again."""
+        if self.encrypt:
+            return self.seal(session, key, buffer.getvalue())
+        newest = self._all()[0]
+        with buffer.getbuffer() as view:
+            view[:_HEADER] = newest.mac_header
+            view[_HEADER:MAC_OVERHEAD] = newest.tag(_bound(session, key), view[MAC_OVERHEAD:])
+        # No view of the buffer is left, so getvalue() hands over the BytesIO's own bytes
+        # object (trimmed in place) instead of copying the value.
+        return buffer.getvalue()
+
     def open(self, session: str, key: str, blob: bytes) -> bytes:
         """Return the serialized value sealed in ``blob`` for ``(session, key)``.
 
         Raises:
             IntegrityError: ``blob`` is not a value sealed for this session and key with one
                 of the app's keys; nothing was deserialized.
+        """
+        return bytes(self.open_view(session, key, blob))
+
+    def open_view(self, session: str, key: str, blob: bytes) -> bytes | memoryview:
+        """Return the serialized value sealed in ``blob``, as :meth:`open` does, but as a view
+        into ``blob`` where it can (a MAC-sealed value), so a large value is not copied.
+
+        Raises:
+            IntegrityError: as :meth:`open`.
         """
         if len(blob) < _HEADER or blob[0] not in (FORMAT_MAC, FORMAT_ENCRYPTED):
             raise _refused(
@@ -217,7 +257,7 @@ class Sealer:
                 tag = view[_HEADER : _HEADER + _TAG_BYTES]
                 for candidate in candidates:
                     if hmac.compare_digest(candidate.tag(bound, data), tag):
-                        return bytes(data)
+                        return data
         elif len(blob) >= _HEADER + _NONCE_BYTES + _GCM_TAG_BYTES:
             from cryptography.exceptions import InvalidTag
 

@@ -40,7 +40,7 @@ class Session(MutableMapping[str, Any]):
 
     def __setitem__(self, key: Id, value: Any) -> None:
         name = check_id(key, "key")
-        self._db._write(self.session_id, {name: self._db._dumps(name, value)})
+        self._db._put(self.session_id, {name: value})
 
     def __delitem__(self, key: Id) -> None:
         self._db._delete(self.session_id, check_id(key, "key"), "raise")
@@ -92,14 +92,13 @@ class Session(MutableMapping[str, Any]):
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store every item of ``other`` and ``kwargs`` in one atomic write: all or none."""
-        items: dict[str, bytes] = {}
+        values: dict[str, Any] = {}
         pairs: Iterable[tuple[Any, Any]]
         pairs = other.items() if isinstance(other, Mapping) else other
         for key, value in [*pairs, *kwargs.items()]:
-            name = check_id(key, "key")
-            items[name] = self._db._dumps(name, value)
-        if items:
-            self._db._write(self.session_id, items)
+            values[check_id(key, "key")] = value
+        if values:
+            self._db._put(self.session_id, values)
 
     @property
     def aio(self) -> AsyncSession:

@@ -13,7 +13,7 @@ import json
 import pickle
 import threading
 import zlib
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import IO, Any, Callable, Protocol, runtime_checkable
 
 from .exceptions import InvalidArgumentError
 
@@ -24,6 +24,7 @@ __all__ = [
     "PickleSerializer",
     "Serializer",
     "resolve_serializer",
+    "stream_functions",
 ]
 
 
@@ -58,8 +59,13 @@ class PickleSerializer:
         """Return ``obj`` pickled."""
         return pickle.dumps(obj, protocol=self.protocol)
 
-    def loads(self, data: bytes) -> Any:
-        """Return the unpickled value."""
+    def dump(self, obj: Any, file: IO[bytes]) -> None:
+        """Write ``obj`` pickled to the binary ``file``; pickle writes large buffers (a
+        DataFrame's columns) straight to it instead of building the whole pickle first."""
+        pickle.dump(obj, file, protocol=self.protocol)
+
+    def loads(self, data: bytes | memoryview) -> Any:
+        """Return the unpickled value (``data`` may be any bytes-like object)."""
         return pickle.loads(data)
 
     def __repr__(self) -> str:
@@ -276,6 +282,23 @@ _BUILT_IN: dict[str, type[PickleSerializer] | type[JsonSerializer]] = {
     "pickle": PickleSerializer,
     "json": JsonSerializer,
 }
+
+
+def stream_functions(
+    serializer: Serializer,
+) -> tuple[Callable[[Any, IO[bytes]], None] | None, Callable[[bytes | memoryview], Any] | None]:
+    """Return how the core can avoid copying large values with ``serializer``: its
+    ``dump(obj, file)``, and its ``loads`` when that takes a ``memoryview`` (else ``None``).
+
+    Only the built-in pickle serializer has both, unless a subclass replaced its ``dumps`` or
+    ``loads``. The others (JSON, compressed, user-defined) go through ``dumps``/``loads`` with
+    ``bytes``: their output is small or compressed, so one more copy of it costs little.
+    """
+    if not isinstance(serializer, PickleSerializer):
+        return None, None
+    kind = type(serializer)
+    dump = serializer.dump if kind.dumps is PickleSerializer.dumps else None
+    return dump, serializer.loads if kind.loads is PickleSerializer.loads else None
 
 
 def resolve_serializer(serializer: str | Serializer) -> Serializer:
