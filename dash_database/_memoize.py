@@ -53,6 +53,8 @@ KEY_PREFIX = "dash_database.memoize:"
 _MISSING: Any = object()
 # How many argument texts each memoized function remembers the key of.
 _RECENT_KEYS = 1024
+# Argument types whose equal values are the same value (unlike 0.0 and -0.0, or 1 and True).
+_EXACT = frozenset((str, int, type(None)))
 _current: ContextVar[Session | None] = ContextVar("dash_database_current_session", default=None)
 _finders: list[Callable[[DashDatabase], Session | None]] = []
 
@@ -180,26 +182,38 @@ def memoize(
         def session() -> Session:
             return db.app_state if scope == "app" else current_session_of(db)
 
-        # The keys of recent calls with plain arguments, by their exact text (the repr of
-        # these types is exact), so that a hit skips binding and hashing: an accelerator
-        # only, emptied when full; other calls bind and hash their arguments each time.
-        recent: dict[str, str] = {}
+        # The keys of recent calls with plain arguments, so that a hit skips binding and
+        # hashing: an accelerator only, emptied when full; other calls bind and hash their
+        # arguments each time. A call is remembered by its arguments themselves when they are
+        # str, int or None (equal there means the same value), else by their text (floats
+        # and bools: 0.0 == -0.0 and 1 == True, but their reprs differ).
+        recent: dict[object, str] = {}
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            text = None
-            if SCALARS.issuperset(map(type, args)) and SCALARS.issuperset(
+            call: object = None
+            if _EXACT.issuperset(map(type, args)) and (
+                not kwargs or _EXACT.issuperset(map(type, kwargs.values()))
+            ):
+                call = (args, *kwargs.items()) if kwargs else args
+            elif SCALARS.issuperset(map(type, args)) and SCALARS.issuperset(
                 map(type, kwargs.values())
             ):
-                text = repr(args) + repr(kwargs)
-                key = recent.get(text)
-            if text is None or key is None:
+                call = repr(args) + repr(kwargs)
+            key = None if call is None else recent.get(call)
+            if key is None:
                 key = prefix + digest_arguments(bind(args, kwargs))
-                if text is not None:
+                if call is not None:
                     if len(recent) >= _RECENT_KEYS:
                         recent.clear()
-                    recent[text] = key
-            name = APP_SESSION if scope == "app" else current_session_of(db).session_id
+                    recent[call] = key
+            if scope == "app":
+                name = APP_SESSION
+            else:
+                current = _current.get()
+                if current is None or current._db is not db:
+                    current = current_session_of(db)
+                name = current.session_id
             # The key is the library's own ASCII text: no need to check it as a user's key.
             entry = db._get(name, key, _MISSING)
             if entry is not _MISSING and (entry[0] is None or db._clock() < entry[0]):

@@ -60,6 +60,18 @@ def test_distinct_arguments_and_types_are_distinct_entries(db: DashDatabase) -> 
     assert 8 == len(calls)
 
 
+def test_a_hit_is_the_entry_of_its_own_type_and_sign(db: DashDatabase) -> None:
+    compute, calls = counting(db, scope="app")
+    values = (1, True, 1.0, 0, False, 0.0, -0.0, "1", None)
+
+    for _ in range(2):  # the second round is all hits
+        results = [compute(v) for v in values] + [compute(y="named", x=v) for v in values]
+
+    assert [repr(v) for v in values * 2] == [repr(result[0]) for result in results]
+    assert list(range(1, 2 * len(values) + 1)) == [result[2] for result in results]
+    assert 2 * len(values) == len(calls)
+
+
 def test_set_and_dict_order_do_not_change_the_entry(db: DashDatabase) -> None:
     compute, calls = counting(db, scope="app")
 
