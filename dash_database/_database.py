@@ -2,55 +2,39 @@
 
 It validates ids, serializes values, enforces size limits, computes session deadlines from the
 injected clock, and hands plain strings and bytes to a backend (see ``backends/_base.py``).
+The public class lives here; its internals by concern in the mixins it is built from: the
+value codec (``_codec.py``), expiry bookkeeping (``_expiry.py``) and reads, writes and atomic
+updates (``_writes.py``); ``_limits.py`` checks its options.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, Literal
 
 from ._async import AsyncDatabase
+from ._codec import serializer_for
 from ._keys import Id, check_id
+from ._limits import check_options
 from ._locations import DEFAULT_LOCATION, DEFAULT_PATH, ENV_URL, backend_from_url, open_backend
 from ._memoize import F, Scope, memoize
 from ._scopes import APP_SESSION, user_session_name
 from ._sealing import Sealer, memory_key, reseal_session
 from ._session import Session
 from ._signing import DEFAULT_SESSION_ID_MAX_AGE, SecretKey, SecretSource, looks_signed, shown
+from ._writes import UPDATE_ATTEMPTS, Writes, new_version
 from .backends import Backend, StoreStats
-from .exceptions import (
-    BackendError,
-    DeserializationError,
-    InvalidArgumentError,
-    MissingKeyError,
-    SerializationError,
-    UpdateConflictError,
-    ValueTooLargeError,
-)
-from .serializers import CompressedSerializer, Serializer, resolve_serializer, stream_functions
+from .exceptions import BackendError, InvalidArgumentError, MissingKeyError
+from .serializers import Serializer, stream_functions
 
 __all__ = ["DEFAULT_PATH", "ENV_URL", "DashDatabase", "Id", "Session"]
 
-T = TypeVar("T")
-
-# Remember at most this many recently renewed sessions; forgetting one only costs a renewal.
-_RENEWALS_REMEMBERED = 100_000
-# An atomic update gives up after this many attempts that met a concurrent write.
-_UPDATE_ATTEMPTS = 100
-# The longest pause between two attempts, in seconds (the pause doubles from 1 ms, jittered).
-_UPDATE_MAX_PAUSE = 0.05
+_new_version = new_version  # the name _export.py imports from here
 
 
-def _new_version() -> int:
-    """Return a version for one write: random, so a key written again after a delete never
-    gets a version a reader saw before (``random`` reseeds itself in a forked child)."""
-    return random.getrandbits(62) + 1
-
-
-class DashDatabase:
+class DashDatabase(Writes):
     """Per-session server-side storage for a Dash app.
 
     Args:
@@ -111,35 +95,19 @@ class DashDatabase:
         max_sessions: int | None = None,
         clock: Callable[[], float] = time.time,
         secret_key: SecretKey | None = None,
-        update_attempts: int = _UPDATE_ATTEMPTS,
+        update_attempts: int = UPDATE_ATTEMPTS,
         session_id_max_age: float | None = DEFAULT_SESSION_ID_MAX_AGE,
         encrypt: bool = False,
     ) -> None:
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
-        ):
-            raise InvalidArgumentError(
-                f"ttl must be a positive number of seconds or None, got {ttl!r}."
-            )
-        for name, limit in (
-            ("max_value_bytes", max_value_bytes),
-            ("max_session_bytes", max_session_bytes),
-            ("max_sessions", max_sessions),
-            ("update_attempts", update_attempts),
-        ):
-            if limit is not None and (
-                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-            ):
-                raise InvalidArgumentError(f"{name} must be a positive int, got {limit!r}.")
-        if not callable(clock):
-            raise InvalidArgumentError(f"clock must be callable, got {clock!r}.")
-        self._serializer = resolve_serializer(serializer)
-        if compression is not None:
-            if not isinstance(compression, str):
-                raise InvalidArgumentError(
-                    f"compression must be 'zlib', 'zstd', 'lz4' or None, got {compression!r}."
-                )
-            self._serializer = CompressedSerializer(self._serializer, codec=compression)
+        check_options(
+            ttl,
+            clock,
+            max_value_bytes=max_value_bytes,
+            max_session_bytes=max_session_bytes,
+            max_sessions=max_sessions,
+            update_attempts=update_attempts,
+        )
+        self._serializer = serializer_for(serializer, compression)
         self._dump, self._load_view = stream_functions(self._serializer)
         self.ttl = ttl
         self.max_value_bytes = max_value_bytes
@@ -156,11 +124,6 @@ class DashDatabase:
         )
         self._sealer = Sealer(self._secret.value_keys, encrypt)
         self._init_expiry_state()
-
-    def _init_expiry_state(self) -> None:
-        self._renewed: dict[str, float] = {}
-        self._renew_every = min(1.0, self.ttl / 100) if self.ttl else 0.0
-        self._next_purge = self._clock() + self.ttl if self.ttl else float("inf")
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> DashDatabase:
@@ -285,41 +248,6 @@ class DashDatabase:
         session = self._session_name(user_id)
         return self._update(session, check_id(key_name, "key_name"), func, default)
 
-    def _update(self, session: str, key: str, func: Callable[[Any], Any], default: Any) -> Any:
-        pause = 0.001
-        for _ in range(self.update_attempts):
-            now = self._clock()
-            found = self._backend.get_versioned(session, key, now)
-            old, expected = (
-                (default, None)
-                if found is None
-                else (self._loads(session, key, found[0]), found[1])
-            )
-            new = func(old)
-            data = self._seal_value(session, key, new)
-            deadline = self._deadline(session, now)
-            if self._backend.compare_and_set(
-                session,
-                key,
-                data,
-                expected,
-                deadline,
-                now,
-                version=_new_version(),
-                max_bytes=self.max_session_bytes,
-                max_sessions=self.max_sessions,
-            ):
-                self._after_write(session, now)
-                return new
-            # Jittered, growing pauses let competing writers through one at a time.
-            time.sleep(random.uniform(0, pause))
-            pause = min(pause * 2, _UPDATE_MAX_PAUSE)
-        raise UpdateConflictError(
-            f"Could not update key {key!r}: another writer changed it at each of "
-            f"{self.update_attempts} attempts. Nothing was written by the last one; try again "
-            "later, or write this key from fewer places at once."
-        )
-
     def rotate_session(self, user_id: Id) -> str:
         """Move every value of ``user_id`` to a fresh signed session id, atomically, and
         return that id; ``user_id`` then names an empty session.
@@ -340,7 +268,7 @@ class DashDatabase:
             # anyone else learns it.
             deadline = now + self.ttl if self.ttl else None
             reseal_session(
-                self._backend, self._sealer, session, new_session, deadline, now, _new_version()
+                self._backend, self._sealer, session, new_session, deadline, now, new_version()
             )
         return new_id
 
@@ -481,136 +409,3 @@ class DashDatabase:
         )
         self._sealer = Sealer(self._secret.value_keys, state["encrypt"])
         self._init_expiry_state()
-
-    # -- internals used by Session ----------------------------------------------------------
-
-    def _dumps(self, key: str, value: Any) -> bytes:
-        """Return ``value`` serialized (not yet sealed), within ``max_value_bytes``."""
-        try:
-            data = self._serializer.dumps(value)
-        except Exception as exc:
-            raise self._unserializable(key, value, exc) from exc
-        if not isinstance(data, bytes):
-            raise SerializationError(
-                f"The serializer {self._serializer!r} returned {type(data).__name__}, not bytes."
-            )
-        self._check_size(key, len(data))
-        return data
-
-    def _seal_value(self, session: str, key: str, value: Any) -> bytes:
-        """Return ``value`` serialized, within ``max_value_bytes``, and sealed for
-        ``(session, key)``."""
-        dump = self._dump
-        if dump is None:
-            return self._sealer.seal(session, key, self._dumps(key, value))
-        # Serialized straight into the sealed value's own buffer: a large value is never
-        # held twice (sealing a separate serialized copy would double the peak memory).
-        buffer = self._sealer.buffer()
-        start = buffer.tell()
-        try:
-            dump(value, buffer)
-        except Exception as exc:
-            raise self._unserializable(key, value, exc) from exc
-        self._check_size(key, buffer.tell() - start)
-        return self._sealer.seal_buffer(session, key, buffer)
-
-    def _unserializable(self, key: str, value: Any, exc: Exception) -> SerializationError:
-        return SerializationError(
-            f"Cannot store key {key!r}: a value of type {type(value).__name__} cannot be "
-            f"serialized by {self._serializer!r} ({exc}). Nothing was written; store "
-            "plain data (dicts, lists, DataFrames, ...) instead."
-        )
-
-    def _check_size(self, key: str, size: int) -> None:
-        if self.max_value_bytes is not None and size > self.max_value_bytes:
-            raise ValueTooLargeError(
-                f"Cannot store key {key!r}: its value takes {size} bytes serialized, over "
-                f"max_value_bytes={self.max_value_bytes}. Nothing was written; store a smaller "
-                "value or raise the limit."
-            )
-
-    def _loads(self, session: str, key: str, stored: bytes) -> Any:
-        # Verified (and decrypted) first: bytes that fail the check are never deserialized.
-        data = self._sealer.open_view(session, key, stored)
-        load = self._load_view
-        try:
-            # A serializer that reads a view is given one: a large value is not copied first.
-            return load(data) if load is not None else self._serializer.loads(bytes(data))
-        except Exception as exc:
-            raise DeserializationError(
-                f"The stored value of key {key!r} cannot be read by {self._serializer!r} "
-                f"({type(exc).__name__}: {exc}). Was it written with another serializer, or "
-                "by a version of the app whose classes have since changed? Delete the key or "
-                "restore the class."
-            ) from exc
-
-    def _put(self, session: str, values: Mapping[str, Any]) -> int:
-        """Serialize and write ``values`` atomically (all or none); return their version."""
-        return self._write_sealed(
-            session, {key: self._seal_value(session, key, value) for key, value in values.items()}
-        )
-
-    def _write(self, session: str, items: Mapping[str, bytes]) -> int:
-        """Write the serialized ``items`` (from :meth:`_dumps`) atomically; return the version
-        they were written with."""
-        return self._write_sealed(
-            session, {key: self._sealer.seal(session, key, data) for key, data in items.items()}
-        )
-
-    def _write_sealed(self, session: str, sealed: Mapping[str, bytes]) -> int:
-        now = self._clock()
-        deadline = self._deadline(session, now)
-        version = _new_version()
-        self._backend.set_many(
-            session,
-            sealed,
-            deadline,
-            now,
-            version=version,
-            max_bytes=self.max_session_bytes,
-            max_sessions=self.max_sessions,
-        )
-        self._after_write(session, now)
-        return version
-
-    def _after_write(self, session: str, now: float) -> None:
-        if self.ttl:
-            self._note_renewal(session, now)
-            if now >= self._next_purge:
-                self.purge_expired()
-
-    def _get(self, session: str, key: str, default: T) -> Any | T:
-        now = self._clock()
-        data = self._backend.get(session, key, now)
-        if data is None:
-            return default
-        if self.ttl:  # skip a call on the hot path when sessions never expire
-            self._renew(session, now)
-        return self._loads(session, key, data)
-
-    def _get_versioned(self, session: str, key: str) -> tuple[Any, int] | None:
-        """Return the value of ``key`` and the version it was written with, or ``None``."""
-        now = self._clock()
-        found = self._backend.get_versioned(session, key, now)
-        if found is None:
-            return None
-        self._renew(session, now)
-        return self._loads(session, key, found[0]), found[1]
-
-    def _deadline(self, session: str, now: float) -> float | None:
-        # The app's session is shared by every visitor: it never expires.
-        return now + self.ttl if self.ttl and session != APP_SESSION else None
-
-    def _renew(self, session: str, now: float) -> None:
-        if (
-            self.ttl
-            and session != APP_SESSION
-            and now - self._renewed.get(session, float("-inf")) >= self._renew_every
-        ):
-            self._backend.touch(session, now + self.ttl, now)
-            self._note_renewal(session, now)
-
-    def _note_renewal(self, session: str, now: float) -> None:
-        if len(self._renewed) >= _RENEWALS_REMEMBERED:
-            self._renewed.clear()
-        self._renewed[session] = now
