@@ -27,9 +27,9 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS dash_database_values (
         session INTEGER NOT NULL,
         key TEXT NOT NULL,
-        value BLOB NOT NULL,
         version INTEGER NOT NULL,
         length INTEGER NOT NULL,
+        value BLOB NOT NULL,
         PRIMARY KEY (session, key)) WITHOUT ROWID""",
 )
 
@@ -51,7 +51,7 @@ WRITER_SETUP = (
         AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
     """CREATE TEMP TRIGGER dash_database_put INSTEAD OF INSERT ON dash_database_put BEGIN
         INSERT INTO dash_database_items SELECT NEW.key, NEW.value, NEW.length
-            WHERE NEW.key IS NOT NULL;
+            WHERE NEW.key IS NOT NULL AND NOT NEW.last;
         REPLACE INTO dash_database_state
         SELECT 1, *, matched AND NOT full AND (NEW.max_bytes IS NULL OR after <= NEW.max_bytes)
         FROM (
@@ -74,7 +74,8 @@ WRITER_SETUP = (
                     FROM dash_database_values WHERE session = s.id AND typeof(value) = 'text'),
                     group_concat(iif(typeof(v.value) = 'text', v.value, NULL), ' '))
             FROM (SELECT 1) LEFT JOIN dash_database_sessions AS s ON s.name = NEW.session
-                LEFT JOIN dash_database_items AS i
+                LEFT JOIN (SELECT key, length FROM dash_database_items
+                    UNION ALL SELECT NEW.key, NEW.length WHERE NEW.key IS NOT NULL) AS i
                 LEFT JOIN dash_database_values AS v ON v.session = s.id
                     AND coalesce(s.deadline > NEW.now, 1) AND v.key = i.key
         ) WHERE NEW.last;
@@ -90,7 +91,8 @@ WRITER_SETUP = (
                 keys = excluded.keys, bytes = excluded.bytes, written = excluded.written;
         INSERT INTO dash_database_values (session, key, value, version, length)
             SELECT (SELECT id FROM dash_database_sessions WHERE name = NEW.session),
-                key, value, NEW.version, length FROM dash_database_items
+                key, value, NEW.version, length FROM (SELECT * FROM dash_database_items
+                    UNION ALL SELECT NEW.key, NEW.value, NEW.length WHERE NEW.key IS NOT NULL)
             WHERE NEW.last AND (SELECT ok FROM dash_database_state)
             ON CONFLICT (session, key) DO UPDATE SET
                 value = excluded.value, version = excluded.version, length = excluded.length;
