@@ -1,19 +1,14 @@
 """The embedded default: one SQLite file, written through sqlitedict.
 
-Layout: ``__init__`` (the protocol's methods), ``_sql.py`` (the schema and every statement, as
-text), ``_writer.py`` (sqlitedict's writer thread with bounded waits), ``_files.py`` (values of
-``file_threshold`` bytes or more, kept as files in ``<database>-blobs``). A session's row holds
-its deadline, key count, size and last write, so sizes, quotas, stats and enumeration never
-read values; a value's row holds the session's integer id (a long id is stored once).
-
-Writes: one statement each, on sqlitedict's writer thread (one per process, autocommit), so a
-write commits or fails as a whole, costs O(keys written) and one hand-off. Every wait is
-bounded; a full disk or a dead thread gives :class:`~dash_database.BackendError` at once and
-the next call works. Reads: each thread has its own plain ``sqlite3`` connection; in WAL mode
-readers never wait for the writer and see every committed write. ``synchronous=NORMAL``: a
-committed write survives the process being killed and the file stays consistent on power
-loss. Files are 0600. Connections and the writer belong to the process that made them
-(``_process.PerProcess``); a pickled backend reopens the same file.
+Layout: here the protocol's methods; ``_sql.py`` the schema and every statement, as text;
+``_writer.py`` sqlitedict's writer thread with bounded waits; ``_files.py`` the values of
+``file_threshold`` bytes or more, kept as files in ``<database>-blobs``. A write is one
+statement on the writer thread (one per process, autocommit): it commits or fails as a whole,
+costs O(keys written) and one hand-off. Each thread reads through its own ``sqlite3``
+connection; in WAL mode readers never wait for the writer and see every committed write.
+``synchronous=NORMAL``: a committed write survives the process being killed, and the file
+stays consistent on power loss. Connections and the writer belong to the process that made
+them (``_process.PerProcess``); a pickled backend reopens the same file.
 """
 
 from __future__ import annotations
@@ -25,7 +20,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from contextlib import closing, suppress
+from itertools import accumulate
 from typing import Any
 
 from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError, SessionLimitError
@@ -72,19 +68,18 @@ class SqliteBackend:
         timeout: float = 5.0,
         file_threshold: int | None = FILE_THRESHOLD,
     ) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        if type(timeout) not in (int, float) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}.")
         if type(file_threshold) not in (int, type(None)):
             raise InvalidArgumentError(
-                f"file_threshold must be an int or None, got {file_threshold!r}."
+                f"file_threshold must be an int or None, not {file_threshold!r}."
             )
         self.path = os.path.abspath(os.fspath(path))
         self.remove_on_close, self.timeout = remove_on_close, float(timeout)
         self.file_threshold = file_threshold
         # A temporary file belongs to one process: its secret stays in memory, like memory's.
         self.secret_file = None if remove_on_close else self.path + ".secret"
-        self._files = ValueFiles(self.path + "-blobs")
-        self._closed = False
+        self._files, self._closed = ValueFiles(self.path + "-blobs"), False
         self._writer = PerProcess(lambda: Writer(self.path, self.timeout, _sql.WRITER_SETUP))
         self._readers = PerProcess(threading.local)
         # Made here: a forked child or a pickled copy never removes a temporary file.
@@ -101,7 +96,7 @@ class SqliteBackend:
                 f"The directory {directory!r} of the database file {self.path!r} does not "
                 "exist; create it first or choose another path."
             )
-        if sqlite3.sqlite_version_info < (3, 38):
+        if sqlite3.sqlite_version_info < (3, 38):  # for ->> and json_each
             raise BackendError(
                 f"dash_database needs SQLite 3.38 or newer, not {sqlite3.sqlite_version}: "
                 "upgrade Python or its SQLite library."
@@ -111,13 +106,10 @@ class SqliteBackend:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 os.fchmod(fd, 0o600)  # the umask may have taken bits away
                 os.close(fd)
-            conn = self._connect()
-            try:
+            with closing(self._connect()) as conn:
                 _enable_wal(conn, self.timeout)
                 for ddl in _sql.SCHEMA:
                     conn.execute(ddl)
-            finally:
-                conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
 
@@ -136,28 +128,21 @@ class SqliteBackend:
         hint = "It is not a SQLite database (or it is damaged): move it away or use another path."
         return backend_error(f"the SQLite database {self.path!r}", action, exc, damaged * hint)
 
-    def _read(self, sql: str, args: Any) -> list[Any]:
+    def _read(self, sql: str, args: Any, write: bool = False) -> list[Any]:
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
-        local = self._readers.get()
         try:
-            cursor = getattr(local, "cursor", None)
-            if cursor is None:
-                conn = self._connect()
-                conn.execute("PRAGMA query_only = ON")
-                cursor = local.cursor = conn.cursor()
-            rows: list[Any] = cursor.execute(sql, args).fetchall()
-            return rows
+            if write:
+                return self._writer.get().run(sql, args)
+            local = self._readers.get()
+            if not hasattr(local, "cursor"):
+                local.cursor = self._connect().execute("PRAGMA query_only = ON")
+            return local.cursor.execute(sql, args).fetchall()  # type: ignore[no-any-return]
         except sqlite3.Error as exc:
-            raise self._error("read from", exc) from exc
+            raise self._error("write to" if write else "read from", exc) from exc
 
     def _write(self, sql: str, args: Any) -> list[Any]:
-        if self._closed:
-            raise BackendError(f"The SQLite database {self.path!r} is closed.")
-        try:
-            return self._writer.get().run(sql, args)
-        except sqlite3.Error as exc:
-            raise self._error("write to", exc) from exc
+        return self._read(sql, args, write=True)
 
     def _apply(self, rows: list[Any]) -> int:
         """Remove the value files a committed write dropped; return its count."""
@@ -174,6 +159,13 @@ class SqliteBackend:
         rows = self._read(_sql.GET, (key, session, now))
         return self._value(session, key, now, *rows[0]) if rows else None
 
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        encoded = [key.encode() for key in keys]
+        spans = zip(accumulate(map(len, encoded), initial=1), map(len, encoded))
+        rows = self._read(_sql.GET_MANY, (session, now, b"".join(encoded), json.dumps([*spans])))
+        found = {key: self._value(session, key, now, *row) for key, *row in rows}
+        return [None if row is None else row[0] for row in map(found.get, keys)]
+
     def _value(
         self, session: str, key: str, now: float, value: Any, version: int, length: int
     ) -> tuple[bytes, int] | None:
@@ -188,17 +180,12 @@ class SqliteBackend:
         # A writer may have replaced the row, then removed the file: read the row again.
         rows = self._read(_sql.GET, (key, session, now))
         if rows and rows[0][0] == value:
+            where = os.path.join(self._files.directory, value)
             raise BackendError(
-                f"The value file {os.path.join(self._files.directory, value)!r} of key {key!r} "
-                "is missing: it was removed outside dash_database. Delete the key or store it "
-                "again."
+                f"The value file {where!r} of key {key!r} is missing: it was removed outside "
+                "dash_database. Delete the key or store it again."
             )
         return self._value(session, key, now, *rows[0]) if rows else None
-
-    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        rows = self._read(_sql.GET_MANY, (session, now, json.dumps(list(keys))))
-        found = {key: self._value(session, key, now, *row) for key, *row in rows}
-        return [None if row is None else row[0] for row in map(found.get, keys)]
 
     def set_many(
         self,
@@ -248,13 +235,15 @@ class SqliteBackend:
                 names = dict(zip(big, self._files.write([(items[k], version) for k in big])))
             except OSError as exc:
                 raise self._error("write a value file of", exc) from exc
-        # The values in the row go as one blob, each sliced out by its offset and length.
-        rows: list[tuple[str, int, int, str | None]] = []
-        offset = 1
+        # Keys and the values kept in rows go as one blob, sliced by offset and length.
+        rows: list[tuple[int, int, int, str | None]] = []
+        parts, offset = [], 1
         for key, value in items.items():
-            rows.append((key, offset, len(value), names.get(key)))
-            offset += 0 if key in names else len(value)
-        blob = b"".join(v for k, v in items.items() if k not in names)
+            parts.append(encoded := key.encode())
+            rows.append((offset, len(encoded), len(value), names.get(key)))
+            parts += [] if key in names else [value]
+            offset += len(encoded) + (0 if key in names else len(value))
+        blob = b"".join(parts)
         args = (json.dumps(rows), blob, session, len(items), deadline, now, version, *limits)
         written = False
         try:
@@ -324,30 +313,26 @@ class SqliteBackend:
         purged, batch = 0, [None] * _PURGE_BATCH
         while len(batch) == _PURGE_BATCH:
             batch = self._write(_sql.PURGE, {"now": now, "limit": _PURGE_BATCH})
-            removed = self._apply(batch)
-            purged += removed
+            purged += (removed := self._apply(batch))
             if progress is not None and removed:
                 progress(removed)
-        old = self._files.old_names(_ORPHAN_AGE)
-        if old:
+        if old := self._files.old_names(_ORPHAN_AGE):
             named = {row[0] for row in self._read(_sql.FILE_VALUES, {})}
-            self._files.remove(name for name in old if name not in named)
+            self._files.remove(set(old) - named)
         return purged
 
     def close(self) -> None:
         self._closed = True
-        writer = self._writer.take()
-        if writer is not None:
+        if (writer := self._writer.take()) is not None:
             writer.close()
         # This thread's reader closes now; other threads' close as CPython frees them.
-        cursor = getattr(self._readers.take(), "cursor", None)
-        if cursor is not None:
+        if (cursor := getattr(self._readers.take(), "cursor", None)) is not None:
             cursor.connection.close()
         if self.remove_on_close and self._owner.take() is not None:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
-            self._files.remove_all()
+            self._files.remove(None)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Another handle on the same file; only the original removes a temporary one.

@@ -1,15 +1,13 @@
 """Large values kept as files in a folder beside the database (the backend's size-based path).
 
-SQLite copies a bound value on its way into a page; a file costs one write and one read and no
-copy, so storing a value of hundreds of MB peaks near its own size. The row holds the file's
-name (TEXT, never taken for a value, which is a BLOB). Because a file outside the database can
-be swapped or edited: a name is 32 hex digits, checked before any open or unlink; every call
-goes through the folder's descriptor with ``O_NOFOLLOW`` (a name edited to ``../x`` or a
-planted link never reaches outside the folder); a file starts with a header naming itself and
-the version of the write that made it (a file copied over another, or a row edited to name
-another key's file, is refused); a file is synced before the row that names it commits, and is
-0600 in a 0700 folder whatever the umask. Names are random and never reused, so a reader that
-finds a file missing checks whether a writer replaced the row meanwhile.
+SQLite copies a bound value on its way into a page; a file costs one write, one read and no
+copy. The row holds the file's name (TEXT; a value is a BLOB). A file outside the database can
+be swapped or edited, so: names are 32 hex digits, checked before any open or unlink; every
+call goes through the folder's descriptor with ``O_NOFOLLOW`` (``../x`` or a planted link never
+reaches outside); a file starts with a header naming itself and its write's version (a file
+copied over another, or a row edited to name another key's file, is refused); it is synced
+before the row naming it commits, and is 0600 in a 0700 folder whatever the umask. Names are
+never reused, so a reader that finds a file missing checks whether the row changed meanwhile.
 """
 
 from __future__ import annotations
@@ -61,10 +59,10 @@ class ValueFiles:
                     file.flush()
                     _sync(file.fileno())
         except BaseException:
-            self._unlink(folder, names)
-            raise
-        finally:
             os.close(folder)
+            self.remove(names)
+            raise
+        os.close(folder)
         return names
 
     def read(self, name: str, version: int, length: int) -> bytes | None:
@@ -99,51 +97,38 @@ class ValueFiles:
             raise _foreign(path, f"it holds {len(data)} bytes instead of {length}")
         return data
 
-    def remove(self, names: Iterable[str]) -> None:
-        """Remove the files ``names``; names that are not value file names are left alone."""
-        names = [name for name in names if _NAME.match(name)]
-        if names:
-            with suppress(FileNotFoundError):
-                folder = self._folder()
-                self._unlink(folder, names)
-                os.close(folder)
-
-    def old_names(self, older_than: float) -> list[str]:
-        """Return the names of files older than ``older_than`` seconds: a file no row names
-        was left by a process that died between writing it and committing (or between
-        committing and removing a replaced file); a younger one may be committing now."""
+    def remove(self, names: Iterable[str] | None) -> None:
+        """Remove the files ``names`` (``None``: all, and the folder); names that are not value
+        file names are left alone."""
         with suppress(FileNotFoundError):
             folder = self._folder()
             try:
-                cutoff, names = time.time() - older_than, filter(_NAME.match, os.listdir(folder))
-                return [n for n in names if _mtime(folder, n) < cutoff]
+                for name in filter(_NAME.match, os.listdir(folder) if names is None else names):
+                    with suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=folder)
             finally:
                 os.close(folder)
-        return []
+            if names is None:
+                with suppress(OSError):  # something else was put there: leave it
+                    os.rmdir(self.directory)
 
-    def remove_all(self) -> None:
-        """Remove every value file and the folder (for a temporary database)."""
+    def old_names(self, older_than: float) -> list[str]:
+        """Return the names of files older than ``older_than`` seconds (a file no row names
+        was left by a process that died before committing or before removing a replaced
+        file; a younger one may be committing now)."""
         with suppress(FileNotFoundError):
-            folder = self._folder()
-            self._unlink(folder, filter(_NAME.match, os.listdir(folder)))
-            os.close(folder)
-        with suppress(OSError):  # something else was put there: leave it
-            os.rmdir(self.directory)
-
-    @staticmethod
-    def _unlink(folder: int, names: Iterable[str]) -> None:
-        for name in names:
-            with suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=folder)
+            cutoff, names = time.time() - older_than, os.listdir(self.directory)
+            return [n for n in filter(_NAME.match, names) if _mtime(self.directory, n) < cutoff]
+        return []
 
 
 def _header(name: str, version: int, length: int) -> bytes:
     return _HEADER.pack(b"dashdb1\n", bytes.fromhex(name), version, length)
 
 
-def _mtime(folder: int, name: str) -> float:
+def _mtime(directory: str, name: str) -> float:
     try:
-        return os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime
+        return os.stat(os.path.join(directory, name), follow_symlinks=False).st_mtime
     except FileNotFoundError:
         return float("inf")  # removed meanwhile: nothing to sweep
 

@@ -29,13 +29,18 @@ _LIVE = "(s.deadline IS NULL OR s.deadline > :now)"
 _FILES = """(SELECT group_concat(value, ' ') FROM main.dash_database_values
     WHERE session = {} AND typeof(value) = 'text')"""
 _EXPIRED = "coalesce(s.deadline <= NEW.now, 0)"
+# Key {0} of blob {1}, where {0} is a JSON array [offset (from 1), length, ...]. Keys travel in
+# a blob, not as JSON strings, since SQLite's JSON functions cut a string at a NUL.
+_KEY = "iif({0} ->> 1 = 0, '', CAST(substr({1}, {0} ->> 0, {0} ->> 1) AS TEXT))"
+_NEW_KEY = _KEY.format("i.value", "NEW.blob")
 
 WRITER_SETUP = (
     "PRAGMA temp_store = MEMORY",
     # The figures of the running write, for the rest of its trigger and its RETURNING.
     "CREATE TEMP TABLE dash_database_state (one INTEGER PRIMARY KEY, sid, expired, keys, bytes,"
     " after, matched, full, files, ok)",
-    # items: a JSON array of [key, offset in blob (from 1), length, value file or null].
+    # items: a JSON array of [offset in blob (from 1), key length, value length, file or null]
+    # with each key's UTF-8 bytes in blob at its offset, followed by its value unless in a file.
     """CREATE TEMP VIEW dash_database_put (items, blob, session, count, deadline, now, version,
         max_bytes, max_sessions, check_version, expected)
         AS SELECT 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 WHERE 0""",
@@ -46,7 +51,7 @@ WRITER_SETUP = (
             iif({_EXPIRED}, 0, coalesce(s.keys, 0)) + count(i.key) - count(v.length),
             iif({_EXPIRED}, 0, coalesce(s.bytes, 0)) AS bytes,
             iif({_EXPIRED}, 0, coalesce(s.bytes, 0)) + coalesce(sum(i.value ->> 2
-                + iif(v.length IS NULL, length(CAST(i.value ->> 0 AS BLOB)), -v.length)), 0)
+                + iif(v.length IS NULL, i.value ->> 1, -v.length)), 0)
                 AS after,
             count(i.key) = NEW.count
                 AND (NOT NEW.check_version OR max(v.version) IS NEW.expected) AS matched,
@@ -61,7 +66,7 @@ WRITER_SETUP = (
             FROM (SELECT 1) LEFT JOIN dash_database_sessions AS s ON s.name = NEW.session
             LEFT JOIN json_each(NEW.items) AS i
             LEFT JOIN dash_database_values AS v ON v.session = s.id
-                AND coalesce(s.deadline > NEW.now, 1) AND v.key = i.value ->> 0);
+                AND coalesce(s.deadline > NEW.now, 1) AND v.key = {_NEW_KEY});
         DELETE FROM dash_database_values
             WHERE session = (SELECT sid FROM dash_database_state WHERE ok AND expired);
         INSERT INTO dash_database_sessions (name, deadline, keys, bytes, written)
@@ -73,8 +78,8 @@ WRITER_SETUP = (
         -- substr() gives NULL, not an empty BLOB, for an empty value: hence the iif.
         INSERT INTO dash_database_values (session, key, version, length, value)
             SELECT (SELECT id FROM dash_database_sessions WHERE name = NEW.session),
-                i.value ->> 0, NEW.version, i.value ->> 2, coalesce(i.value ->> 3,
-                iif(i.value ->> 2 = 0, x'', substr(NEW.blob, i.value ->> 1, i.value ->> 2)))
+                {_NEW_KEY}, NEW.version, i.value ->> 2, coalesce(i.value ->> 3, iif(i.value ->> 2
+                = 0, x'', substr(NEW.blob, (i.value ->> 0) + (i.value ->> 1), i.value ->> 2)))
             FROM json_each(NEW.items) AS i WHERE (SELECT ok FROM dash_database_state)
             ON CONFLICT (session, key) DO UPDATE SET
             value = excluded.value, version = excluded.version, length = excluded.length;
@@ -151,10 +156,10 @@ JOIN main.dash_database_values AS v ON v.session = s.id"""
 GET = f"""SELECT v.value, v.version, v.length {_JOIN} AND v.key = ?
 WHERE s.name = ? AND (s.deadline IS NULL OR s.deadline > ?)"""
 
-#: Parameters: the session, ``now``, the keys as a JSON array.
+#: Parameters: the session, ``now``, the keys' bytes, their [offset, length] as JSON.
 GET_MANY = f"""SELECT v.key, v.value, v.version, v.length {_JOIN}
 WHERE s.name = ? AND (s.deadline IS NULL OR s.deadline > ?)
-    AND v.key IN (SELECT value FROM json_each(?))"""
+    AND v.key IN (SELECT {_KEY.format("value", "?")} FROM json_each(?))"""
 
 KEYS = f"SELECT v.key {_JOIN} WHERE s.name = :session AND {_LIVE}"
 
