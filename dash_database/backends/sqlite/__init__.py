@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing, suppress
+from functools import partial
 from itertools import accumulate
 from typing import Any
 
@@ -336,14 +337,11 @@ class SqliteBackend:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Another handle on the same file; only the original removes a temporary one.
-        return (_reopen, (self.path, self.timeout, self.file_threshold))
+        options = partial(SqliteBackend, timeout=self.timeout, file_threshold=self.file_threshold)
+        return (options, (self.path,))
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r})"
-
-
-def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
-    return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:

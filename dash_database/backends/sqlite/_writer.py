@@ -1,11 +1,10 @@
 """This process's writer: sqlitedict's writer thread, one request in flight, bounded waits.
 
-sqlitedict keeps one error slot per connection and raises it in whichever thread calls next, so
-a lock keeps one request in flight. The request's response object is called on the writer
-thread right after its statement ran: it takes the error (if any) and, after a success,
-releases the lock there, so the next request is queued while this caller wakes up. The caller
-waits with a bound and notices at once that the thread stopped. A writer whose thread stopped or
-hung, or whose statement failed, is closed; the next request opens a new one.
+sqlitedict keeps one error slot per connection, raised in whichever thread calls next: a lock
+keeps one request in flight. The request's response, called on the writer thread right after
+its statement, takes the error if any or else releases the lock there, so the next request is
+queued while this caller wakes up. The caller's wait is bounded and notices at once that the
+thread stopped. A writer that stopped, hung or failed is closed; the next request opens one.
 """
 
 from __future__ import annotations
