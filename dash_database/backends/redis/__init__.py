@@ -1,21 +1,13 @@
 """Sessions in Redis (or Valkey): one hash per session, indexed, written by Lua scripts.
 
-Every key starts with ``<prefix>:{<prefix>}:`` (``B``), a Redis Cluster hash tag: one slot, so
-one script can update any of them. ``B s:<digest>`` (hex BLAKE2b-128 of the id) is one hash per
-session: ``v:<key>`` holds a value, ``n:<key>`` its ``<length>:<version>``; ``id`` (compared on
-every call, so two ids never share data), ``keys``, ``bytes``, ``written`` and ``deadline``
-(absent: never expires) describe it. ``B index`` holds the digests of the sessions with keys (a
-sorted set, score 0), ``B expiry`` those with a deadline, scored by it; no key has a native
-expiry, which would bypass the index. Expired sessions stay, invisible, until written or purged.
-
-A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``), which Redis
-runs without interleaving. Lua copies each argument, so a write of ``large_write_bytes`` or
-more sends its values beside the script, in ``MULTI``/``EXEC`` (``_write_large``).
-
-Connections are redis-py's pool, per process (``_process.py``). A client built from a URL
-waits at most 3 s to connect and 5 s for a reply, and resends a command once, at once, when its
-connection was lost, never after a timeout. Run again that way, ``compare_and_set`` recognises
-its own version, ``delete``/``clear`` may report 0, and ``rename`` finds its session gone.
+Every key starts with ``<prefix>:{<prefix>}:`` (``B``), a Redis Cluster hash tag (one slot).
+``B s:<digest of the id>`` is one hash per session: ``v:<key>`` holds a value, ``n:<key>`` its
+``<length>:<version>``; ``id``, ``keys``, ``bytes``, ``written`` and ``deadline`` describe it.
+``B index`` holds the digests of the sessions with keys, ``B expiry`` those with a deadline,
+scored by it. A read is one ``HMGET``; every other operation is one Lua script
+(``_scripts.py``), which Redis runs without interleaving. Lua copies each argument, so a write
+of ``large_write_bytes`` or more sends its values beside the script, in ``MULTI``/``EXEC``.
+Connections are redis-py's pool, per process (``_process.py``). docs/internals.md has more.
 """
 
 from __future__ import annotations

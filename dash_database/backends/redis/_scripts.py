@@ -1,11 +1,9 @@
 """The Lua scripts of the Redis backend, one per operation (each upper-case name), as text.
 
 A script on one session gets its hash, the index and the expiry set as ``KEYS`` 1-3, the id and
-``now`` as ``ARGV`` 1-2. Exact numbers (``now``, deadlines, versions) are stored as the text
-Python sent: Lua prints numbers with 14 digits. Each script checks everything before its first
-write, so an error (a wrong type, a digest clash, no memory, which Redis reports only at a
-script's first write) leaves the store as it was. Lua costs Redis far more than a plain
-command, each string it builds more still: Python sends field names and entries ready-made.
+``now`` as ``ARGV`` 1-2. Numbers are stored as the text Python sent (Lua prints 14 digits).
+Each script checks everything before its first write, so an error leaves the store as it was.
+Lua costs Redis far more than a plain command: Python sends field names and entries ready-made.
 """
 
 from __future__ import annotations
@@ -193,13 +191,13 @@ end
 return #digests
 """
 
-#: Each script by name: the SHA that EVALSHA sends instead of the text, and the text (those on
-#: one session after the prelude).
+#: Each script by name: the SHA that EVALSHA sends instead of the text, and the text (after the
+#: prelude, which the two scripts on the whole store ignore).
 SCRIPTS = {
-    name: (hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(), text)
-    for name, text in (
-        (name, text if name in ("SESSIONS", "PURGE") else _SESSION + text)
-        for name, text in dict(globals()).items()
-        if name.isupper()
+    name: (
+        hashlib.sha1((_SESSION + text).encode(), usedforsecurity=False).hexdigest(),
+        _SESSION + text,
     )
+    for name, text in dict(globals()).items()
+    if name.isupper()
 }
