@@ -399,14 +399,14 @@ def test_a_write_to_an_expired_session_discards_it(
 def test_many_items_in_one_write(
     redis_url: str, prefix: str, large_write_bytes: int | None
 ) -> None:
-    # More fields than one Lua unpack() takes.
+    # More fields than one Lua unpack() takes, in the read and in the write.
     backend = RedisBackend(redis_url, prefix=prefix, large_write_bytes=large_write_bytes)
-    items = {f"k{i}": str(i).encode() for i in range(2_500)}
+    items = {f"k{i}": str(i).encode() for i in range(8_000)}
     backend.set_many("user", items, 10.0, 0.0, version=1)
     backend.set_many("user", items, 10.0, 0.0, version=2)
 
     assert sorted(items) == sorted(backend.keys("user", 0.0))
-    assert (b"2499", 2) == backend.get_versioned("user", "k2499", 0.0)
+    assert (b"7999", 2) == backend.get_versioned("user", "k7999", 0.0)
     assert sum(len(k) + len(v) for k, v in items.items()) == backend.session_bytes("user", 0.0)
     backend.close()
 

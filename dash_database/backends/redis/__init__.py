@@ -1,65 +1,41 @@
 """Sessions in Redis (or Valkey): one hash per session, indexed, written by Lua scripts.
 
-Layout. Every key starts with ``<prefix>:{<prefix>}:`` (``B``); the braces are a Redis Cluster
-hash tag, so all keys of one prefix share a slot and one script can update any of them:
-
-- ``B s:<digest>``, one hash per session: ``v:<key>`` holds a value, ``n:<key>`` its length and
-  version (``<length>:<version>``); ``id``, ``keys``, ``bytes``, ``written`` and ``deadline``
-  (absent: never expires) describe the session. ``<digest>`` is the hex BLAKE2b-128 of the id,
-  so any id makes a short key; the full id in ``id`` is compared on every call, so two ids never
-  share data. Field names are ``v:``/``n:`` and the key's UTF-8 bytes, or a name without ``:``.
-- ``B index``, the digests of the sessions that hold keys in a sorted set (score 0: paged by
-  their bytes; its size counts them); ``B expiry``, the digests of the sessions with a
-  deadline, scored by it. A session's keys are paged with ``HSCAN`` over its ``n:`` fields
-  (a key may come twice only if the session changed meanwhile).
-
-Design. A read is one ``HMGET``; every other operation is one Lua script (``_scripts.py``),
-which Redis runs without interleaving, so checks and writes need no lock. A write of large
-values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines are
-compared with the caller's ``now``; no key has a native expiry, which would bypass the index.
-Expired sessions stay, invisible, until written again or purged, a batch per script. ``stats``
-pages through the index (O(sessions), as the SQL backends scan their table). ``max_sessions``
-costs nothing to a session with keys; a write that starts one reads the size of the index
-and, only when that reaches the limit, looks at the expired sessions not yet purged. On a
-cluster, one prefix lives on one primary: apps that need more room use several prefixes.
-
-Connections are redis-py's pool, per process (``_process.py``). A client built from a URL
-waits at most 3 s to connect and 5 s for a reply, and resends a command once, at once, when its
-connection was lost (a server restart), never after a timeout. Run again that way,
-``compare_and_set`` recognises its own version, ``delete``/``clear`` may report 0, and a
-``rename`` finds its session gone and leaves the target as the first run made it.
+Every key starts with ``<prefix>:{<prefix>}:`` (``B``), a Redis Cluster hash tag (one slot).
+``B s:<digest of the id>`` is one hash per session: ``v:<key>`` holds a value, ``n:<key>`` its
+``<length>:<version>``; ``id``, ``keys``, ``bytes``, ``written`` and ``deadline`` describe it.
+``B index`` holds the digests of the sessions with keys, ``B expiry`` those with a deadline,
+scored by it. A read is one ``HMGET``; every other operation is one Lua script
+(``_scripts.py``), which Redis runs without interleaving. Lua copies each argument, so a write
+of ``large_write_bytes`` or more sends its values beside the script, in ``MULTI``/``EXEC``.
+Connections are redis-py's pool, per process (``_process.py``). docs/internals.md has more.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import (
-    BackendError,
-    DashDatabaseError,
-    InvalidArgumentError,
-    QuotaExceededError,
-    SessionLimitError,
-)
+from ...exceptions import BackendError, DashDatabaseError, InvalidArgumentError
+from ...exceptions import QuotaExceededError as Quota
+from ...exceptions import SessionLimitError as Limit
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._errors import backend_error, store_errors
 from .._process import PerProcess
 from . import _scripts
-from ._multi import write_large
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
 #: The key prefix used when none is given.
 DEFAULT_PREFIX = "dash_database"
-
-# Sessions removed by one purge script, read by one stats script: a live request queued behind
-# one waits only briefly.
-_BATCH = 500
+# Sessions a purge or stats script handles at once (a request queued behind it waits little),
+# and the attempts of a large write that keeps meeting concurrent writes.
+_BATCH, _ATTEMPTS = 500, 40
 
 
 def _import_redis() -> Any:
@@ -89,10 +65,8 @@ class RedisBackend:
             which stays yours: :meth:`close` leaves it open, and the backend cannot be pickled.
         prefix: the start of every key; apps sharing one database use different ones. No
             ``{`` or ``}`` (the hash tag). A URL may give it as ``?prefix=...``.
-        large_write_bytes: a write whose values add up to this many bytes or more sends them
-            beside its script in MULTI/EXEC (``_multi.py``); ``None``: never.
-        **options: for ``redis.Redis.from_url`` with a URL (``socket_timeout``,
-            ``ssl_ca_certs``, ...), over the defaults of a 3 s connect and 5 s read timeout.
+        large_write_bytes: writes of this many bytes of values or more use MULTI/EXEC.
+        **options: for ``redis.Redis.from_url`` with a URL (``socket_timeout``, ...).
 
     Raises:
         ImportError: the ``redis`` package is not installed.
@@ -109,23 +83,22 @@ class RedisBackend:
     ) -> None:
         redis, defaults = _import_redis()
         self._url: str | None = None
-        self._options = dict(options)
+        self._options, client = dict(options), url_or_client
         if isinstance(url_or_client, str):
-            self._url, url_prefix = _split_prefix(url_or_client)
-            prefix = url_prefix if prefix is None else prefix
-            url, settings = self._url, {**defaults, **options}
+            url, url_prefix = _split_prefix(url_or_client)
+            self._url = url
+            prefix, settings = url_prefix if prefix is None else prefix, {**defaults, **options}
             self._clients: PerProcess[Any] = PerProcess(
                 lambda: redis.Redis.from_url(url, **settings)
             )
             try:
-                client = self._clients.get()  # connects on first use, not here
+                client = self._clients.get()  # makes the client and its pool; connects later
             except ValueError as exc:
                 raise InvalidArgumentError(
                     f"Cannot use the Redis URL {redact_url(url)!r}: {exc}. Write it as "
                     "redis://[[user]:password@]host:port/db."
                 ) from exc
-        elif isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
-            client = url_or_client
+        elif isinstance(client, (redis.Redis, redis.cluster.RedisCluster)):
             if options or client.get_connection_kwargs().get("decode_responses"):
                 raise InvalidArgumentError(
                     "Pass a Redis client made without decode_responses (values are bytes), and "
@@ -136,8 +109,7 @@ class RedisBackend:
         else:
             raise InvalidArgumentError(
                 "url_or_client must be a redis:// or rediss:// URL, a redis.Redis or a "
-                f"redis.cluster.RedisCluster, got {type(url_or_client).__name__} "
-                f"{url_or_client!r}."
+                f"redis.cluster.RedisCluster, got {type(client).__name__} {client!r}."
             )
         self.prefix = DEFAULT_PREFIX if prefix is None else prefix
         if not isinstance(self.prefix, str) or not self.prefix or {"{", "}"} & set(self.prefix):
@@ -145,26 +117,17 @@ class RedisBackend:
                 "prefix must be a non-empty str without '{' or '}' (they would break the "
                 f"cluster hash tag), got {self.prefix!r}."
             )
-        size = large_write_bytes
+        size = self.large_write_bytes = large_write_bytes
         if size is not None and (type(size) is not int or size < 0):
             raise InvalidArgumentError(
-                "large_write_bytes must be a number of bytes (0 or more) or None, got "
-                f"{large_write_bytes!r}."
+                f"large_write_bytes must be a number of bytes (0 or more) or None, got {size!r}."
             )
-        self.large_write_bytes = large_write_bytes
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         self._base = f"{self.prefix}:{{{self.prefix}}}:".encode()
-        self._index = self._base + b"index"
-        self._where = _describe(client, redis)
-        self._store = f"Redis at {self._where}"
+        self._index, self._expiry = self._base + b"index", self._base + b"expiry"
+        self._where, self._closed = _describe(client, redis), False
         self._errors = (redis.exceptions.RedisError, OSError, MemoryError)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
-        self._closed = False
-        texts = {name: text for name, text in vars(_scripts).items() if name.isupper()}
-        self._scripts = {
-            n: (hashlib.sha1(t.encode(), usedforsecurity=False).hexdigest(), t)
-            for n, t in texts.items()
-        }
 
     @property
     def client(self) -> Any:
@@ -173,15 +136,14 @@ class RedisBackend:
 
     def key(self, session: str) -> bytes:
         """Return the Redis key of the hash that holds ``session``."""
-        return self._hash(session.encode())
+        digest = hashlib.blake2b(session.encode(), digest_size=16).hexdigest()
+        return self._base + b"s:" + digest.encode()
 
     # -- plumbing ------------------------------------------------------------------------
 
     def _client(self) -> Any:
         if self._closed:
-            raise BackendError(
-                f"The Redis backend on {self._where} is closed; open a new one to go on."
-            )
+            raise BackendError(f"The Redis backend on {self._where} is closed; open a new one.")
         return self._clients.get()
 
     def _call(self, action: str, script: str | None, *args: Any) -> Any:
@@ -191,7 +153,7 @@ class RedisBackend:
             client = self._client()
             if script is None:
                 return client.execute_command(*args)
-            sha, text = self._scripts[script]
+            sha, text = _scripts.SCRIPTS[script]
             try:
                 return client.execute_command("EVALSHA", sha, *args)
             except self._no_script:  # a restarted server, or SCRIPT FLUSH
@@ -200,45 +162,73 @@ class RedisBackend:
         except DashDatabaseError:
             raise
         except self._errors as exc:
-            raise backend_error(self._store, action, exc) from exc
+            raise backend_error(f"Redis at {self._where}", action, exc) from exc
 
-    def _on_session(self, name: str, action: str, session: str, now: float, *args: Any) -> Any:
-        raw = session.encode()
-        return self._call(action, name, 1, self._hash(raw), raw, _number(now), *args)
-
-    def _hash(self, raw: bytes) -> bytes:
-        return self._base + b"s:" + hashlib.blake2b(raw, digest_size=16).hexdigest().encode()
+    def _head(self, session: str, now: float) -> tuple[Any, ...]:
+        """Return the first arguments of a script on one session (see ``_scripts``)."""
+        keys = (self.key(session), self._index, self._expiry)
+        return (3, *keys, session.encode(), _number(now))
 
     def _fields(self, session: str, now: float, *fields: bytes) -> list[Any] | None:
         """Return id, deadline and ``fields`` of a live session, or ``None``."""
-        raw = session.encode()
         found: list[Any] = self._call(
-            "read from", None, "HMGET", self._hash(raw), b"id", b"deadline", *fields
+            "read from", None, "HMGET", self.key(session), b"id", b"deadline", *fields
         )
-        if found[0] != raw or (found[1] is not None and float(found[1]) <= now):
+        if found[0] != session.encode() or (found[1] is not None and float(found[1]) <= now):
             return None
         return found
 
-    def _write(self, session: str, now: float, *args: Any) -> int:
-        """Run WRITE with ``args``: deadline, version, max_bytes, max_sessions, expected
-        version, then key/value pairs (see ``_scripts.WRITE``)."""
-        deadline, version, max_bytes, max_sessions, expected, *pairs = args
-        raw = session.encode()
-        limits = [b"" if n is None else b"%d" % n for n in (version, max_bytes, max_sessions)]
+    def _write(self, session: str, items: Mapping[str, bytes], now: float, *options: Any) -> int:
+        """Run WRITE on ``items`` with ``options``: deadline, byte limit, session limit,
+        expected version and version, in the order ``_scripts.WRITE`` takes them."""
+        deadline, max_bytes, max_sessions, expected, version = options
+        limit = self.large_write_bytes
+        large = limit is not None and sum(len(value) for value in items.values()) >= limit
+        fields: list[bytes] = []
+        for key, value in items.items():
+            name, size = key.encode(), len(value)
+            fields += (b"v:" + name, b"%d" % size if large else value, b"n:" + name)
+            fields.append(b"%d:%d" % (size, version))
         when = b"" if deadline is None else _number(deadline)
-        head = [1, self._hash(raw), raw, _number(now), b" ".join([when, *limits, expected])]
-        large = self.large_write_bytes
-        if large is None or sum(len(value) for value in pairs[1::2]) < large:
-            result = self._call("write to", "WRITE", *head, b"", *pairs)
+        limits = (b"" if n is None else b"%d" % n for n in (max_bytes, max_sessions))
+        args = (*self._head(session, now), when, *limits, expected, version)
+        if not large:
+            result = self._call("write to", "WRITE", *args, b"", *fields)
         else:
-            watch = [head[1]] if max_sessions is None else [head[1], self._index]
-            with store_errors(self._store, "write to", self._errors[:1]):
-                result = write_large(self._client(), self._scripts["WRITE"], watch, head, pairs)
+            with store_errors(f"Redis at {self._where}", "write to", self._errors[:1]):
+                result = self._write_large(args, fields, items, max_sessions is not None)
         if isinstance(result, list):  # the sizes of a write the byte limit refused
-            raise QuotaExceededError.for_write(result[0], result[1], max_bytes)
+            raise Quota.for_write(result[0], result[1], max_bytes)
         if result == -1:
-            raise SessionLimitError.for_write(max_sessions)
+            raise Limit.for_write(max_sessions)
         return int(result)
+
+    def _write_large(
+        self, args: tuple[Any, ...], fields: list[bytes], items: Mapping[str, bytes], limit: bool
+    ) -> Any:
+        """WATCH the session's hash (and the index under a session limit), run WRITE's checks,
+        then MULTI, WRITE and HSET of the values, EXEC; again while a watched key changed."""
+        from redis.exceptions import WatchError
+
+        values = [part for key, value in items.items() for part in (b"v:" + key.encode(), value)]
+        text = _scripts.SCRIPTS["WRITE"][1]  # EVAL: a missing script would fail alone in MULTI
+        with self._client().pipeline(transaction=True) as pipe:
+            for _ in range(_ATTEMPTS):
+                try:
+                    pipe.watch(*args[1:3] if limit else args[1:2])
+                    verdict = pipe.execute_command("EVAL", text, *args, b"check", *fields)
+                    if verdict != 1:
+                        return verdict
+                    pipe.multi()
+                    pipe.execute_command("EVAL", text, *args, b"write", *fields)
+                    pipe.execute_command("HSET", args[1], *values)
+                    return pipe.execute()[0]
+                except WatchError:
+                    time.sleep(random.uniform(0, 0.01))
+        raise BackendError(
+            f"Could not write {len(items)} large value(s): another writer changed the session "
+            f"at each of {_ATTEMPTS} attempts. Nothing was written; try again."
+        )
 
     # -- the backend protocol --------------------------------------------------------------
 
@@ -247,14 +237,11 @@ class RedisBackend:
         return None if found is None else found[2]
 
     def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        if not keys:
-            return []
         found = self._fields(session, now, *(b"v:" + key.encode() for key in keys))
         return [None] * len(keys) if found is None else found[2:]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        name = key.encode()
-        found = self._fields(session, now, b"v:" + name, b"n:" + name)
+        found = self._fields(session, now, b"v:" + key.encode(), b"n:" + key.encode())
         if found is None or found[2] is None:
             return None
         return found[2], int(found[3].split(b":")[1])
@@ -270,8 +257,7 @@ class RedisBackend:
         max_bytes: int | None = None,
         max_sessions: int | None = None,
     ) -> None:
-        pairs = [part for key, value in items.items() for part in (key.encode(), value)]
-        self._write(session, now, deadline, version, max_bytes, max_sessions, b"*", *pairs)
+        self._write(session, items, now, deadline, max_bytes, max_sessions, b"*", version)
 
     def compare_and_set(
         self,
@@ -287,28 +273,27 @@ class RedisBackend:
         max_sessions: int | None = None,
     ) -> bool:
         old = b"" if expected is None else b"%d" % expected
-        args = (deadline, version, max_bytes, max_sessions, old, key.encode(), value)
-        return bool(self._write(session, now, *args))
+        options = (deadline, max_bytes, max_sessions, old, version)
+        return bool(self._write(session, {key: value}, now, *options))
 
     def delete(self, session: str, key: str, now: float) -> bool:
-        return bool(self._on_session("DELETE", "delete from", session, now, key.encode()))
+        fields = (b"v:" + key.encode(), b"n:" + key.encode())
+        return bool(self._call("delete from", "DELETE", *self._head(session, now), *fields))
 
     def keys(self, session: str, now: float) -> list[str]:
-        names = self._on_session("KEYS", "list the keys in", session, now)
-        return [name.decode() for name in names]
+        names = self._call("list the keys in", "KEYS", *self._head(session, now))
+        return [name[2:].decode() for name in names if name[:2] == b"n:"]
 
     def clear(self, session: str, now: float) -> int:
-        return int(self._on_session("CLEAR", "delete from", session, now))
+        return int(self._call("delete from", "CLEAR", *self._head(session, now)))
 
     def touch(self, session: str, deadline: float, now: float) -> None:
-        self._on_session("TOUCH", "renew a session in", session, now, _number(deadline))
+        self._call("renew a session in", "TOUCH", *self._head(session, now), _number(deadline))
 
     def rename(self, session: str, new_session: str, now: float) -> int:
-        raw, new_raw = session.encode(), new_session.encode()
-        keys = (self._hash(raw), self._hash(new_raw))
-        return int(
-            self._call("rename a session in", "RENAME", 2, *keys, raw, _number(now), new_raw)
-        )
+        _, *args = self._head(session, now)
+        args[3:3] = [self.key(new_session)]  # KEYS 4
+        return int(self._call("rename a session in", "RENAME", 4, *args, new_session.encode()))
 
     def session_bytes(self, session: str, now: float) -> int:
         found = self._fields(session, now, b"bytes")
@@ -316,9 +301,8 @@ class RedisBackend:
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
         start = b"-" if cursor is None else b"(" + cursor.encode()
-        reply = self._call(
-            "list the sessions in", "SESSIONS", 1, self._index, _number(now), start, limit
-        )
+        args = (1, self._index, _number(now), start, limit)
+        reply = self._call("list the sessions in", "SESSIONS", *args)
         rows = [reply[i : i + 5] for i in range(1, len(reply), 5)]
         page = [
             SessionInfo(sid.decode(), int(n), int(size), deadline and float(deadline), float(at))
@@ -329,8 +313,8 @@ class RedisBackend:
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
-        start = b"0:0" if cursor is None else cursor.encode()
-        reply = self._on_session("SESSION_KEYS", "list the keys in", session, now, start, limit)
+        args = (*self._head(session, now), b"0:0" if cursor is None else cursor.encode(), limit)
+        reply = self._call("list the keys in", "SESSION_KEYS", *args)
         rows = zip(reply[1::2], (entry.split(b":") for entry in reply[2::2]))
         page = [KeyInfo(name.decode(), int(size), int(version)) for name, (size, version) in rows]
         return page, (reply[0].decode() or None)
@@ -338,27 +322,22 @@ class RedisBackend:
     def stats(self, now: float) -> StoreStats:
         # The pages of ``sessions``, summed (exact when no write runs meanwhile).
         sessions = keys = size = 0
-        cursor = None
-        while True:
-            page, cursor = self.sessions(now, cursor, _BATCH)
+        cursor: str | None = ""
+        while cursor is not None:
+            page, cursor = self.sessions(now, cursor or None, _BATCH)
             sessions, keys = sessions + len(page), keys + sum(s.keys for s in page)
             size += sum(s.bytes for s in page)
-            if cursor is None:
-                break
-        expiry = (self._base + b"expiry", b"-inf", _number(now))
-        expired = int(self._call("read the statistics of", None, "ZCOUNT", *expiry))
-        return StoreStats(sessions, keys, size, expired)
+        args = ("ZCOUNT", self._expiry, b"-inf", _number(now))
+        return StoreStats(sessions, keys, size, self._call("read from", None, *args))
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
-        removed = 0
-        while True:
-            args = (1, self._index, _number(now), _BATCH)
-            batch = int(self._call("purge expired sessions from", "PURGE", *args))
+        removed, batch, args = 0, _BATCH, (2, self._index, self._expiry, _number(now), _BATCH)
+        while batch == _BATCH:
+            batch = self._call("purge expired sessions from", "PURGE", *args)
             removed += batch
             if progress is not None and batch:
                 progress(batch)
-            if batch < _BATCH:
-                return removed
+        return removed
 
     def close(self) -> None:
         self._closed = True

@@ -1,231 +1,153 @@
 """The Lua scripts of the Redis backend, one per operation (each upper-case name), as text.
 
-A script on one session gets its hash ``<base>s:<digest>`` as ``KEYS[1]`` and builds the names
-of the others (same hash tag, so same slot) from it; its first arguments are the session id and
-``now``. A script on the whole store gets ``<base>index`` and ``now``. Exact numbers (``now``,
-deadlines, 62-bit versions) are stored as the text Python sent: Lua prints numbers with 14
-digits, exact only for counts and sizes. Each script reads everything and checks the limits
-before its first write, so an error (a key of the wrong type, a digest clash, no memory, which
-Redis reports only at a script's first write) leaves the store as it was. The scripts are flat
-and make few calls: running a script costs Redis far more than one plain command.
+A script on one session gets its hash, the index and the expiry set as ``KEYS`` 1-3, the id and
+``now`` as ``ARGV`` 1-2. Numbers are stored as the text Python sent (Lua prints 14 digits).
+Each script checks everything before its first write, so an error leaves the store as it was.
+Lua costs Redis far more than a plain command: Python sends field names and entries ready-made.
 """
 
 from __future__ import annotations
 
-# load(fields) reads fields of the session's hash ('id', 'deadline', ...): m, and whether the
-# session is live. A hash that holds another id (two ids with one digest) is an error, raised
-# before any write.
+import hashlib
+
+# load(fields) reads fields of the session's hash ('id', 'deadline', ...) and whether it is
+# live; a hash that holds another id (two ids, one digest) is an error. discard(key, digest,
+# deadline) removes a session. unpack() takes a few thousand values: big calls go in batches.
 _SESSION = """
-local h, id, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local function base(name) return string.sub(h, 1, -35) .. name end
-local function digest() return string.sub(h, -32) end
-local function batched(command, key, args)  -- unpack() is limited by Lua's C stack
-    if #args <= 1000 then return redis.call(command, key, unpack(args)) end
-    local out = {}
-    for i = 1, #args, 1000 do
-        local part = redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
-        if type(part) == 'table' then for j = 1, #part do out[#out + 1] = part[j] end end
-    end
-    return out
+local h, id, now, d = KEYS[1], ARGV[1], tonumber(ARGV[2]), string.sub(KEYS[1], -32)
+local function clash()
+    error({err = 'ERR another session id is stored under the digest of this one'})
 end
 local function load(fields)
-    local m = batched('HMGET', h, fields)
-    if m[1] and m[1] ~= id then
-        error({err = 'ERR another session id is stored under the digest of this one'})
+    local m = {}
+    for i = 1, #fields, 7000 do
+        local part = redis.call('HMGET', h, unpack(fields, i, math.min(i + 6999, #fields)))
+        for j = 1, #part do m[i + j - 1] = part[j] end
     end
+    if m[1] and m[1] ~= id then clash() end
     return m, m[1] and not (m[2] and tonumber(m[2]) <= now)
 end
--- Remove the whole session (hash, key set, index entries).
-local function discard(deadline)
-    redis.call('UNLINK', h)
-    redis.call('ZREM', base('index'), digest())
-    if deadline then redis.call('ZREM', base('expiry'), digest()) end
+local function discard(key, digest, deadline)
+    redis.call('UNLINK', key)
+    redis.call('ZREM', KEYS[2], digest)
+    if deadline then redis.call('ZREM', KEYS[3], digest) end
 end
 """
 
-# The write of set_many and compare_and_set. ARGV 3 holds, separated by spaces, the deadline
-# ('' for none), the version, the byte limit and the session limit ('' for none), and the
-# expected version ('*': any, '': a missing key); ARGV 4 is the mode, then come key/value pairs.
-# In mode 'check' or 'write' the pairs are key/length and the caller writes the values in the
-# same transaction (``_multi.py``); 'check' stops after the checks. Returns 1; 0 when the version
-# did not match; {size before, size after} when the byte limit refused the write; -1 when the
-# session limit did. Finding its own version already stored, a compare-and-set is this very call
-# run again (redis-py resends a command once when the connection was lost, perhaps after Redis
-# ran it): it reports success rather than a conflict that would make the caller apply its
-# change twice.
-WRITE = (
-    _SESSION
-    + """
-local deadline, version, max_bytes, max_sessions, expected =
-    string.match(ARGV[3], '^(%S*) (%S*) (%S*) (%S*) (%S*)$')
+# set_many and compare_and_set. ARGV 3-8: deadline, byte limit, session limit ('' for none),
+# expected version ('*': any, '': a missing key), version, mode; then, per key, 'v:<key>', the
+# value, 'n:<key>', '<length>:<version>', as HSET takes them. In mode 'check' or 'write' each
+# value is its length: the caller writes the values after the script in one transaction
+# ('check' stops after the checks). Returns 1; 0: another version; {size before, size after}:
+# over the byte limit; -1: over the session limit. A compare-and-set that finds its own version
+# is this call run again (redis-py resends once after a lost connection): it reports success.
+WRITE = """
+local deadline, max_bytes, max_sessions, expected = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local mode = ARGV[8]
 local fields = {'id', 'deadline', 'keys', 'bytes'}
-for i = 5, #ARGV, 2 do fields[#fields + 1] = 'n:' .. ARGV[i] end
+for i = 11, #ARGV, 4 do fields[#fields + 1] = ARGV[i] end
 local m, live = load(fields)
 if expected ~= '*' then
     local current = live and m[5] and string.match(m[5], ':(%d+)$') or ''
-    if current == version then return 1 end
+    if current == ARGV[7] then return 1 end
     if current ~= expected then return 0 end
 end
-
-local keys = live and tonumber(m[3]) or 0
-local before = live and tonumber(m[4]) or 0
-local size, had = before, keys
-local changes = {'id', id, 'written', ARGV[2]}
-local mode = ARGV[4]
-for i = 5, #ARGV, 2 do
-    local key, n = ARGV[i], mode == '' and #ARGV[i + 1] or tonumber(ARGV[i + 1])
-    local entry = live and m[(i + 5) / 2]
-    if entry then
-        size = size + n - tonumber(string.match(entry, '^%d+'))
-    else
-        size = size + #key + n
-        keys = keys + 1
-    end
-    if mode == '' then
-        changes[#changes + 1] = 'v:' .. key
-        changes[#changes + 1] = ARGV[i + 1]
-    end
-    changes[#changes + 1] = 'n:' .. key
-    changes[#changes + 1] = n .. ':' .. version
+local keys, size = live and tonumber(m[3]) or 0, live and tonumber(m[4]) or 0
+local had, before = keys, size
+for i = 9, #ARGV, 4 do
+    local entry, n = live and m[(i + 11) / 4], #ARGV[i + 1]
+    if mode ~= '' then n = tonumber(ARGV[i + 1]) end
+    if entry then size = size + n - tonumber(string.match(entry, '^%d+'))
+    else size, keys = size + #ARGV[i] - 2 + n, keys + 1 end
 end
 if max_bytes ~= '' and size > tonumber(max_bytes) then return {before, size} end
-local index, d = base('index'), digest()
 if max_sessions ~= '' and had == 0 and keys > 0 then
-    -- Only a write that starts a session counts them: the sessions with keys (the index),
-    -- less the expired ones among them, which stay until purged.
-    local limit, n = tonumber(max_sessions), redis.call('ZCARD', index)
+    -- The sessions with keys (the index), less the expired ones not yet purged.
+    local limit, n = tonumber(max_sessions), redis.call('ZCARD', KEYS[2])
     if n >= limit then
-        for _, other in ipairs(redis.call('ZRANGEBYSCORE', base('expiry'), '-inf', ARGV[2])) do
-            if redis.call('ZSCORE', index, other) then n = n - 1 end
+        for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])) do
+            if redis.call('ZSCORE', KEYS[2], other) then n = n - 1 end
             if n < limit then break end
         end
         if n >= limit then return -1 end
     end
 end
 if mode == 'check' then return 1 end
-
-local old = live and m[2]
-if m[1] and not live then discard(m[2]) end
+local old, n = live and m[2], #ARGV
+if m[1] and not live then discard(h, d, m[2]) end
 -- The later deadline wins; none given means the session no longer expires.
 if deadline ~= '' and old and tonumber(old) > tonumber(deadline) then deadline = old end
 if deadline ~= '' and deadline ~= old then
-    changes[#changes + 1] = 'deadline'
-    changes[#changes + 1] = deadline
-    redis.call('ZADD', base('expiry'), deadline, d)
+    ARGV[n + 1], ARGV[n + 2], n = 'deadline', deadline, n + 2
+    redis.call('ZADD', KEYS[3], deadline, d)
 elseif deadline == '' and old then
     redis.call('HDEL', h, 'deadline')
-    redis.call('ZREM', base('expiry'), d)
+    redis.call('ZREM', KEYS[3], d)
 end
-if keys ~= had or not live then
-    changes[#changes + 1] = 'keys'
-    changes[#changes + 1] = keys
-end
-if size ~= before or not live then
-    changes[#changes + 1] = 'bytes'
-    changes[#changes + 1] = size
-end
-batched('HSET', h, changes)
-if had == 0 and keys > 0 then redis.call('ZADD', index, 0, d) end
+ARGV[n + 1], ARGV[n + 2], ARGV[n + 3], ARGV[n + 4] = 'written', ARGV[2], 'keys', keys
+ARGV[n + 5], ARGV[n + 6], ARGV[n + 7], ARGV[n + 8] = 'bytes', size, 'id', id
+for i = 9, n + 8, 7000 do redis.call('HSET', h, unpack(ARGV, i, math.min(i + 6999, n + 8))) end
+if had == 0 and keys > 0 then redis.call('ZADD', KEYS[2], 0, d) end
 return 1
 """
-)
 
-# ARGV 3 is the key. A session left with neither keys nor deadline is removed whole.
-DELETE = (
-    _SESSION
-    + """
-local key = ARGV[3]
-local m, live = load({'id', 'deadline', 'keys', 'bytes', 'n:' .. key})
+# ARGV 3-4: 'v:<key>', 'n:<key>'. A session left with neither keys nor deadline goes whole.
+DELETE = """
+local m, live = load({'id', 'deadline', 'keys', 'bytes', ARGV[4]})
 if not live or not m[5] then return 0 end
 local keys = tonumber(m[3]) - 1
-if keys == 0 and not m[2] then
-    discard(false)
-    return 1
-end
-local size = tonumber(m[4]) - #key - tonumber(string.match(m[5], '^%d+'))
-redis.call('HDEL', h, 'v:' .. key, 'n:' .. key)
+if keys == 0 and not m[2] then discard(h, d, false) return 1 end
+local size = tonumber(m[4]) - #ARGV[4] + 2 - tonumber(string.match(m[5], '^%d+'))
+redis.call('HDEL', h, ARGV[3], ARGV[4])
 redis.call('HSET', h, 'keys', keys, 'bytes', size, 'written', ARGV[2])
-if keys == 0 then redis.call('ZREM', base('index'), digest()) end
+if keys == 0 then redis.call('ZREM', KEYS[2], d) end
 return 1
 """
-)
 
-KEYS = (
-    _SESSION
-    + """
+# Every field name of a live session (the caller keeps the 'n:' ones), or none.
+KEYS = """
 local _, live = load({'id', 'deadline'})
 if not live then return {} end
-local out = {}
-for _, name in ipairs(redis.call('HKEYS', h)) do
-    if string.sub(name, 1, 2) == 'n:' then out[#out + 1] = string.sub(name, 3) end
-end
-return out
+return redis.call('HKEYS', h)
 """
-)
 
-CLEAR = (
-    _SESSION
-    + """
+CLEAR = """
 local m, live = load({'id', 'deadline', 'keys'})
-if not m[1] then return 0 end
-discard(m[2])
+if m[1] then discard(h, d, m[2]) end
 return live and tonumber(m[3]) or 0
 """
-)
 
-# ARGV 3 is the new deadline.
-TOUCH = (
-    _SESSION
-    + """
+# ARGV 3: the new deadline.
+TOUCH = """
 local m, live = load({'id', 'deadline'})
 if live and m[2] and tonumber(ARGV[3]) > tonumber(m[2]) then
     redis.call('HSET', h, 'deadline', ARGV[3])
-    redis.call('ZADD', base('expiry'), ARGV[3], digest())
+    redis.call('ZADD', KEYS[3], ARGV[3], d)
 end
 return 0
 """
-)
 
-# KEYS 2 is the new session's hash, ARGV 3 its id. RENAME moves a whole hash in constant time,
-# whatever it holds.
-RENAME = (
-    _SESSION
-    + """
+# KEYS 4: the new session's hash; ARGV 3: its id. RENAME moves a whole hash at once.
+RENAME = """
 local m, live = load({'id', 'deadline', 'keys'})
-if m[1] and not live then discard(m[2]) end
+if m[1] and not live then discard(h, d, m[2]) end
 if not live then return 0 end
-local keys, d, t = tonumber(m[3]), digest(), string.sub(KEYS[2], -32)
+local keys, t = tonumber(m[3]), string.sub(KEYS[4], -32)
 if t == d then return keys end
-local other = redis.call('HMGET', KEYS[2], 'id', 'deadline')
-if other[1] and other[1] ~= ARGV[3] then
-    error({err = 'ERR another session id is stored under the digest of this one'})
-end
-if other[1] then
-    redis.call('UNLINK', KEYS[2])
-    redis.call('ZREM', base('index'), t)
-    if other[2] then redis.call('ZREM', base('expiry'), t) end
-end
-redis.call('RENAME', h, KEYS[2])
-redis.call('HSET', KEYS[2], 'id', ARGV[3])
-if keys > 0 then
-    redis.call('ZREM', base('index'), d)
-    redis.call('ZADD', base('index'), 0, t)
-end
-if m[2] then
-    redis.call('ZREM', base('expiry'), d)
-    redis.call('ZADD', base('expiry'), m[2], t)
-end
+local other = redis.call('HMGET', KEYS[4], 'id', 'deadline')
+if other[1] and other[1] ~= ARGV[3] then clash() end
+if other[1] then discard(KEYS[4], t, other[2]) end
+redis.call('RENAME', h, KEYS[4])
+redis.call('HSET', KEYS[4], 'id', ARGV[3])
+if keys > 0 then redis.call('ZREM', KEYS[2], d) redis.call('ZADD', KEYS[2], 0, t) end
+if m[2] then redis.call('ZREM', KEYS[3], d) redis.call('ZADD', KEYS[3], m[2], t) end
 return keys
 """
-)
 
-# ARGV 3 is where to start: '<HSCAN cursor>:<entries of its batch to skip>' ('0:0' first), 4
-# the page size. Returns the cursor of the next page ('' after the last), then the name and
-# entry ('<length>:<version>') of each key. A batch of HSCAN is the same while the hash does not
-# change, so a page may end inside one; a small hash comes whole in one batch.
-SESSION_KEYS = (
-    _SESSION
-    + """
+# ARGV 3: where to start, '<HSCAN cursor>:<entries of its batch to skip>'; 4: the page size.
+# Returns the next cursor ('' after the last page), then each key and its '<length>:<version>'.
+# An HSCAN batch is the same while the hash does not change, so a page may end inside one.
+SESSION_KEYS = """
 local _, live = load({'id', 'deadline'})
 if not live then return {''} end
 local cursor, skip = string.match(ARGV[3], '^(%d+):(%d+)$')
@@ -233,48 +155,49 @@ local limit, out = tonumber(ARGV[4]), {''}
 skip = tonumber(skip)
 repeat
     local reply = redis.call('HSCAN', h, cursor, 'MATCH', 'n:*', 'COUNT', limit)
-    local items = reply[2]
-    for i = 2 * skip + 1, #items, 2 do
-        if #out > 2 * limit then
-            out[1] = cursor .. ':' .. (i - 1) / 2
-            return out
-        end
-        out[#out + 1] = string.sub(items[i], 3)
-        out[#out + 1] = items[i + 1]
+    for i = 2 * skip + 1, #reply[2], 2 do
+        if #out > 2 * limit then out[1] = cursor .. ':' .. (i - 1) / 2 return out end
+        out[#out + 1] = string.sub(reply[2][i], 3)
+        out[#out + 1] = reply[2][i + 1]
     end
     cursor, skip = reply[1], 0
 until cursor == '0'
 return out
 """
-)
 
-# The index holds the digests of the sessions with keys. ARGV 2 is where to start ('-', or '('
-# and the last digest of the previous page), 3 the page size. Returns the last digest read (''
-# when the index ended), then id, keys, bytes, deadline and last write of each live session.
+# KEYS 1: the index; ARGV 2: where to start ('-', or '(' and the last digest of the previous
+# page); 3: the page size. Returns the last digest read ('' at the end), then id, keys, bytes,
+# deadline and last write of each live session.
 SESSIONS = """
-local index, now = KEYS[1], tonumber(ARGV[1])
-local digests = redis.call('ZRANGEBYLEX', index, ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
+local now, base = tonumber(ARGV[1]), string.sub(KEYS[1], 1, -6)
+local digests = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {#digests == tonumber(ARGV[3]) and digests[#digests] or ''}
 for _, d in ipairs(digests) do
-    local m = redis.call('HMGET', string.sub(index, 1, -6) .. 's:' .. d, 'id', 'keys', 'bytes',
-                         'deadline', 'written')
-    if not (m[4] and tonumber(m[4]) <= now) then
-        for i = 1, 5 do out[#out + 1] = m[i] end
-    end
+    local m = redis.call('HMGET', base .. 's:' .. d, 'id', 'keys', 'bytes', 'deadline', 'written')
+    if not (m[4] and tonumber(m[4]) <= now) then for i = 1, 5 do out[#out + 1] = m[i] end end
 end
 return out
 """
 
-# ARGV 2 is the batch size. Removes up to that many expired sessions; returns how many.
+# KEYS: the index and the expiry set; ARGV 2: the batch size. Returns how many it removed.
 PURGE = """
-local index = KEYS[1]
-local base = string.sub(index, 1, -6)
-local digests = redis.call('ZRANGEBYSCORE', base .. 'expiry', '-inf', ARGV[1], 'LIMIT', 0,
-                           tonumber(ARGV[2]))
+local base = string.sub(KEYS[1], 1, -6)
+local digests = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, d in ipairs(digests) do
     redis.call('UNLINK', base .. 's:' .. d)
-    redis.call('ZREM', index, d)
-    redis.call('ZREM', base .. 'expiry', d)
+    redis.call('ZREM', KEYS[1], d)
+    redis.call('ZREM', KEYS[2], d)
 end
 return #digests
 """
+
+#: Each script by name: the SHA that EVALSHA sends instead of the text, and the text (after the
+#: prelude, which the two scripts on the whole store ignore).
+SCRIPTS = {
+    name: (
+        hashlib.sha1((_SESSION + text).encode(), usedforsecurity=False).hexdigest(),
+        _SESSION + text,
+    )
+    for name, text in dict(globals()).items()
+    if name.isupper()
+}
