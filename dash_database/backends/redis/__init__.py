@@ -18,9 +18,10 @@ which Redis runs without interleaving, so checks and writes need no lock. A writ
 values sends them beside its script in ``MULTI``/``EXEC`` (``_multi.py``). Deadlines are
 compared with the caller's ``now``; no key has a native expiry, which would bypass the index.
 Expired sessions stay, invisible, until written again or purged, a batch per script. ``stats``
-pages through the index (O(sessions), as the SQL backends scan their table). ``max_sessions``
-costs nothing to a session with keys; a write that starts one reads the size of the index
-and, only when that reaches the limit, looks at the expired sessions not yet purged. On a
+sums the index on the server a page at a time (O(sessions), as the SQL backends scan their
+table, but nothing per session crosses the wire). ``max_sessions`` costs nothing to a session
+with keys; a write that starts one reads the size of the index and, only when that reaches the
+limit, looks at the expired sessions not yet purged. On a
 cluster, one prefix lives on one primary: apps that need more room use several prefixes.
 
 Connections are redis-py's pool, per process (``_process.py``). A client built from a URL
@@ -60,6 +61,8 @@ DEFAULT_PREFIX = "dash_database"
 # Sessions removed by one purge script, read by one stats script: a live request queued behind
 # one waits only briefly.
 _BATCH = 500
+# Sessions summed by one stats script: each costs one HMGET on the server, and no reply.
+_STATS_PAGE = 5000
 
 
 def _import_redis() -> Any:
@@ -336,15 +339,16 @@ class RedisBackend:
         return page, (reply[0].decode() or None)
 
     def stats(self, now: float) -> StoreStats:
-        # The pages of ``sessions``, summed (exact when no write runs meanwhile).
+        # The index summed on the server a page at a time (exact when no write runs meanwhile).
         sessions = keys = size = 0
-        cursor = None
+        start = b"-"
         while True:
-            page, cursor = self.sessions(now, cursor, _BATCH)
-            sessions, keys = sessions + len(page), keys + sum(s.keys for s in page)
-            size += sum(s.bytes for s in page)
-            if cursor is None:
+            args = (1, self._index, _number(now), start, _STATS_PAGE)
+            last, *figures = self._call("read the statistics of", "STATS", *args)
+            sessions, keys, size = (a + int(b) for a, b in zip((sessions, keys, size), figures))
+            if not last:
                 break
+            start = b"(" + last
         expiry = (self._base + b"expiry", b"-inf", _number(now))
         expired = int(self._call("read the statistics of", None, "ZCOUNT", *expiry))
         return StoreStats(sessions, keys, size, expired)
