@@ -17,6 +17,11 @@ Per store it prints PASS/FAIL lines for:
    one in a hundred holding a 1 MB value and the others 5 small keys: each >= 50 MB/s of
    export file, and the peak memory of each command < 200 MB whatever the store's size.
 
+Each timed line also gives the CPU time the command used (or, for the purge, this process:
+the SQLite writer thread included, a server's own work not), which a busy machine does not
+inflate as it does wall time; INFO lines give the load average at the start, how long filling
+took (``scale_fill.py`` writes the small sessions in bulk) and how long each store's run took.
+
 Without --redis-url / --postgres-url it starts its own servers (tests/launcher.py, as the tests
 and the main benchmark do) and removes them at the end. On a server given by URL it works under
 its own key prefix or namespace and removes what it wrote.
