@@ -5,8 +5,9 @@ or a script (Redis) each: longer than everything the scale run measures. So the 
 sessions are written in bulk, straight into each store's layout, the way its backend lays
 them out (one SQLite transaction of ``executemany`` per chunk, one Redis pipeline per chunk,
 PostgreSQL ``COPY``); the few sessions holding a large value go through the backend's own
-``set_many``. ``fill`` then checks, through the backend, that the store holds what was written,
-so a layout that changed under this module fails loudly rather than measuring an empty store.
+``set_many``. ``fill`` then checks, through the backend, that the store holds as many sessions
+as it wrote and that one of them reads back, so a layout that changed under this module fails
+loudly rather than measuring a store the backend cannot read.
 """
 
 from __future__ import annotations
@@ -164,8 +165,13 @@ def fill(
     seconds = time.perf_counter() - start
     db = DashDatabase(location)
     backend: Backend = db.backend
-    held = backend.stats(time.time()).sessions
+    now = time.time()
+    held = backend.stats(now).sessions
+    last = _small(max(0, count - big_every - 1), count, big_every)[-1:]
+    read = [backend.get_many(f"{prefix}{i:08d}", NAMES, now) for i in last]
     db.close()
     if held != count:
         raise RuntimeError(f"the store holds {held:,} sessions after writing {count:,}")
+    if read != [[SMALL] * KEYS] * len(last):
+        raise RuntimeError(f"a session written in bulk reads back as {read!r}")
     return seconds
