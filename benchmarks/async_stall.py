@@ -13,11 +13,13 @@ other processes hold every core, and that wait (Linux counts it per thread, the 
 ``/proc/thread-self/schedstat``) is the machine's, not the library's; an idle loop shows it
 too. What stays counted is all the library can cause: the loop's own work, and its wait for
 the GIL while another thread of the process runs Python (a thread waiting for a lock is not
-waiting for a core). Printed beside: the gap with that wait left in, the 99th percentile of
-each round's ticks (median of the rounds), the same ticker on an idle loop (the machine's
-noise that remains, e.g. a virtual machine's stolen time, which no thread's figures show), and
-the same tasks calling the blocking API straight from the coroutines (what the async API
-avoids). Where the file is missing (not Linux) nothing is subtracted and the output says so.
+waiting for a core). The ticker's own read of that file gives the GIL up, as any I/O on a
+loop does, and what another thread does with it meanwhile counts too. Printed beside: the gap
+with that wait left in, the 99th percentile of each round's ticks (median of the rounds), the
+same ticker on an idle loop (the machine's noise that remains, e.g. a virtual machine's stolen
+time, which no thread's figures show), and the same tasks calling the blocking API straight
+from the coroutines (what the async API avoids). Where the file is missing (not Linux)
+nothing is subtracted and the output says so.
 
 Target: the longest stall of every round stays under 5 ms on every store. ``run.py`` runs this
 module too (its stores, its servers); alone, it starts its own Redis and PostgreSQL with the
