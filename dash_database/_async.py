@@ -106,13 +106,15 @@ def _settle(
     future: asyncio.Future[Any], result: Any, error: BaseException | None, taken: threading.Lock
 ) -> None:
     """On the event loop: give the awaiting coroutine the result, then free the worker."""
-    taken.release()
-    if future.done():  # cancelled while the call ran: the call is done, nobody awaits it
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    try:
+        if future.done():  # cancelled while the call ran: the call is done, nobody awaits it
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    finally:
+        taken.release()
 
 
 def _check_plain(func: Callable[[Any], Any]) -> None:
