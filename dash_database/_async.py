@@ -15,11 +15,12 @@ both on Redis (redis-py's asyncio client, pickling on the loop, against this mod
 Why one thread per process, not the loop's default executor (``os.cpu_count() + 4``
 threads): every thread that serializes a value or runs Python code competes with the event
 loop for the GIL, and in the benchmark the loop's longest stall grew with the number of
-threads; one thread kept it lowest. The price: one process's store calls run one at a time,
-as they do in a synchronous worker (the event loop goes on meanwhile), and a process opens no
-more connections than a synchronous worker does. Every wait of a backend is bounded, so the
-thread never stays stuck. It belongs to the process that started it (``backends/_process.py``):
-after ``fork()`` the child starts its own.
+threads; one thread kept it lowest. After each call the thread waits until the loop has taken
+the result, so the loop gets the GIL between calls (``_call_and_hand_over``). The price: one
+process's store calls run one at a time, as they do in a synchronous worker (the event loop
+goes on meanwhile), and a process opens no more connections than a synchronous worker does.
+Every wait of a backend is bounded, so the thread never stays stuck. It belongs to the process
+that started it (``backends/_process.py``): after ``fork()`` the child starts its own.
 
 Cancellation: cancelling an await whose call has not started yet (the thread was busy)
 removes the call: nothing is read or written. A call already running cannot be interrupted;
@@ -34,7 +35,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import time
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -54,22 +55,66 @@ T = TypeVar("T")
 _worker = PerProcess(lambda: ThreadPoolExecutor(1, thread_name_prefix="dash_database.aio"))
 
 
+#: How long the worker thread waits for the event loop to take a result before it goes on
+#: with the next call: a loop that is busy with other work, or has stopped, takes it later.
+_HANDOFF_TIMEOUT = 0.05
+
+
 async def _in_thread(func: Callable[..., T], /, *args: Any) -> T:
     """Return ``func(*args)``, called in this process's worker thread with the caller's
     context variables, while the event loop goes on."""
-    call = functools.partial(contextvars.copy_context().run, _call_then_yield, func, *args)
-    return await asyncio.get_running_loop().run_in_executor(_worker.get(), call)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+    call = _worker.get().submit(_call_and_hand_over, loop, future, context, func, args)
+    # A cancelled await withdraws its call if the thread has not started it yet.
+    future.add_done_callback(lambda done: call.cancel() if done.cancelled() else None)
+    return await future
 
 
-def _call_then_yield(func: Callable[..., T], /, *args: Any) -> T:
+def _call_and_hand_over(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[T],
+    context: contextvars.Context,
+    func: Callable[..., T],
+    args: tuple[Any, ...],
+) -> None:
+    """Run ``func(*args)`` in the worker thread, then hand the result to the event loop and
+    wait, without the GIL, until the loop has taken it.
+
+    Why wait: a thread that goes straight on to the next queued call keeps the GIL, and the
+    event loop, woken by this result or by a timer, then gets the GIL only when the interpreter
+    forces a switch (``sys.getswitchinterval()``); giving the GIL up for an instant does not
+    help, as this thread takes it back before the woken loop thread runs. Waiting for the loop
+    hands it the GIL on every call, so the loop waits for at most one call's Python code.
+    """
     try:
-        return func(*args)
+        result: Any = context.run(func, *args)
+        error: BaseException | None = None
+    except BaseException as exc:  # handed to the awaiting coroutine, which raises it
+        result, error = None, exc
+    taken = threading.Lock()
+    taken.acquire()
+    try:
+        loop.call_soon_threadsafe(_settle, future, result, error, taken)
+    except RuntimeError:  # the loop is closed: nobody awaits this result any more
+        return
+    taken.acquire(timeout=_HANDOFF_TIMEOUT)
+
+
+def _settle(
+    future: asyncio.Future[Any], result: Any, error: BaseException | None, taken: threading.Lock
+) -> None:
+    """On the event loop: give the awaiting coroutine the result, then free the worker."""
+    try:
+        if future.done():  # cancelled while the call ran: the call is done, nobody awaits it
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
     finally:
-        # Give the GIL up once between calls. A thread that never waits on I/O (the memory
-        # backend, serializing) would otherwise go straight on to the next queued call, and the
-        # event loop would get the GIL only when the interpreter forces a switch, once per
-        # switch interval (sys.getswitchinterval()) for every turn of the loop.
-        time.sleep(0)
+        taken.release()
 
 
 def _check_plain(func: Callable[[Any], Any]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import dash_database as ddb
-from dash_database import DashDatabase
+from dash_database import DashDatabase, _async
 
 pytestmark = pytest.mark.anyio
 
@@ -186,6 +186,35 @@ async def test_a_cancelled_write_in_flight_completes_whole(db: DashDatabase) -> 
     # The worker thread runs the next call after the cancelled update has finished.
     assert 1 == await db.aio.get_user_value("holder", "n")
     assert ["n"] == await db.aio.list_stored_user_keys("holder")
+
+
+async def test_the_worker_thread_starts_the_next_call_once_the_loop_took_the_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker thread that went straight on to the next call would keep the GIL from the loop.
+    monkeypatch.setattr(_async, "_HANDOFF_TIMEOUT", 10.0)
+    db = DashDatabase(":memory:")
+    first_ran, second_ran = threading.Event(), threading.Event()
+
+    def first(n: int) -> int:
+        first_ran.set()
+        return 1
+
+    def second(n: int) -> int:
+        second_ran.set()
+        return 2
+
+    calls = [
+        asyncio.ensure_future(db.aio.update_user_value("user", "a", first, 0)),
+        asyncio.ensure_future(db.aio.update_user_value("user", "b", second, 0)),
+    ]
+    await asyncio.sleep(0)  # both calls are queued for the worker thread
+    # The loop's thread waits here without running the loop, as a busy loop would.
+    assert first_ran.wait(10)
+    assert not second_ran.wait(0.2)
+
+    assert [1, 2] == await asyncio.gather(*calls)
+    db.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform has no fork()")
