@@ -15,7 +15,7 @@ from dash_database.dash import (
     cookie_name_for,
     enable_browser_sessions,
 )
-from dash_database.dash._extensions import KEY_PREFIX
+from dash_database.dash._extensions import KEY_PREFIX, OUTPUT_PREFIX
 from tests.support import require
 from tests.ui_support import callback_body
 
@@ -87,8 +87,22 @@ def test_serverside_values_live_in_the_browser_session(enrich: Any, db: DashData
     reference = load(client, 2)
 
     assert "2000 items" == read(client, reference).get_json()["response"]["size"]["children"]
-    (key,) = session_of(app, client, db)
-    assert key.startswith(KEY_PREFIX)
+    keys = set(session_of(app, client, db))
+    (value_key,) = keys - {OUTPUT_PREFIX + "frame.data"}
+    assert value_key.startswith(KEY_PREFIX)
+    assert OUTPUT_PREFIX + "frame.data" in keys
+
+
+def test_writing_the_same_output_again_replaces_the_value(enrich: Any, db: DashDatabase) -> None:
+    app = make_app(enrich, db)
+    client = browser(app)
+
+    references = [load(client, clicks) for clicks in (1, 2, 3)]
+
+    assert 3 == len(set(references))  # a fresh reference per version: the readers run again
+    assert 2 == len(session_of(app, client, db))  # the latest value and its output's entry
+    assert "3000 items" == read(client, references[-1]).get_json()["response"]["size"]["children"]
+    assert [204, 204] == [read(client, stale).status_code for stale in references[:-1]]
 
 
 def test_a_reference_replayed_in_another_browser_reads_nothing(
@@ -109,7 +123,7 @@ def test_a_fixed_key_replaces_the_value(enrich: Any, db: DashDatabase) -> None:
     load(client, 1)
     reference = load(client, 3)
 
-    assert [KEY_PREFIX + "frame"] == list(session_of(app, client, db))
+    assert {KEY_PREFIX + "frame", OUTPUT_PREFIX + "frame.data"} == set(session_of(app, client, db))
     assert "3000 items" == read(client, reference).get_json()["response"]["size"]["children"]
 
 
