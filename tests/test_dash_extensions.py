@@ -155,3 +155,34 @@ def test_the_backend_answers_has_for_the_current_session_only(
 
 def client_cookie(app: Any, client: Any) -> str:
     return f"{cookie_name_for(app)}={client.get_cookie(cookie_name_for(app)).value}"
+
+
+def test_a_callback_with_several_outputs_keeps_each_value_readable(
+    enrich: Any, db: DashDatabase
+) -> None:
+    # The backend cannot tell which of several outputs a value is for: it replaces nothing.
+    backend = ServersideSessionBackend(db)
+    app = enrich.DashProxy(__name__, transforms=[enrich.ServersideOutputTransform([backend])])
+    app.layout = html.Div([html.Button(id="load"), dcc.Store(id="frame"), html.Div(id="size")])
+    enable_browser_sessions(app, db)
+
+    @app.callback(Output("frame", "data"), Output("load", "title"), Input("load", "n_clicks"))
+    def load_two(n_clicks: int) -> Any:
+        return enrich.Serverside(list(range(n_clicks * 1000))), "loaded"
+
+    @app.callback(Output("size", "children"), Input("frame", "data"))
+    def size(frame: list[int]) -> str:
+        return f"{len(frame)} items"
+
+    client = browser(app)
+
+    def load_frame(clicks: int) -> str:
+        body = callback_body("..frame.data...load.title..", [("load", "n_clicks", clicks)])
+        reply = client.post("/_dash-update-component", json=body).get_json()
+        return str(reply["response"]["frame"]["data"])
+
+    tokens = [load_frame(1), load_frame(2)]
+
+    sizes = [read(client, token).get_json()["response"]["size"]["children"] for token in tokens]
+    assert ["1000 items", "2000 items"] == sizes
+    assert not any(key.startswith(OUTPUT_PREFIX) for key in session_of(app, client, db))
