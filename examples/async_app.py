@@ -17,6 +17,7 @@ in the working directory, or to the store named by ``DASH_DATABASE_URL``; set
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dash_database import DashDatabase
+from dash_database import BackendError, DashDatabase
 from dash_database.dash import current_session, enable_browser_sessions, enable_error_messages
 
 # A browser's watchlist is removed after a week without a visit.
@@ -33,7 +34,12 @@ app = Dash(__name__, backend="fastapi", title="dash_database: async app")
 server = app.server
 enable_browser_sessions(app, db)  # a signed, HttpOnly cookie names each browser's session
 enable_error_messages(app)  # a short message on the page when the store fails
-db.check()  # a store that cannot be reached stops the app now, with its name
+try:
+    db.check()  # an unreachable store is named in the log at startup...
+except BackendError as exc:
+    # ...but the app still starts: gunicorn stops the whole server when a worker it
+    # respawns during an outage fails to boot. Until the store answers, pages say so.
+    logging.getLogger(__name__).warning("%s", exc)
 
 app.layout = html.Div(
     className="page",

@@ -12,13 +12,14 @@ Run it with ``python examples/basic_app.py`` (HOST and PORT choose the address, 
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dash_database import DashDatabase
+from dash_database import BackendError, DashDatabase
 from dash_database.dash import (
     SESSION_STORE_ID,
     enable_error_messages,
@@ -31,7 +32,12 @@ db = DashDatabase(ttl=24 * 60 * 60)
 app = Dash(__name__, title="dash_database: basic app")
 server = app.server
 enable_error_messages(app)  # a short message on the page when the store fails
-db.check()  # a store that cannot be reached stops the app now, with its name
+try:
+    db.check()  # an unreachable store is named in the log at startup...
+except BackendError as exc:
+    # ...but the app still starts: gunicorn stops the whole server when a worker it
+    # respawns during an outage fails to boot. Until the store answers, pages say so.
+    logging.getLogger(__name__).warning("%s", exc)
 
 
 def layout() -> html.Div:

@@ -3,7 +3,9 @@
 Generate a table or upload a CSV file. The DataFrame is stored server-side in this browser's
 session (a signed ``HttpOnly`` cookie names it, shared by all tabs of the browser); the chart
 callback reads it back, bins the chosen column and sends only the histogram. The page shows
-how much is kept on the server and how little is sent to the browser.
+how much is kept on the server and how little is sent to the browser. A slow summary of the
+table (a bootstrap interval of each column's mean) is computed once per table with
+``@db.memoize``: every later view of it, in any worker, reads it from the session.
 
 Run it with ``python examples/data_app.py`` (HOST and PORT choose the address, default
 127.0.0.1:8050) or ``gunicorn -w 4 'examples.data_app:server'``. The data goes to
@@ -16,7 +18,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import os
+import secrets
+import time
 from typing import Any
 
 import numpy as np
@@ -25,10 +30,12 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from dash_database import DashDatabase
+from dash_database import BackendError, DashDatabase
 from dash_database.dash import current_session, enable_browser_sessions, enable_error_messages
 
 MAX_ROWS = 1_000_000
+#: How many resamples the summary's bootstrap draws for each column.
+RESAMPLES = 100
 
 # A frame can be tens of megabytes: a browser idle for two hours (or closed) loses its data.
 db = DashDatabase(ttl=2 * 60 * 60)
@@ -36,7 +43,12 @@ app = Dash(__name__, title="dash_database: data app")
 server = app.server
 enable_browser_sessions(app, db)
 enable_error_messages(app)  # a short message on the page when the store fails
-db.check()  # a store that cannot be reached stops the app now, with its name
+try:
+    db.check()  # an unreachable store is named in the log at startup...
+except BackendError as exc:
+    # ...but the app still starts: gunicorn stops the whole server when a worker it
+    # respawns during an outage fails to boot. Until the store answers, pages say so.
+    logging.getLogger(__name__).warning("%s", exc)
 
 app.layout = html.Div(
     className="page",
@@ -100,6 +112,7 @@ app.layout = html.Div(
                 ),
                 dcc.Loading(dcc.Graph(id="chart"), type="circle"),
                 html.Div(id="sizes", className="figures"),
+                html.Div(id="summary", className="muted"),
             ],
         ),
     ],
@@ -164,7 +177,31 @@ def store_frame(frame: pd.DataFrame, source: str) -> None:
     # The frame's size is measured once, here, and stored beside it: the chart callback shows
     # it on every slider move without serializing the frame again.
     size = int(frame.memory_usage(deep=True).sum())
-    current_session(db).update(frame=frame, source=source, size=size)
+    # A new id per table: the memoized summary is keyed by it, so a new table gets its own.
+    current_session(db).update(frame=frame, source=source, size=size, frame_id=secrets.token_hex(8))
+
+
+@db.memoize(ttl=2 * 60 * 60)
+def summarize(frame_id: str) -> dict[str, Any]:
+    """Return the mean of each numeric column of this browser's table ``frame_id`` with a 95%
+    bootstrap interval, how long that took and when it was computed.
+
+    Resampling a large table is slow: memoize keeps the result in the browser's session, so
+    each table is summarized once, whichever worker serves the later requests.
+    """
+    started = time.perf_counter()
+    frame = current_session(db)["frame"]
+    rng = np.random.default_rng(0)
+    columns = {}
+    for column in numeric_columns(frame):
+        values = frame[column].dropna().to_numpy(dtype=float)
+        if len(values) == 0:
+            continue
+        means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(RESAMPLES)]
+        low, high = np.percentile(means, [2.5, 97.5])
+        columns[column] = (float(values.mean()), float(low), float(high))
+    seconds = time.perf_counter() - started
+    return {"columns": columns, "seconds": seconds, "at": time.strftime("%H:%M:%S")}
 
 
 @app.callback(
@@ -237,6 +274,24 @@ def draw_chart(column: str | None, bins: int | None) -> tuple[go.Figure, Any]:
         html.Span(f"Sent to the browser for this chart: {format_bytes(sent)}."),
     ]
     return figure, sizes
+
+
+@app.callback(Output("summary", "children"), Input("column", "value"))
+def show_summary(column: str | None) -> str:
+    """Show the chosen column's mean and its interval, from the table's memoized summary."""
+    session = current_session(db)
+    frame_id = session.get("frame_id")
+    if frame_id is None or column is None:
+        return ""
+    summary = summarize(frame_id)
+    if column not in summary["columns"]:
+        return ""
+    mean, low, high = summary["columns"][column]
+    return (
+        f"Mean {column}: {mean:,.2f} (95% interval {low:,.2f} to {high:,.2f}, from "
+        f"{RESAMPLES} resamples). Summary computed once for this table, in "
+        f"{summary['seconds']:.2f} s at {summary['at']}, and kept in your session."
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ strings, the same for every worker. The demo users are alice and bob (see ``USER
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -27,7 +28,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dash_database import DashDatabase, Session
+from dash_database import BackendError, DashDatabase, Session
 from dash_database.dash import (
     current_session,
     enable_browser_sessions,
@@ -55,7 +56,12 @@ if not server.config.get("SECRET_KEY"):
     server.secret_key = secrets.token_urlsafe(32)
 enable_browser_sessions(app, db)
 enable_error_messages(app)  # a short message on the page when the store fails, not a blank one
-db.check()  # a store that cannot be reached stops the app now, with its name
+try:
+    db.check()  # an unreachable store is named in the log at startup...
+except BackendError as exc:
+    # ...but the app still starts: gunicorn stops the whole server when a worker it
+    # respawns during an outage fails to boot. Until the store answers, pages say so.
+    logging.getLogger(__name__).warning("%s", exc)
 
 login_manager = LoginManager(server)
 

@@ -14,6 +14,7 @@ Run it with ``python examples/serverside_app.py`` (HOST and PORT choose the addr
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -22,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, dcc, html
 
-from dash_database import DashDatabase
+from dash_database import BackendError, DashDatabase
 from dash_database.dash import (
     ServerValue,
     enable_browser_sessions,
@@ -39,7 +40,12 @@ app = Dash(__name__, title="dash_database: server-side values")
 server = app.server
 enable_browser_sessions(app, db)
 enable_error_messages(app)
-db.check()
+try:
+    db.check()  # an unreachable store is named in the log at startup...
+except BackendError as exc:
+    # ...but the app still starts: gunicorn stops the whole server when a worker it
+    # respawns during an outage fails to boot. Until the store answers, pages say so.
+    logging.getLogger(__name__).warning("%s", exc)
 
 app.layout = html.Div(
     className="page",

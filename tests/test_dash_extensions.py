@@ -15,7 +15,7 @@ from dash_database.dash import (
     cookie_name_for,
     enable_browser_sessions,
 )
-from dash_database.dash._extensions import KEY_PREFIX
+from dash_database.dash._extensions import KEY_PREFIX, OUTPUT_PREFIX
 from tests.support import require
 from tests.ui_support import callback_body
 
@@ -87,8 +87,22 @@ def test_serverside_values_live_in_the_browser_session(enrich: Any, db: DashData
     reference = load(client, 2)
 
     assert "2000 items" == read(client, reference).get_json()["response"]["size"]["children"]
-    (key,) = session_of(app, client, db)
-    assert key.startswith(KEY_PREFIX)
+    keys = set(session_of(app, client, db))
+    (value_key,) = keys - {OUTPUT_PREFIX + "frame.data"}
+    assert value_key.startswith(KEY_PREFIX)
+    assert OUTPUT_PREFIX + "frame.data" in keys
+
+
+def test_writing_the_same_output_again_replaces_the_value(enrich: Any, db: DashDatabase) -> None:
+    app = make_app(enrich, db)
+    client = browser(app)
+
+    references = [load(client, clicks) for clicks in (1, 2, 3)]
+
+    assert 3 == len(set(references))  # a fresh reference per version: the readers run again
+    assert 2 == len(session_of(app, client, db))  # the latest value and its output's entry
+    assert "3000 items" == read(client, references[-1]).get_json()["response"]["size"]["children"]
+    assert [204, 204] == [read(client, stale).status_code for stale in references[:-1]]
 
 
 def test_a_reference_replayed_in_another_browser_reads_nothing(
@@ -109,7 +123,7 @@ def test_a_fixed_key_replaces_the_value(enrich: Any, db: DashDatabase) -> None:
     load(client, 1)
     reference = load(client, 3)
 
-    assert [KEY_PREFIX + "frame"] == list(session_of(app, client, db))
+    assert {KEY_PREFIX + "frame", OUTPUT_PREFIX + "frame.data"} == set(session_of(app, client, db))
     assert "3000 items" == read(client, reference).get_json()["response"]["size"]["children"]
 
 
@@ -141,3 +155,34 @@ def test_the_backend_answers_has_for_the_current_session_only(
 
 def client_cookie(app: Any, client: Any) -> str:
     return f"{cookie_name_for(app)}={client.get_cookie(cookie_name_for(app)).value}"
+
+
+def test_a_callback_with_several_outputs_keeps_each_value_readable(
+    enrich: Any, db: DashDatabase
+) -> None:
+    # The backend cannot tell which of several outputs a value is for: it replaces nothing.
+    backend = ServersideSessionBackend(db)
+    app = enrich.DashProxy(__name__, transforms=[enrich.ServersideOutputTransform([backend])])
+    app.layout = html.Div([html.Button(id="load"), dcc.Store(id="frame"), html.Div(id="size")])
+    enable_browser_sessions(app, db)
+
+    @app.callback(Output("frame", "data"), Output("load", "title"), Input("load", "n_clicks"))
+    def load_two(n_clicks: int) -> Any:
+        return enrich.Serverside(list(range(n_clicks * 1000))), "loaded"
+
+    @app.callback(Output("size", "children"), Input("frame", "data"))
+    def size(frame: list[int]) -> str:
+        return f"{len(frame)} items"
+
+    client = browser(app)
+
+    def load_frame(clicks: int) -> str:
+        body = callback_body("..frame.data...load.title..", [("load", "n_clicks", clicks)])
+        reply = client.post("/_dash-update-component", json=body).get_json()
+        return str(reply["response"]["frame"]["data"])
+
+    tokens = [load_frame(1), load_frame(2)]
+
+    sizes = [read(client, token).get_json()["response"]["size"]["children"] for token in tokens]
+    assert ["1000 items", "2000 items"] == sizes
+    assert not any(key.startswith(OUTPUT_PREFIX) for key in session_of(app, client, db))

@@ -18,9 +18,7 @@ import dash
 import pytest
 import requests
 
-from dash_database import DashDatabase
 from dash_database.dash import ERROR_MESSAGE_ID
-from tests.servers import unique_name
 from tests.support import require
 from tests.ui_support import (
     SECRET,
@@ -30,8 +28,10 @@ from tests.ui_support import (
     callback_body,
     clean_env,
     free_port,
+    remove_store,
     require_chromium,
     server_process,
+    server_store_url,
 )
 
 #: Dash 4 added the FastAPI server (``Dash(backend="fastapi")``) the example runs on.
@@ -137,24 +137,9 @@ def test_async_app_concurrent_adds_on_sqlite(sqlite_url: str) -> None:
 def test_async_app_concurrent_adds_on_server_stores(
     store: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    name = unique_name("dash_database_test")
-    base = request.getfixturevalue(f"{store}_url")
-    url = f"{base}?prefix={name}" if store == "redis" else f"{base}?table={name}"
+    url, name = server_store_url(store, request.getfixturevalue(f"{store}_url"))
     try:
         for app_url in serve(tmp_path, DASH_DATABASE_URL=url):
             concurrent_adds_are_all_kept(app_url)
     finally:
         remove_store(store, url, name)
-
-
-def remove_store(kind: str, url: str, name: str) -> None:
-    backend: Any = DashDatabase.from_url(url, secret_key=SECRET).backend
-    if kind == "redis":
-        keys = list(backend.client.scan_iter(match=f"{name}:*", count=1000))
-        if keys:
-            backend.client.delete(*keys)
-    else:
-        with backend.engine.begin() as conn:
-            tables = f"{backend.sessions_table}, {backend.values_table}"
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
-    backend.close()

@@ -201,6 +201,8 @@ def test_data_app_generates_stores_charts_and_shares_with_other_tabs(
     generate(alice, 50_000)
     stored, sent = sizes(alice)
     alice.wait_for_element("#chart .bars", timeout=TIMEOUT)
+    alice.wait_for_contains_text("#summary", "Summary computed once", timeout=TIMEOUT)
+    summary = alice.find_element("#summary").text
 
     assert stored > 1_000_000
     assert sent < stored / 20
@@ -214,6 +216,7 @@ def test_data_app_generates_stores_charts_and_shares_with_other_tabs(
 
     alice.wait_for_contains_text("#status", "50000 rows", timeout=TIMEOUT)
     alice.wait_for_contains_text("#sizes", "Rows: 50000.", timeout=TIMEOUT)
+    alice.wait_for_text_to_equal("#summary", summary, timeout=TIMEOUT)  # memoized: not again
 
 
 def test_data_app_uploads_a_csv_and_filters_by_column(

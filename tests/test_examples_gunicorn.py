@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +14,20 @@ import requests
 
 from dash_database import DashDatabase
 from dash_database.dash import SESSION_STORE_ID
-from tests.servers import unique_name
-from tests.support import require
 from tests.ui_support import (
     DATA_APP_COOKIE,
     SECRET,
     TIMEOUT,
+    WORKERS,
+    Gunicorn,
     browser,
     callback_body,
     clean_env,
-    free_port,
     generate,
+    gunicorn,
+    remove_store,
     save_value,
-    server_process,
+    server_store_url,
     shown_value,
 )
 
@@ -37,51 +36,13 @@ pytestmark = pytest.mark.slow
 #: What the examples' enable_error_messages shows for a rejected session id.
 SESSION_EXPIRED = "Your session has expired"
 
-WORKERS = 4
 REQUESTS = 48
-
-
-@dataclass
-class Gunicorn:
-    url: str
-    workdir: Path
-    pid: int
-    store_url: str | None = None
-
-    def worker_pids(self, path: str) -> set[str]:
-        """Return the pids of the workers that served a request for ``path``."""
-        lines = (self.workdir / "access.log").read_text().splitlines()
-        return {line.split()[0] for line in lines if f" {path} " in line}
-
-    def post(self, client: requests.Session, body: dict[str, Any]) -> requests.Response:
-        return client.post(f"{self.url}/_dash-update-component", json=body, timeout=TIMEOUT)
 
 
 def run_gunicorn(name: str, workdir: Path, env: dict[str, str]) -> Iterator[Gunicorn]:
     """Serve ``examples.<name>:server`` with ``gunicorn -w 4`` from ``workdir``."""
-    require(
-        importlib.util.find_spec("gunicorn") is not None,
-        "the gunicorn tests need gunicorn: pip install gunicorn",
-    )
-    port = free_port()
-    args = [
-        "-m",
-        "gunicorn",
-        "--workers",
-        str(WORKERS),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--chdir",
-        str(workdir),
-        "--access-logfile",
-        str(workdir / "access.log"),
-        "--access-logformat",
-        "%(p)s %(m)s %(U)s %(s)s",
-        f"examples.{name}:server",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with server_process(args, workdir, env, url) as process:
-        yield Gunicorn(url, workdir, process.pid)
+    with gunicorn(f"examples.{name}:server", workdir, env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +63,7 @@ def data_server_on_a_server_backend(
 ) -> Iterator[Gunicorn]:
     """data_app with DASH_DATABASE_URL naming the tests' Redis or PostgreSQL server, under a
     prefix or table of its own, removed afterwards."""
-    name = unique_name("dash_database_test")
-    if request.param == "redis":
-        url = f"{request.getfixturevalue('redis_url')}?prefix={name}"
-    else:
-        url = f"{request.getfixturevalue('postgres_url')}?table={name}"
+    url, name = server_store_url(request.param, request.getfixturevalue(f"{request.param}_url"))
     env = clean_env(DASH_DATABASE_SECRET=SECRET, DASH_DATABASE_URL=url)
     try:
         for server in run_gunicorn("data_app", tmp_path_factory.mktemp(request.param), env):
@@ -114,20 +71,6 @@ def data_server_on_a_server_backend(
             yield server
     finally:
         remove_store(request.param, url, name)
-
-
-def remove_store(kind: str, url: str, name: str) -> None:
-    backend: Any = DashDatabase.from_url(url).backend
-    if kind == "redis":
-        client = backend.client
-        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    else:
-        with backend.engine.begin() as conn:
-            tables = f"{backend.sessions_table}, {backend.values_table}"
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
-    backend.close()
 
 
 def worker_processes(master: int) -> set[int]:
@@ -240,6 +183,7 @@ GENERATE = callback_body(
 CHART = callback_body(
     "..chart.figure...sizes.children..", [("column", "value", "price"), ("bins", "value", 10)]
 )
+SUMMARY = callback_body("summary.children", [("column", "value", "price")])
 
 
 def test_data_app_frame_stored_through_one_worker_is_charted_by_all(data_server: Gunicorn) -> None:
@@ -258,22 +202,27 @@ def test_data_app_on_redis_and_postgres_serves_every_worker(
 
 
 def check_frame_stored_through_one_worker_is_charted_by_all(data_server: Gunicorn) -> str:
-    """Store a frame through one request, chart it in 48 from other browsers holding the
-    same cookie; return the cookie."""
+    """Store a frame through one request, chart and summarize it in 48 from other browsers
+    holding the same cookie; return the cookie."""
     owner = requests.Session()
     owner.get(data_server.url, timeout=TIMEOUT)
     assert "321 rows" in data_server.post(owner, GENERATE).text
     cookie = owner.cookies[DATA_APP_COOKIE]
 
-    def chart(_: int) -> requests.Response:
+    summary = data_server.post(owner, SUMMARY).json()["response"]["summary"]["children"]
+
+    def chart(number: int) -> requests.Response:
         client = requests.Session()
         client.cookies.set(DATA_APP_COOKIE, cookie)
-        return data_server.post(client, CHART)
+        return data_server.post(client, SUMMARY if number % 4 == 0 else CHART)
 
     with ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(chart, range(REQUESTS)))
 
-    assert all("Rows: 321." in r.text for r in replies)
+    assert all("Rows: 321." in r.text for i, r in enumerate(replies) if i % 4)
+    # The memoized summary: computed once, then read from the session by every worker.
+    assert "Summary computed once for this table" in summary
+    assert {summary} == {r.json()["response"]["summary"]["children"] for r in replies[::4]}
     assert len(data_server.worker_pids("/_dash-update-component")) > 1
     return str(cookie)
 

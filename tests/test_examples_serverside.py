@@ -11,17 +11,18 @@ import pytest
 import requests
 
 from dash_database.dash._values import TOKEN_PREFIX
-from tests.servers import unique_name
-from tests.test_examples_gunicorn import SESSION_EXPIRED, WORKERS, Gunicorn, remove_store
+from tests.test_examples_gunicorn import SESSION_EXPIRED
 from tests.ui_support import (
     SECRET,
     TIMEOUT,
+    Gunicorn,
     app_cookie,
     browser,
     callback_body,
     clean_env,
-    free_port,
-    server_process,
+    gunicorn,
+    remove_store,
+    server_store_url,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,16 +37,9 @@ def summarize(token: str) -> dict[str, object]:
 
 def run_gunicorn(workdir: Path, env: dict[str, str]) -> Iterator[Gunicorn]:
     """Serve the example with ``gunicorn -w 4 --preload``: the app is imported once, before
-    the workers fork (the store reopens its connections in each worker), which keeps these
-    tests' startup cheap."""
-    port = free_port()
-    args = ["-m", "gunicorn", "--preload", "--workers", str(WORKERS), "--bind"]
-    args += [f"127.0.0.1:{port}", "--chdir", str(workdir)]
-    args += ["--access-logfile", str(workdir / "access.log")]
-    args += ["--access-logformat", "%(p)s %(m)s %(U)s %(s)s", "examples.serverside_app:server"]
-    url = f"http://127.0.0.1:{port}"
-    with server_process(args, workdir, env, url) as process:
-        yield Gunicorn(url, workdir, process.pid)
+    the workers fork, which keeps these tests' startup cheap."""
+    with gunicorn("examples.serverside_app:server", workdir, env, preload=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +55,7 @@ def server(
     if request.param == "sqlite":
         yield request.getfixturevalue("sqlite_server")
         return
-    name = unique_name("dash_database_test")
-    if request.param == "redis":
-        url = f"{request.getfixturevalue('redis_url')}?prefix={name}"
-    else:
-        url = f"{request.getfixturevalue('postgres_url')}?table={name}"
+    url, name = server_store_url(request.param, request.getfixturevalue(f"{request.param}_url"))
     env = clean_env(DASH_DATABASE_SECRET=SECRET, DASH_DATABASE_URL=url)
     try:
         yield from run_gunicorn(tmp_path_factory.mktemp(f"serverside-{request.param}"), env)

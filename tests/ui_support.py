@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from dash.testing.browser import Browser
 from selenium.webdriver import ChromeOptions
 from selenium.webdriver.common.by import By
 
+from tests.launcher import unique_name
 from tests.support import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +115,77 @@ def server_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+#: The worker processes of every gunicorn the tests start.
+WORKERS = 4
+
+
+@dataclass
+class Gunicorn:
+    """A running ``gunicorn -w 4``: its address, working directory and master's pid."""
+
+    url: str
+    workdir: Path
+    pid: int
+    store_url: str | None = None
+
+    def worker_pids(self, path: str) -> set[str]:
+        """Return the pids of the workers that served a request for ``path``."""
+        lines = (self.workdir / "access.log").read_text().splitlines()
+        return {line.split()[0] for line in lines if f" {path} " in line}
+
+    def post(self, client: requests.Session, body: dict[str, Any]) -> requests.Response:
+        return client.post(f"{self.url}/_dash-update-component", json=body, timeout=TIMEOUT)
+
+
+@contextmanager
+def gunicorn(
+    target: str,
+    workdir: Path,
+    env: dict[str, str],
+    preload: bool = False,
+    workers: int = WORKERS,
+) -> Iterator[Gunicorn]:
+    """Serve the WSGI app ``target`` (``"module:server"``) with ``gunicorn -w 4`` from
+    ``workdir`` until the block ends. ``preload``: import the app once, before the workers
+    fork (the store reopens its connections in each worker), which makes start-up cheaper."""
+    require(
+        importlib.util.find_spec("gunicorn") is not None,
+        "the gunicorn tests need gunicorn: pip install gunicorn",
+    )
+    port = free_port()
+    args = ["-m", "gunicorn", *(["--preload"] if preload else []), "--workers", str(workers)]
+    args += ["--bind", f"127.0.0.1:{port}", "--chdir", str(workdir)]
+    args += ["--access-logfile", str(workdir / "access.log")]
+    args += ["--access-logformat", "%(p)s %(m)s %(U)s %(s)s", target]
+    url = f"http://127.0.0.1:{port}"
+    with server_process(args, workdir, env, url) as process:
+        yield Gunicorn(url, workdir, process.pid)
+
+
+def server_store_url(kind: str, base_url: str) -> tuple[str, str]:
+    """Return the URL of a store of its own on the tests' ``"redis"`` or ``"postgres"``
+    server at ``base_url`` (a key prefix or a table), and that prefix or table's name."""
+    name = unique_name("dash_database_test")
+    return (f"{base_url}?prefix={name}" if kind == "redis" else f"{base_url}?table={name}"), name
+
+
+def remove_store(kind: str, url: str, name: str) -> None:
+    """Remove the store that :func:`server_store_url` named: the prefix's keys, or the
+    tables."""
+    from dash_database import DashDatabase
+
+    backend: Any = DashDatabase.from_url(url, secret_key=SECRET).backend
+    if kind == "redis":
+        keys = list(backend.client.scan_iter(match=f"{name}:*", count=1000))
+        if keys:
+            backend.client.delete(*keys)
+    else:
+        with backend.engine.begin() as conn:
+            tables = f"{backend.sessions_table}, {backend.values_table}"
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
+    backend.close()
 
 
 def wait_until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
