@@ -1,24 +1,20 @@
 """Sessions in two PostgreSQL tables, on psycopg 3 connections from a SQLAlchemy engine's pool.
 
-Layout. ``<table>_sessions`` holds a row per session: namespace, the SHA-256 of the id's
-UTF-8 (``sid_hash``), the id itself, its deadline, key count, byte total and last write.
-``<table>_values`` holds a row per key: namespace, session digest, key digest, the key's UTF-8,
-value and version. Digests keep ids and keys of any length indexable; reads also compare the
-full id and key. Apps sharing the tables stay apart by ``namespace``. Expiry compares the
-caller's ``now``, never the server's clock.
+Layout. ``<table>_sessions`` holds a row per session: namespace, the SHA-256 of the id's UTF-8
+(``sid_hash``), the id, its deadline, key count, byte total and last write. ``<table>_values``
+holds a row per key: namespace, session digest, key digest, the key's UTF-8, value, version.
+Digests keep ids and keys of any length indexable; reads also compare the full id and key.
+Apps sharing the tables stay apart by ``namespace``. Expiry compares the caller's ``now``.
 
-Statements. Every operation is one SQL statement (``_sql.py``, which explains how a write stays
-atomic and current), in autocommit mode: one round trip, committed when the call returns. A
-statement that met a stale snapshot answers so and runs again. Two rare cases take a second
-step: a write to an expired, unpurged session first drops it; a write that would start a
-session under ``max_sessions`` runs again holding the table's lock, to count sessions.
-A write of ``copy_threshold`` bytes or more streams its values with ``COPY`` (``_copy.py``).
+Statements. Every operation is one statement of ``_sql.py`` (which explains how a write stays
+atomic and current) in autocommit mode, run again while it answers that its snapshot was stale.
+Two rare writes take a transaction: one to an expired, unpurged session drops that first; one
+that would start a session under ``max_sessions`` counts the sessions holding a lock.
 
-Connections. Each call borrows a connection from the engine's pool. A backend built from a URL
-makes its engine (``_connect.py``) with timeouts, in autocommit mode; an engine passed in is
-used as configured (its connections switch to autocommit for the call, and back). A connection
-found lost (the server restarted) is discarded and the call runs on another. After ``fork()``
-the child opens its own engine or drops the passed-in engine's connections (``_process.py``).
+Connections. Each call borrows one from the engine's pool: an engine made from a URL (with
+timeouts, in autocommit mode), or a user's engine, used as configured (its connections switch
+to autocommit for the call, and back). A lost connection is discarded and the call runs on
+another. After ``fork()`` the child opens its own engine or drops the inherited connections.
 """
 
 from __future__ import annotations
@@ -31,17 +27,11 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import (
-    BackendError,
-    InvalidArgumentError,
-    QuotaExceededError,
-    SessionLimitError,
-)
+from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError, SessionLimitError
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._process import PerProcess
 from . import _connect, _sql
 from ._connect import Connection, Engine, psycopg
-from ._copy import stage
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
 
@@ -80,8 +70,6 @@ class PostgresBackend:
         connect_timeout: seconds to wait for a new connection (URL only; at least 2).
         statement_timeout: seconds the server lets a statement run, lock waits included (URL
             only); also how long a write retries while other writers keep changing its session.
-        copy_threshold: a write whose values add up to this many bytes or more streams them
-            with ``COPY``, which keeps its memory near the values' size.
         **options: keyword arguments for ``sqlalchemy.create_engine`` when ``engine`` is a URL
             (for example ``pool_size``, ``connect_args``).
 
@@ -101,7 +89,6 @@ class PostgresBackend:
         create_table: bool = True,
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
-        copy_threshold: int = 4 * 1024 * 1024,
         **options: Any,
     ) -> None:
         self._url: str | None = None
@@ -110,13 +97,13 @@ class PostgresBackend:
             self._url, own = _connect.split_url(engine)
             table, schema = own.get("table", table), own.get("schema", schema)
             namespace = own.get("namespace", namespace)
-        elif isinstance(engine, Engine) and not options:
-            self._given = engine
-        elif isinstance(engine, Engine):
+        elif isinstance(engine, Engine) and options:
             raise InvalidArgumentError(
                 f"Options {sorted(options)!r} apply only to a URL; configure the engine you "
                 "pass in yourself."
             )
+        elif isinstance(engine, Engine):
+            self._given = engine
         else:
             raise InvalidArgumentError(
                 "engine must be a postgresql:// URL or a SQLAlchemy Engine, got "
@@ -124,19 +111,17 @@ class PostgresBackend:
             )
         table = DEFAULT_TABLE if table is None else table
         namespace = DEFAULT_NAMESPACE if namespace is None else namespace
-        timeouts = (connect_timeout, statement_timeout)
-        _connect.check_options(table, schema, namespace, copy_threshold, *timeouts)
+        _connect.check_options(table, schema, namespace, connect_timeout, statement_timeout)
         self.table_name, self.schema, self.namespace = table, schema, namespace
         self.connect_timeout, self.statement_timeout = connect_timeout, statement_timeout
-        self.copy_threshold = copy_threshold
-        self._options = options
+        self.create_table, self._options = create_table, options
         #: Where a generated secret key is kept: a file in the working directory at creation.
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         prefix = "" if schema is None else _connect.quote(schema) + "."
         #: The quoted, qualified names of the two tables.
-        self.sessions_table = prefix + _connect.quote(f"{self.table_name}_sessions")
-        self.values_table = prefix + _connect.quote(f"{self.table_name}_values")
-        index = _connect.quote(f"{self.table_name}_sessions_deadline")
+        self.sessions_table = prefix + _connect.quote(f"{table}_sessions")
+        self.values_table = prefix + _connect.quote(f"{table}_values")
+        index = _connect.quote(f"{table}_sessions_deadline")
         self._sql = _sql.compiled(self.sessions_table, self.values_table, index)
         # Creators of the tables, and writes that start a session under max_sessions, take
         # turns on this advisory lock.
@@ -145,12 +130,11 @@ class PostgresBackend:
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
         self._store = _connect.where(self.engine)
-        self.create_table = create_table
         self._tables_ready = not create_table
         if create_table:
+            # A server that is away leaves it to the first call that reaches the server: a
+            # worker that starts during an outage must start, and recover with the server.
             with suppress(BackendError):
-                # A server that is away leaves it to the first call that reaches the server: a
-                # worker that starts during an outage must start, and recover with the server.
                 self._run("create the tables on", lambda conn: None)
 
     @property
@@ -162,9 +146,8 @@ class PostgresBackend:
         # PerProcess calls this once in each process that uses the backend.
         if self._given is None:
             assert self._url is not None
-            return _connect.open_engine(
-                self._url, self.connect_timeout, self.statement_timeout, self._options
-            )
+            timeouts = (self.connect_timeout, self.statement_timeout)
+            return _connect.open_engine(self._url, *timeouts, **self._options)
         if self._adopted:
             # A forked child: the pool holds the parent's connections; drop them unclosed.
             self._given.dispose(close=False)
@@ -172,13 +155,10 @@ class PostgresBackend:
         return self._given
 
     def _create_tables(self, conn: Connection) -> None:
-        # One catalog query first: opening costs no DDL (and needs no CREATE privilege) once
-        # the tables exist.
-        found = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-            (self.sessions_table, self.values_table),
-        ).fetchone()
-        if found is None or not found[0]:
+        # A catalog query first: opening needs no DDL (nor CREATE privilege) once they exist.
+        tables = (self.sessions_table, self.values_table)
+        query = "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL"
+        if not conn.execute(query, tables).fetchall()[0][0]:
             with conn.transaction():
                 # Concurrent CREATE ... IF NOT EXISTS can still collide: take turns.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
@@ -195,38 +175,34 @@ class PostgresBackend:
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
         return self._run(action, lambda conn: _execute(conn, self._sql[name], params))
 
-    def _change(self, action: str, name: str, params: dict[str, Any], staged: Any = None) -> Row:
+    def _change(self, action: str, name: str, params: dict[str, Any]) -> Row:
         """Return the row of a statement that changes a session, run again while it answers
         ``stale`` (its last column) or meets a concurrent writer. A write that answers
-        ``expired`` runs again after dropping the session, in one transaction; so does one
-        with ``staged`` items (copied first) or ``locked`` (it takes the table's lock)."""
-        sql, drop = self._sql[name], False
+        ``expired`` runs again after dropping the expired session, in one transaction; so does
+        one with ``locked`` set, holding the table's lock after counting the live sessions."""
+        sql, expired = self._sql[name], False
 
         def attempt(conn: Connection) -> Row:
-            if staged is None and not params.get("locked") and not drop:
+            if not params.get("locked") and not expired:
                 return _execute(conn, sql, params)[0]
-            with conn.transaction(), conn.cursor(binary=True) as cursor:
+            with conn.transaction():
                 if params.get("locked"):
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
-                    [(count,)] = cursor.execute(self._sql["COUNT_SESSIONS"], params).fetchall()
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                    [(count,)] = _execute(conn, self._sql["COUNT_SESSIONS"], params)
                     if count >= params["max_sessions"]:
                         raise SessionLimitError.for_write(params["max_sessions"])
-                if drop:
-                    cursor.execute(self._sql["DROP_EXPIRED"], params)
-                if staged is not None:
-                    stage(cursor, staged)
+                if expired:
+                    _execute(conn, self._sql["CLEAR"], {**params, "expired_only": True})
                 return _execute(conn, sql, params)[0]
 
         def work(conn: Connection) -> Row:
-            nonlocal drop
+            nonlocal expired
             give_up = time.monotonic() + self.statement_timeout
             while True:
                 try:
                     row = attempt(conn)
-                    if name.startswith("WRITE") and row[5]:
-                        drop = True
-                        continue
-                    if not row[-1]:
+                    expired = name == "WRITE" and row[5]
+                    if not expired and not row[-1]:
                         return row
                 except _CONFLICTS:
                     if time.monotonic() > give_up:
@@ -303,20 +279,15 @@ class PostgresBackend:
         """
         names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
         params = self._params(session, now, locked=False, **dict(zip(names, figures)))
-        rows = [(_digest(key.encode()), key.encode(), value) for key, value in items.items()]
-        size = sum(len(value) for _, _, value in rows)
-        params.update(count=len(rows), added=size + sum(len(key) for _, key, _ in rows))
-        staged, name = (rows, "WRITE_STAGED") if size >= self.copy_threshold else (None, "WRITE")
-        if staged is None and len(rows) == 1:
-            params.update(zip(("kh", "key", "value"), rows[0]))
-        elif staged is None:
-            name = "WRITE_MANY"
-            params.update(kh=[r[0] for r in rows], key=[r[1] for r in rows])
-            params["value"] = [r[2] for r in rows]
-        row = self._change("write to", name, params, staged)
+        keys = [key.encode() for key in items]
+        values = list(items.values())
+        size = sum(map(len, keys)) + sum(map(len, values))
+        params.update(kh=[_digest(k) for k in keys], key=keys, value=values)
+        params.update(count=len(keys), added=size)
+        row = self._change("write to", "WRITE", params)
         if row[1] and row[2]:  # matched, and it would start a session under max_sessions
             params["locked"] = True
-            row = self._change("write to", name, params, staged)
+            row = self._change("write to", "WRITE", params)
         written, matched, _, before, after, *_ = row
         if written or not matched:
             return bool(written)
@@ -331,7 +302,8 @@ class PostgresBackend:
         return [row[0].decode() for row in rows]
 
     def clear(self, session: str, now: float) -> int:
-        return int(self._change("delete from", "CLEAR", self._params(session, now))[0])
+        params = self._params(session, now, expired_only=False)
+        return int(self._change("delete from", "CLEAR", params)[0])
 
     def touch(self, session: str, deadline: float, now: float) -> None:
         self._rows("write to", "TOUCH", self._params(session, now, deadline=deadline))
@@ -367,14 +339,13 @@ class PostgresBackend:
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         params = {"ns": self.namespace, "now": now, "limit": _PURGE_BATCH}
-        removed = 0
-        while True:
+        removed = count = _PURGE_BATCH
+        while count == _PURGE_BATCH:
             [(count,)] = self._rows("purge expired sessions from", "PURGE", params)
-            removed += int(count)
+            removed += count
             if progress is not None and count:
-                progress(int(count))
-            if count < _PURGE_BATCH:
-                return removed
+                progress(count)
+        return removed - _PURGE_BATCH
 
     def close(self) -> None:
         self._closed = True
@@ -390,11 +361,10 @@ class PostgresBackend:
                 "to pickle it."
             )
         # The URL and options, never the connections.
-        names = ("connect_timeout", "statement_timeout", "copy_threshold")
-        options = {name: getattr(self, name) for name in names}
-        options.update(table=self.table_name, schema=self.schema, namespace=self.namespace)
-        options.update(self._options, create_table=self.create_table)
-        return (_reopen, (self._url, options))
+        options = dict(self._options, table=self.table_name, schema=self.schema)
+        options.update(namespace=self.namespace, create_table=self.create_table)
+        options.update(connect_timeout=self.connect_timeout)
+        return (_reopen, (self._url, dict(options, statement_timeout=self.statement_timeout)))
 
     def __repr__(self) -> str:
         where = self._store if self._url is None else redact_url(self._url)

@@ -54,7 +54,7 @@ KEYS = f"SELECT v.key {_LIVE_VALUES}"
 # and ``count`` are their total size and number. It answers whether it wrote, whether the
 # compare-and-set matched, whether max_sessions refused it (see ``refused``), the session's
 # size before and after, whether the session expired (then it wrote nothing, and the backend
-# drops the session with DROP_EXPIRED before it runs again) and whether it met a stale
+# drops the session with CLEAR before it runs again) and whether it met a stale
 # snapshot (then it wrote nothing).
 _WRITE = f"""
 WITH items AS NOT MATERIALIZED (  -- read where used: a large value is never copied
@@ -124,40 +124,12 @@ SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.refused, f.before, 
 FROM figures f
 """
 
-#: Store one item, given as parameters.
+#: Store the items, given as arrays of key digests, keys and values.
 WRITE = _WRITE.replace(
-    "{items}", "SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value"
-)
-#: Store several items, given as arrays.
-WRITE_MANY = _WRITE.replace(
     "{items}",
-    """SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[])
-    AS i (key_hash, key, value)""",
+    "SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[]) "
+    "AS i (key_hash, key, value)",
 )
-
-#: The temporary table a large write copies its items into (see ``_copy.py``).
-STAGE_ITEMS = """
-CREATE TEMPORARY TABLE IF NOT EXISTS dash_database_items (
-    key_hash bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL
-) ON COMMIT DELETE ROWS
-"""
-COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT BINARY)"
-
-#: Store the items copied into the temporary table (see ``_WRITE``).
-WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
-
-#: Remove a session that expired and its values (a single-row delete: it sees the latest row,
-#: so a session renewed meanwhile is kept).
-DROP_EXPIRED = """
-WITH dropped AS (
-    DELETE FROM {sessions} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline <= %(now)s
-    RETURNING sid_hash
-),
-cleared AS (
-    DELETE FROM {values} v USING dropped d WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
-)
-SELECT count(*) FROM dropped
-"""
 
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
@@ -193,23 +165,26 @@ SELECT EXISTS (SELECT FROM removed),
     EXISTS (SELECT FROM target) AND NOT EXISTS (SELECT FROM removed) AS stale
 """
 
-#: Remove a session: its row and values; answers how many keys a live one held.
+#: Remove a session: its row and values; answers how many keys a live one held. With
+#: ``expired_only`` (before a write to an expired session) a live session is left alone.
 CLEAR = f"""
 WITH seen AS MATERIALIZED (
-    SELECT xmin AS row_version, CASE WHEN {_LIVE} THEN keys ELSE 0 END AS keys
+    SELECT xmin AS row_version, {_LIVE} AS live, keys
     FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
 ),
 dropped AS (
     DELETE FROM {{sessions}} s USING seen
     WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
+      AND NOT (seen.live AND %(expired_only)s)
     RETURNING 1
 ),
 cleared AS (
     DELETE FROM {{values}}
     WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM dropped)
 )
-SELECT coalesce((SELECT keys FROM seen), 0),
-    EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM dropped) AS stale
+SELECT coalesce((SELECT keys FROM seen WHERE live), 0),
+    EXISTS (SELECT FROM seen WHERE NOT (live AND %(expired_only)s))
+    AND NOT EXISTS (SELECT FROM dropped) AS stale
 """
 
 #: Move a live session's deadline later (a single-row update: it sees the latest row).
