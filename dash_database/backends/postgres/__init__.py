@@ -1,20 +1,10 @@
 """Sessions in two PostgreSQL tables, on psycopg 3 connections from a SQLAlchemy engine's pool.
 
-Layout. ``<table>_sessions`` holds a row per session: namespace, the SHA-256 of the id's UTF-8
-(``sid_hash``), the id, its deadline, key count, byte total and last write. ``<table>_values``
-holds a row per key: namespace, session digest, key digest, the key's UTF-8, value, version.
-Digests keep ids and keys of any length indexable; reads also compare the full id and key.
-Apps sharing the tables stay apart by ``namespace``. Expiry compares the caller's ``now``.
-
-Statements. Every operation is one statement of ``_sql.py`` (which explains how a write stays
-atomic and current) in autocommit mode, run again while it answers that its snapshot was stale.
-Two rare writes take a transaction: one to an expired, unpurged session drops that first; one
-that would start a session under ``max_sessions`` counts the sessions holding a lock.
-
-Connections. Each call borrows one from the engine's pool: an engine made from a URL (with
-timeouts, in autocommit mode), or a user's engine, used as configured (its connections switch
-to autocommit for the call, and back). A lost connection is discarded and the call runs on
-another. After ``fork()`` the child opens its own engine or drops the inherited connections.
+``<table>_sessions`` holds a row per session (its figures), ``<table>_values`` one per key.
+Both are keyed by SHA-256 digests, so ids and keys of any length are indexable; reads also
+compare the full id and key. ``namespace`` keeps apps sharing the tables apart. Every operation
+is one statement of ``_sql.py`` in autocommit mode, on a connection borrowed from the engine's
+pool (a user's engine's connections switch to autocommit for the call, and back).
 """
 
 from __future__ import annotations
@@ -111,10 +101,18 @@ class PostgresBackend:
             )
         table = DEFAULT_TABLE if table is None else table
         namespace = DEFAULT_NAMESPACE if namespace is None else namespace
-        _connect.check_options(table, schema, namespace, connect_timeout, statement_timeout)
-        self.table_name, self.schema, self.namespace = table, schema, namespace
-        self.connect_timeout, self.statement_timeout = connect_timeout, statement_timeout
-        self.create_table, self._options = create_table, options
+        timeouts = (connect_timeout, statement_timeout)
+        _connect.check_options(table, schema, namespace, *timeouts)
+        self.table_name, self.namespace, self.statement_timeout = (
+            table,
+            namespace,
+            statement_timeout,
+        )
+        # What pickling keeps: the URL and options, never the connections.
+        self._kwargs = dict(options, table=table, schema=schema, namespace=namespace)
+        self._kwargs.update(create_table=create_table, connect_timeout=connect_timeout)
+        self._kwargs.update(statement_timeout=statement_timeout)
+        self._timeouts, self._options = timeouts, options
         #: Where a generated secret key is kept: a file in the working directory at creation.
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         prefix = "" if schema is None else _connect.quote(schema) + "."
@@ -146,8 +144,7 @@ class PostgresBackend:
         # PerProcess calls this once in each process that uses the backend.
         if self._given is None:
             assert self._url is not None
-            timeouts = (self.connect_timeout, self.statement_timeout)
-            return _connect.open_engine(self._url, *timeouts, **self._options)
+            return _connect.open_engine(self._url, *self._timeouts, **self._options)
         if self._adopted:
             # A forked child: the pool holds the parent's connections; drop them unclosed.
             self._given.dispose(close=False)
@@ -156,9 +153,8 @@ class PostgresBackend:
 
     def _create_tables(self, conn: Connection) -> None:
         # A catalog query first: opening needs no DDL (nor CREATE privilege) once they exist.
-        tables = (self.sessions_table, self.values_table)
-        query = "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL"
-        if not conn.execute(query, tables).fetchall()[0][0]:
+        query = "SELECT to_regclass(%s) IS NULL OR to_regclass(%s) IS NULL"
+        if conn.execute(query, (self.sessions_table, self.values_table)).fetchall()[0][0]:
             with conn.transaction():
                 # Concurrent CREATE ... IF NOT EXISTS can still collide: take turns.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
@@ -173,6 +169,7 @@ class PostgresBackend:
         return _connect.run(self.engine, self._store, action, work)
 
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
+        # Every read, and writes that cannot meet a stale snapshot (single-row statements).
         return self._run(action, lambda conn: _execute(conn, self._sql[name], params))
 
     def _change(self, action: str, name: str, params: dict[str, Any]) -> Row:
@@ -188,7 +185,7 @@ class PostgresBackend:
             with conn.transaction():
                 if params.get("locked"):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
-                    [(count,)] = _execute(conn, self._sql["COUNT_SESSIONS"], params)
+                    [(count, *_)] = _execute(conn, self._sql["STATS"], params)
                     if count >= params["max_sessions"]:
                         raise SessionLimitError.for_write(params["max_sessions"])
                 if expired:
@@ -226,19 +223,14 @@ class PostgresBackend:
         return self.get_many(session, [key], now)[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        return self._get(session, [key], now).get(key.encode())
+        params = self._params(session, now, key_hashes=[_digest(key.encode())])
+        rows = self._rows("read from", "GET", params)
+        return next(((v, n) for k, v, n in rows if k == key.encode()), None)
 
     def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        found = self._get(session, keys, now)
-        return [None if (row := found.get(key.encode())) is None else row[0] for key in keys]
-
-    def _get(self, session: str, keys: Sequence[str], now: float) -> dict[bytes, tuple[bytes, int]]:
-        """Return the value and version of each of ``keys`` found, by the key's UTF-8."""
-        if not keys:
-            return {}
-        hashes = [_digest(key.encode()) for key in keys]
-        rows = self._rows("read from", "GET", self._params(session, now, key_hashes=hashes))
-        return {key: (value, version) for key, value, version in rows}
+        params = self._params(session, now, key_hashes=[_digest(k.encode()) for k in keys])
+        found = {k: v for k, v, _ in self._rows("read from", "GET", params)} if keys else {}
+        return [found.get(key.encode()) for key in keys]
 
     def set_many(
         self,
@@ -298,8 +290,7 @@ class PostgresBackend:
         return bool(self._change("delete from", "DELETE", params)[0])
 
     def keys(self, session: str, now: float) -> list[str]:
-        rows = self._rows("read from", "KEYS", self._params(session, now))
-        return [row[0].decode() for row in rows]
+        return [info.key for info in self.session_keys(session, now, None, 2**62)[0]]
 
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now, expired_only=False)
@@ -320,18 +311,16 @@ class PostgresBackend:
         return int(rows[0][0]) if rows else 0
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
-        params = {"ns": self.namespace, "now": now, "after": _after(cursor), "limit": limit + 1}
-        rows = self._rows("read from", "SESSIONS", params)
-        page = [SessionInfo(sid.decode(), *figures) for _, sid, *figures in rows[:limit]]
-        return page, _next(rows, limit)
+        params = {"ns": self.namespace, "now": now, "cursor": cursor, "limit": limit}
+        rows, after = _page(self, "SESSIONS", params)
+        return [SessionInfo(sid.decode(), *figures) for _, sid, *figures in rows], after
 
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
-        params = self._params(session, now, after=_after(cursor), limit=limit + 1)
-        rows = self._rows("read from", "SESSION_KEYS", params)
-        page = [KeyInfo(key.decode(), *figures) for _, key, *figures in rows[:limit]]
-        return page, _next(rows, limit)
+        params = self._params(session, now, cursor=cursor, limit=limit)
+        rows, after = _page(self, "SESSION_KEYS", params)
+        return [KeyInfo(key.decode(), *figures) for _, key, *figures in rows], after
 
     def stats(self, now: float) -> StoreStats:
         [row] = self._rows("read from", "STATS", {"ns": self.namespace, "now": now})
@@ -339,13 +328,12 @@ class PostgresBackend:
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         params = {"ns": self.namespace, "now": now, "limit": _PURGE_BATCH}
-        removed = count = _PURGE_BATCH
-        while count == _PURGE_BATCH:
-            [(count,)] = self._rows("purge expired sessions from", "PURGE", params)
-            removed += count
-            if progress is not None and count:
-                progress(count)
-        return removed - _PURGE_BATCH
+        counts = [_PURGE_BATCH]
+        while counts[-1] == _PURGE_BATCH:
+            counts += self._rows("purge expired sessions from", "PURGE", params)[0]
+            if progress is not None and counts[-1]:
+                progress(counts[-1])
+        return sum(counts) - _PURGE_BATCH
 
     def close(self) -> None:
         self._closed = True
@@ -360,11 +348,7 @@ class PostgresBackend:
                 "live connections. Build it from a URL (PostgresBackend('postgresql://...')) "
                 "to pickle it."
             )
-        # The URL and options, never the connections.
-        options = dict(self._options, table=self.table_name, schema=self.schema)
-        options.update(namespace=self.namespace, create_table=self.create_table)
-        options.update(connect_timeout=self.connect_timeout)
-        return (_reopen, (self._url, dict(options, statement_timeout=self.statement_timeout)))
+        return (_reopen, (self._url, self._kwargs))
 
     def __repr__(self) -> str:
         where = self._store if self._url is None else redact_url(self._url)
@@ -386,16 +370,16 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _after(cursor: str | None) -> bytes:
-    """Return the digest a page starts after (the empty one sorts first)."""
+def _page(
+    backend: PostgresBackend, name: str, params: dict[str, Any]
+) -> tuple[list[Row], str | None]:
+    """Return a page of rows after the digest ``cursor`` (hex), and the next page's cursor."""
+    cursor, limit = params.pop("cursor"), params["limit"]
     try:
-        return b"" if cursor is None else bytes.fromhex(cursor)
+        params.update(after=b"" if cursor is None else bytes.fromhex(cursor), limit=limit + 1)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
             f"{cursor!r} is not a cursor this backend returned; pass None to start over."
         ) from None
-
-
-def _next(rows: list[Row], limit: int) -> str | None:
-    """Return the cursor after a page, or ``None`` when no row follows it."""
-    return rows[limit - 1][0].hex() if len(rows) > limit else None
+    rows = backend._rows("read from", name, params)
+    return rows[:limit], rows[limit - 1][0].hex() if len(rows) > limit else None

@@ -117,7 +117,7 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_options(table: object, schema: object, namespace: object, *timeouts: object) -> None:
+def check_options(table: object, schema: object, namespace: object, *timeouts: Any) -> None:
     """Raise InvalidArgumentError unless the names and timeouts can be used."""
     for name, value in [("table", table), ("schema", schema)]:
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
@@ -133,7 +133,7 @@ def check_options(table: object, schema: object, namespace: object, *timeouts: o
         raise InvalidArgumentError(
             f"namespace must be a str without NUL characters, got {namespace!r}."
         )
-    if any(type(value) not in (int, float) or not value > 0 for value in timeouts):  # type: ignore[operator]
+    if any(type(value) not in (int, float) or not value > 0 for value in timeouts):
         raise InvalidArgumentError(
             "connect_timeout and statement_timeout must be positive numbers of seconds, got "
             f"{timeouts!r}."
