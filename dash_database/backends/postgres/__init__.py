@@ -103,16 +103,12 @@ class PostgresBackend:
         namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         timeouts = (connect_timeout, statement_timeout)
         _connect.check_options(table, schema, namespace, *timeouts)
-        self.table_name, self.namespace, self.statement_timeout = (
-            table,
-            namespace,
-            statement_timeout,
-        )
+        self.table_name, self.namespace = table, namespace
+        self.statement_timeout, self._timeouts, self._options = statement_timeout, timeouts, options
         # What pickling keeps: the URL and options, never the connections.
         self._kwargs = dict(options, table=table, schema=schema, namespace=namespace)
         self._kwargs.update(create_table=create_table, connect_timeout=connect_timeout)
         self._kwargs.update(statement_timeout=statement_timeout)
-        self._timeouts, self._options = timeouts, options
         #: Where a generated secret key is kept: a file in the working directory at creation.
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         prefix = "" if schema is None else _connect.quote(schema) + "."
@@ -127,8 +123,7 @@ class PostgresBackend:
         self._lock = int.from_bytes(lock[:8], "big", signed=True)
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
-        self._store = _connect.where(self.engine)
-        self._tables_ready = not create_table
+        self._store, self._tables_ready = _connect.where(self.engine), not create_table
         if create_table:
             # A server that is away leaves it to the first call that reaches the server: a
             # worker that starts during an outage must start, and recover with the server.
@@ -263,21 +258,16 @@ class PostgresBackend:
 
     def _write(self, session: str, items: Mapping[str, bytes], now: float, *figures: Any) -> bool:
         """Store ``items`` with ``figures``: deadline, version, max_bytes, max_sessions,
-        expected, check.
-
-        Only a write that would start a session with ``max_sessions`` given counts the live
-        sessions (a scan of the namespace's session rows), holding the table's lock so
-        that two such writes never both take the last place; other writes never count.
-        """
+        expected, check."""
         names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
         params = self._params(session, now, locked=False, **dict(zip(names, figures)))
-        keys = [key.encode() for key in items]
-        values = list(items.values())
-        size = sum(map(len, keys)) + sum(map(len, values))
-        params.update(kh=[_digest(k) for k in keys], key=keys, value=values)
-        params.update(count=len(keys), added=size)
+        keys, values = [key.encode() for key in items], list(items.values())
+        params.update(kh=[_digest(k) for k in keys], key=keys, value=values, count=len(keys))
+        params["added"] = sum(map(len, keys)) + sum(map(len, values))
         row = self._change("write to", "WRITE", params)
-        if row[1] and row[2]:  # matched, and it would start a session under max_sessions
+        # Only a write that would start a session under max_sessions counts the live sessions
+        # (a scan), holding the table's lock so that two never both take the last place.
+        if row[1] and row[2]:  # matched, and refused for want of the count
             params["locked"] = True
             row = self._change("write to", "WRITE", params)
         written, matched, _, before, after, *_ = row

@@ -1,8 +1,4 @@
-"""URLs, engines, options and connections of the PostgreSQL backend.
-
-The drivers are imported here, once, when the backend's package is imported (which
-``dash_database`` does only when a PostgreSQL URL or backend is used).
-"""
+"""URLs, options, engines and connections of the PostgreSQL backend (and its drivers' import)."""
 
 from __future__ import annotations
 
@@ -49,16 +45,15 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
 def open_engine(
     url: str, connect_timeout: float, statement_timeout: float, **options: Any
 ) -> Engine:
-    """Return an engine on ``url`` in autocommit mode whose connections give up connecting after
-    ``connect_timeout`` and have the server cancel a statement (lock waits included) after
-    ``statement_timeout`` seconds."""
+    """Return an engine on ``url`` in autocommit mode (so a returned connection needs no
+    ROLLBACK) that gives up connecting after ``connect_timeout`` and has the server cancel a
+    statement (lock waits included) after ``statement_timeout`` seconds."""
     args = dict(options.pop("connect_args", {}))
     if "connect_timeout" not in make_url(url).query:
         args.setdefault("connect_timeout", max(2, round(connect_timeout)))
     # Of two settings of one parameter the server keeps the last: the caller's come last.
     timeout = f"-c statement_timeout={round(statement_timeout * 1000)}"
     args["options"] = f"{timeout} {args.get('options', '')}".strip()
-    # In autocommit mode no transaction outlives a call: a returned connection needs no ROLLBACK.
     options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, **options}
     return sqlalchemy.create_engine(url, connect_args=args, **options)
 
@@ -70,10 +65,9 @@ def where(engine: Engine) -> str:
         InvalidArgumentError: the engine does not run psycopg 3 in sync mode.
     """
     dialect, url = engine.dialect, engine.url
-    if (dialect.name, dialect.driver, dialect.is_async) != ("postgresql", "psycopg", False):
+    if dialect.driver != "psycopg":  # the async one is "psycopg_async"
         raise InvalidArgumentError(
-            f"The engine runs {dialect.name}+{dialect.driver}"
-            f"{' (asyncio)' if dialect.is_async else ''}; this backend runs on PostgreSQL "
+            f"The engine runs {dialect.name}+{dialect.driver}; this backend runs on PostgreSQL "
             "through psycopg 3 in sync mode: use a postgresql+psycopg:// URL."
         )
     return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
@@ -124,14 +118,12 @@ def check_options(table: object, schema: object, namespace: object, *timeouts: A
             raise InvalidArgumentError(
                 f"{name} must be a non-empty str without NUL characters, got {value!r}."
             )
+    if not isinstance(namespace, str) or "\0" in namespace:
+        raise InvalidArgumentError(f"namespace must be a str without NUL, got {namespace!r}.")
     if len(f"{table}_sessions_deadline".encode()) > 63:
         raise InvalidArgumentError(
             f"table {table!r} is too long: PostgreSQL cuts names at 63 bytes, and this backend "
             "adds up to 18 to it. Use a shorter one."
-        )
-    if not isinstance(namespace, str) or "\0" in namespace:
-        raise InvalidArgumentError(
-            f"namespace must be a str without NUL characters, got {namespace!r}."
         )
     if any(type(value) not in (int, float) or not value > 0 for value in timeouts):
         raise InvalidArgumentError(
