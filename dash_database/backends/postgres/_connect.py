@@ -65,9 +65,10 @@ def where(engine: Engine) -> str:
         InvalidArgumentError: the engine does not run psycopg 3 in sync mode.
     """
     dialect, url = engine.dialect, engine.url
-    if dialect.driver != "psycopg":  # the async one is "psycopg_async"
+    if dialect.driver != "psycopg" or dialect.is_async:
         raise InvalidArgumentError(
-            f"The engine runs {dialect.name}+{dialect.driver}; this backend runs on PostgreSQL "
+            f"The engine runs {dialect.name}+{dialect.driver}"
+            f"{' (asyncio)' if dialect.is_async else ''}; this backend runs on PostgreSQL "
             "through psycopg 3 in sync mode: use a postgresql+psycopg:// URL."
         )
     return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
