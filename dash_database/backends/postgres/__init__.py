@@ -25,10 +25,8 @@ from ._connect import Connection, Engine, psycopg
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
 
-#: The table name used when none is given (tables ``<table>_sessions`` and ``<table>_values``).
-DEFAULT_TABLE = "dash_database"
-#: The namespace used when none is given.
-DEFAULT_NAMESPACE = "default"
+#: The table name and namespace used when none is given.
+DEFAULT_TABLE, DEFAULT_NAMESPACE = "dash_database", "default"
 
 # Expired sessions removed per statement by purge_expired: few enough that a batch holds its
 # locks briefly, enough that the round trips are spread over many sessions.
@@ -53,10 +51,9 @@ class PostgresBackend:
             path; a URL may give it as ``?schema=...``.
         namespace: rows of other namespaces are never seen or touched, so several apps can
             share the tables; a URL may give it as ``?namespace=...``.
-        create_table: create the tables unless they exist (safe when several processes start
-            at once; when the server is away the first call that reaches it does, so an app
-            starts during an outage); ``False`` when the user may not create tables and they
-            already exist.
+        create_table: create the tables unless they exist (safe from several processes at once;
+            if the server is away, the first call that reaches it does); ``False`` when the
+            user may not create tables and they exist.
         connect_timeout: seconds to wait for a new connection (URL only; at least 2).
         statement_timeout: seconds the server lets a statement run, lock waits included (URL
             only); also how long a write retries while other writers keep changing its session.
@@ -169,9 +166,9 @@ class PostgresBackend:
 
     def _change(self, action: str, name: str, params: dict[str, Any]) -> Row:
         """Return the row of a statement that changes a session, run again while it answers
-        ``stale`` (its last column) or meets a concurrent writer. A write that answers
-        ``expired`` runs again after dropping the expired session, in one transaction; so does
-        one with ``locked`` set, holding the table's lock after counting the live sessions."""
+        ``stale`` (its last column) or meets a concurrent writer. A write to an ``expired``
+        session, or one with ``locked`` set, runs in a transaction after dropping the session
+        or counting the live sessions under the table's lock."""
         sql, expired = self._sql[name], False
 
         def attempt(conn: Connection) -> Row:
