@@ -190,7 +190,7 @@ class PostgresBackend:
             while True:
                 try:
                     row = attempt(conn)
-                    expired = name == "WRITE" and row[5]
+                    expired = name.startswith("WRITE") and row[5]
                     if not expired and not row[-1]:
                         return row
                 except _CONFLICTS:
@@ -261,12 +261,15 @@ class PostgresBackend:
         keys, values = [key.encode() for key in items], list(items.values())
         params.update(kh=[_digest(k) for k in keys], key=keys, value=values, count=len(keys))
         params["added"] = sum(map(len, keys)) + sum(map(len, values))
-        row = self._change("write to", "WRITE", params)
+        name = "WRITE" if len(keys) == 1 else "WRITE_MANY"
+        if name == "WRITE":
+            params.update(kh=params["kh"][0], key=keys[0], value=values[0])
+        row = self._change("write to", name, params)
         # Only a write that would start a session under max_sessions counts the live sessions
         # (a scan), holding the table's lock so that two never both take the last place.
         if row[1] and row[2]:  # matched, and refused for want of the count
             params["locked"] = True
-            row = self._change("write to", "WRITE", params)
+            row = self._change("write to", name, params)
         written, matched, _, before, after, *_ = row
         if written or not matched:
             return bool(written)
@@ -277,7 +280,9 @@ class PostgresBackend:
         return bool(self._change("delete from", "DELETE", params)[0])
 
     def keys(self, session: str, now: float) -> list[str]:
-        return [info.key for info in self.session_keys(session, now, None, 2**62)[0]]
+        return [
+            key.decode() for (key,) in self._rows("read from", "KEYS", self._params(session, now))
+        ]
 
     def clear(self, session: str, now: float) -> int:
         params = self._params(session, now, expired_only=False)

@@ -47,15 +47,17 @@ WHERE {_S_ROWS} AND s.session_id = %(sid)b AND (s.deadline IS NULL OR s.deadline
 #: The keys, values and versions of the keys whose digests are ``key_hashes``.
 GET = f"SELECT v.key, v.value, v.version {_LIVE_VALUES} AND v.key_hash = ANY(%(key_hashes)b)"
 
-#: set_many and compare_and_set: store the items (arrays of key digests, keys and values;
-#: ``added`` and ``count`` are their size and number). Answers whether it wrote, whether the
+#: The keys of a live session.
+KEYS = f"SELECT v.key {_LIVE_VALUES}"
+
+# set_many and compare_and_set: store the ``items`` (``added`` and ``count`` are their size
+# and number). Answers whether it wrote, whether the
 #: compare-and-set matched, whether max_sessions refused it, the session's size before and
 #: after, whether the session expired (then the backend drops it with CLEAR and runs this
 #: again) and whether it met a stale snapshot. Only ``ok`` figures write.
-WRITE = f"""
+_WRITE = f"""
 WITH items AS NOT MATERIALIZED (  -- read where used: a large value is never copied
-    SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[])
-        AS i (key_hash, key, value)
+    {{items}}
 ),
 seen AS MATERIALIZED (
     SELECT xmin AS row_version, deadline, keys, bytes, {_LIVE} AS live
@@ -113,6 +115,16 @@ SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.refused, f.before, 
     f.expired, f.ok AND NOT EXISTS (SELECT FROM session) AS stale
 FROM figures f
 """
+#: Store one item, given as parameters: a value is sent as it is, not copied into an array.
+WRITE = _WRITE.replace(
+    "{items}", "SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value"
+)
+#: Store several items, given as arrays.
+WRITE_MANY = _WRITE.replace(
+    "{items}",
+    "SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[]) "
+    "AS i (key_hash, key, value)",
+)
 
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
