@@ -92,9 +92,12 @@ def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]
             except DBAPIError as exc:
                 raise (exc.orig or exc) from None  # the driver's own error says what failed
             conn = cast(Connection, fairy.driver_connection)
-            given = not conn.autocommit  # a passed-in engine's: switch, with no round trip
+            # A passed-in engine's connection switches (with no round trip) only when it must:
+            # setting the attribute costs a call on the hot path.
+            given = not conn.autocommit
             try:
-                conn.autocommit = True
+                if given:
+                    conn.autocommit = True
                 return work(conn)
             except psycopg.OperationalError as exc:
                 if not conn.broken or reconnects == 0:
