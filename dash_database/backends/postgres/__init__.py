@@ -1,24 +1,10 @@
 """Sessions in two PostgreSQL tables, on psycopg 3 connections from a SQLAlchemy engine's pool.
 
-Layout. ``<table>_sessions`` holds a row per session: namespace, the SHA-256 of the id's
-UTF-8 (``sid_hash``), the id itself, its deadline, key count, byte total and last write.
-``<table>_values`` holds a row per key: namespace, session digest, key digest, the key's UTF-8,
-value and version. Digests keep ids and keys of any length indexable; reads also compare the
-full id and key. Apps sharing the tables stay apart by ``namespace``. Expiry compares the
-caller's ``now``, never the server's clock.
-
-Statements. Every operation is one SQL statement (``_sql.py``, which explains how a write stays
-atomic and current), in autocommit mode: one round trip, committed when the call returns. A
-statement that met a stale snapshot answers so and runs again. Two rare cases take a second
-step: a write to an expired, unpurged session first drops it; a write that would start a
-session under ``max_sessions`` runs again holding the table's lock, to count sessions.
-A write of ``copy_threshold`` bytes or more streams its values with ``COPY`` (``_copy.py``).
-
-Connections. Each call borrows a connection from the engine's pool. A backend built from a URL
-makes its engine (``_connect.py``) with timeouts, in autocommit mode; an engine passed in is
-used as configured (its connections switch to autocommit for the call, and back). A connection
-found lost (the server restarted) is discarded and the call runs on another. After ``fork()``
-the child opens its own engine or drops the passed-in engine's connections (``_process.py``).
+``<table>_sessions`` holds a row per session (its figures), ``<table>_values`` one per key.
+Both are keyed by SHA-256 digests, so ids and keys of any length are indexable; reads also
+compare the full id and key. ``namespace`` keeps apps sharing the tables apart. Every operation
+is one statement of ``_sql.py`` in autocommit mode, on a connection borrowed from the engine's
+pool (a user's engine's connections switch to autocommit for the call, and back).
 """
 
 from __future__ import annotations
@@ -31,24 +17,16 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
-from ...exceptions import (
-    BackendError,
-    InvalidArgumentError,
-    QuotaExceededError,
-    SessionLimitError,
-)
+from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError, SessionLimitError
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._process import PerProcess
 from . import _connect, _sql
 from ._connect import Connection, Engine, psycopg
-from ._copy import stage
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
 
-#: The table name used when none is given (tables ``<table>_sessions`` and ``<table>_values``).
-DEFAULT_TABLE = "dash_database"
-#: The namespace used when none is given.
-DEFAULT_NAMESPACE = "default"
+#: The table name and namespace used when none is given.
+DEFAULT_TABLE, DEFAULT_NAMESPACE = "dash_database", "default"
 
 # Expired sessions removed per statement by purge_expired: few enough that a batch holds its
 # locks briefly, enough that the round trips are spread over many sessions.
@@ -73,15 +51,12 @@ class PostgresBackend:
             path; a URL may give it as ``?schema=...``.
         namespace: rows of other namespaces are never seen or touched, so several apps can
             share the tables; a URL may give it as ``?namespace=...``.
-        create_table: create the tables unless they exist (safe when several processes start
-            at once; when the server is away the first call that reaches it does, so an app
-            starts during an outage); ``False`` when the user may not create tables and they
-            already exist.
+        create_table: create the tables unless they exist (safe from several processes at once;
+            if the server is away, the first call that reaches it does); ``False`` when the
+            user may not create tables and they exist.
         connect_timeout: seconds to wait for a new connection (URL only; at least 2).
         statement_timeout: seconds the server lets a statement run, lock waits included (URL
             only); also how long a write retries while other writers keep changing its session.
-        copy_threshold: a write whose values add up to this many bytes or more streams them
-            with ``COPY``, which keeps its memory near the values' size.
         **options: keyword arguments for ``sqlalchemy.create_engine`` when ``engine`` is a URL
             (for example ``pool_size``, ``connect_args``).
 
@@ -101,7 +76,6 @@ class PostgresBackend:
         create_table: bool = True,
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
-        copy_threshold: int = 4 * 1024 * 1024,
         **options: Any,
     ) -> None:
         self._url: str | None = None
@@ -110,13 +84,13 @@ class PostgresBackend:
             self._url, own = _connect.split_url(engine)
             table, schema = own.get("table", table), own.get("schema", schema)
             namespace = own.get("namespace", namespace)
-        elif isinstance(engine, Engine) and not options:
-            self._given = engine
-        elif isinstance(engine, Engine):
+        elif isinstance(engine, Engine) and options:
             raise InvalidArgumentError(
                 f"Options {sorted(options)!r} apply only to a URL; configure the engine you "
                 "pass in yourself."
             )
+        elif isinstance(engine, Engine):
+            self._given = engine
         else:
             raise InvalidArgumentError(
                 "engine must be a postgresql:// URL or a SQLAlchemy Engine, got "
@@ -125,18 +99,20 @@ class PostgresBackend:
         table = DEFAULT_TABLE if table is None else table
         namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         timeouts = (connect_timeout, statement_timeout)
-        _connect.check_options(table, schema, namespace, copy_threshold, *timeouts)
-        self.table_name, self.schema, self.namespace = table, schema, namespace
-        self.connect_timeout, self.statement_timeout = connect_timeout, statement_timeout
-        self.copy_threshold = copy_threshold
-        self._options = options
+        _connect.check_options(table, schema, namespace, *timeouts)
+        self.table_name, self.namespace = table, namespace
+        self.statement_timeout, self._timeouts, self._options = statement_timeout, timeouts, options
+        # What pickling keeps: the URL and options, never the connections.
+        self._kwargs = dict(options, table=table, schema=schema, namespace=namespace)
+        self._kwargs.update(create_table=create_table, connect_timeout=connect_timeout)
+        self._kwargs.update(statement_timeout=statement_timeout)
         #: Where a generated secret key is kept: a file in the working directory at creation.
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         prefix = "" if schema is None else _connect.quote(schema) + "."
         #: The quoted, qualified names of the two tables.
-        self.sessions_table = prefix + _connect.quote(f"{self.table_name}_sessions")
-        self.values_table = prefix + _connect.quote(f"{self.table_name}_values")
-        index = _connect.quote(f"{self.table_name}_sessions_deadline")
+        self.sessions_table = prefix + _connect.quote(f"{table}_sessions")
+        self.values_table = prefix + _connect.quote(f"{table}_values")
+        index = _connect.quote(f"{table}_sessions_deadline")
         self._sql = _sql.compiled(self.sessions_table, self.values_table, index)
         # Creators of the tables, and writes that start a session under max_sessions, take
         # turns on this advisory lock.
@@ -144,13 +120,11 @@ class PostgresBackend:
         self._lock = int.from_bytes(lock[:8], "big", signed=True)
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
-        self._store = _connect.where(self.engine)
-        self.create_table = create_table
-        self._tables_ready = not create_table
+        self._store, self._tables_ready = _connect.where(self.engine), not create_table
         if create_table:
+            # A server that is away leaves it to the first call that reaches the server: a
+            # worker that starts during an outage must start, and recover with the server.
             with suppress(BackendError):
-                # A server that is away leaves it to the first call that reaches the server: a
-                # worker that starts during an outage must start, and recover with the server.
                 self._run("create the tables on", lambda conn: None)
 
     @property
@@ -162,9 +136,7 @@ class PostgresBackend:
         # PerProcess calls this once in each process that uses the backend.
         if self._given is None:
             assert self._url is not None
-            return _connect.open_engine(
-                self._url, self.connect_timeout, self.statement_timeout, self._options
-            )
+            return _connect.open_engine(self._url, *self._timeouts, **self._options)
         if self._adopted:
             # A forked child: the pool holds the parent's connections; drop them unclosed.
             self._given.dispose(close=False)
@@ -172,13 +144,9 @@ class PostgresBackend:
         return self._given
 
     def _create_tables(self, conn: Connection) -> None:
-        # One catalog query first: opening costs no DDL (and needs no CREATE privilege) once
-        # the tables exist.
-        found = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-            (self.sessions_table, self.values_table),
-        ).fetchone()
-        if found is None or not found[0]:
+        # A catalog query first: opening needs no DDL (nor CREATE privilege) once they exist.
+        query = "SELECT to_regclass(%s) IS NULL OR to_regclass(%s) IS NULL"
+        if conn.execute(query, (self.sessions_table, self.values_table)).fetchall()[0][0]:
             with conn.transaction():
                 # Concurrent CREATE ... IF NOT EXISTS can still collide: take turns.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
@@ -193,40 +161,37 @@ class PostgresBackend:
         return _connect.run(self.engine, self._store, action, work)
 
     def _rows(self, action: str, name: str, params: dict[str, Any]) -> list[Row]:
+        # Every read, and writes that cannot meet a stale snapshot (single-row statements).
         return self._run(action, lambda conn: _execute(conn, self._sql[name], params))
 
-    def _change(self, action: str, name: str, params: dict[str, Any], staged: Any = None) -> Row:
+    def _change(self, action: str, name: str, params: dict[str, Any]) -> Row:
         """Return the row of a statement that changes a session, run again while it answers
-        ``stale`` (its last column) or meets a concurrent writer. A write that answers
-        ``expired`` runs again after dropping the session, in one transaction; so does one
-        with ``staged`` items (copied first) or ``locked`` (it takes the table's lock)."""
-        sql, drop = self._sql[name], False
+        ``stale`` (its last column) or meets a concurrent writer. A write to an ``expired``
+        session, or one with ``locked`` set, runs in a transaction after dropping the session
+        or counting the live sessions under the table's lock."""
+        sql, expired = self._sql[name], False
 
         def attempt(conn: Connection) -> Row:
-            if staged is None and not params.get("locked") and not drop:
+            if not params.get("locked") and not expired:
                 return _execute(conn, sql, params)[0]
-            with conn.transaction(), conn.cursor(binary=True) as cursor:
+            with conn.transaction():
                 if params.get("locked"):
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
-                    [(count,)] = cursor.execute(self._sql["COUNT_SESSIONS"], params).fetchall()
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                    [(count, *_)] = _execute(conn, self._sql["STATS"], params)
                     if count >= params["max_sessions"]:
                         raise SessionLimitError.for_write(params["max_sessions"])
-                if drop:
-                    cursor.execute(self._sql["DROP_EXPIRED"], params)
-                if staged is not None:
-                    stage(cursor, staged)
+                if expired:
+                    _execute(conn, self._sql["CLEAR"], {**params, "expired_only": True})
                 return _execute(conn, sql, params)[0]
 
         def work(conn: Connection) -> Row:
-            nonlocal drop
+            nonlocal expired
             give_up = time.monotonic() + self.statement_timeout
             while True:
                 try:
                     row = attempt(conn)
-                    if name.startswith("WRITE") and row[5]:
-                        drop = True
-                        continue
-                    if not row[-1]:
+                    expired = name.startswith("WRITE") and row[5]
+                    if not expired and not row[-1]:
                         return row
                 except _CONFLICTS:
                     if time.monotonic() > give_up:
@@ -250,19 +215,14 @@ class PostgresBackend:
         return self.get_many(session, [key], now)[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        return self._get(session, [key], now).get(key.encode())
+        params = self._params(session, now, key_hashes=[_digest(key.encode())])
+        rows = self._rows("read from", "GET", params)
+        return next(((v, n) for k, v, n in rows if k == key.encode()), None)
 
     def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        found = self._get(session, keys, now)
-        return [None if (row := found.get(key.encode())) is None else row[0] for key in keys]
-
-    def _get(self, session: str, keys: Sequence[str], now: float) -> dict[bytes, tuple[bytes, int]]:
-        """Return the value and version of each of ``keys`` found, by the key's UTF-8."""
-        if not keys:
-            return {}
-        hashes = [_digest(key.encode()) for key in keys]
-        rows = self._rows("read from", "GET", self._params(session, now, key_hashes=hashes))
-        return {key: (value, version) for key, value, version in rows}
+        params = self._params(session, now, key_hashes=[_digest(k.encode()) for k in keys])
+        found = {k: v for k, v, _ in self._rows("read from", "GET", params)} if keys else {}
+        return [found.get(key.encode()) for key in keys]
 
     def set_many(
         self,
@@ -295,28 +255,21 @@ class PostgresBackend:
 
     def _write(self, session: str, items: Mapping[str, bytes], now: float, *figures: Any) -> bool:
         """Store ``items`` with ``figures``: deadline, version, max_bytes, max_sessions,
-        expected, check.
-
-        Only a write that would start a session with ``max_sessions`` given counts the live
-        sessions (a scan of the namespace's session rows), holding the table's lock so
-        that two such writes never both take the last place; other writes never count.
-        """
+        expected, check."""
         names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
         params = self._params(session, now, locked=False, **dict(zip(names, figures)))
-        rows = [(_digest(key.encode()), key.encode(), value) for key, value in items.items()]
-        size = sum(len(value) for _, _, value in rows)
-        params.update(count=len(rows), added=size + sum(len(key) for _, key, _ in rows))
-        staged, name = (rows, "WRITE_STAGED") if size >= self.copy_threshold else (None, "WRITE")
-        if staged is None and len(rows) == 1:
-            params.update(zip(("kh", "key", "value"), rows[0]))
-        elif staged is None:
-            name = "WRITE_MANY"
-            params.update(kh=[r[0] for r in rows], key=[r[1] for r in rows])
-            params["value"] = [r[2] for r in rows]
-        row = self._change("write to", name, params, staged)
-        if row[1] and row[2]:  # matched, and it would start a session under max_sessions
+        keys, values = [key.encode() for key in items], list(items.values())
+        params.update(kh=[_digest(k) for k in keys], key=keys, value=values, count=len(keys))
+        params["added"] = sum(map(len, keys)) + sum(map(len, values))
+        name = "WRITE" if len(keys) == 1 else "WRITE_MANY"
+        if name == "WRITE":
+            params.update(kh=params["kh"][0], key=keys[0], value=values[0])
+        row = self._change("write to", name, params)
+        # Only a write that would start a session under max_sessions counts the live sessions
+        # (a scan), holding the table's lock so that two never both take the last place.
+        if row[1] and row[2]:  # matched, and refused for want of the count
             params["locked"] = True
-            row = self._change("write to", name, params, staged)
+            row = self._change("write to", name, params)
         written, matched, _, before, after, *_ = row
         if written or not matched:
             return bool(written)
@@ -327,11 +280,13 @@ class PostgresBackend:
         return bool(self._change("delete from", "DELETE", params)[0])
 
     def keys(self, session: str, now: float) -> list[str]:
-        rows = self._rows("read from", "KEYS", self._params(session, now))
-        return [row[0].decode() for row in rows]
+        return [
+            key.decode() for (key,) in self._rows("read from", "KEYS", self._params(session, now))
+        ]
 
     def clear(self, session: str, now: float) -> int:
-        return int(self._change("delete from", "CLEAR", self._params(session, now))[0])
+        params = self._params(session, now, expired_only=False)
+        return int(self._change("delete from", "CLEAR", params)[0])
 
     def touch(self, session: str, deadline: float, now: float) -> None:
         self._rows("write to", "TOUCH", self._params(session, now, deadline=deadline))
@@ -348,18 +303,16 @@ class PostgresBackend:
         return int(rows[0][0]) if rows else 0
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
-        params = {"ns": self.namespace, "now": now, "after": _after(cursor), "limit": limit + 1}
-        rows = self._rows("read from", "SESSIONS", params)
-        page = [SessionInfo(sid.decode(), *figures) for _, sid, *figures in rows[:limit]]
-        return page, _next(rows, limit)
+        params = {"ns": self.namespace, "now": now, "cursor": cursor, "limit": limit}
+        rows, after = _page(self, "SESSIONS", params)
+        return [SessionInfo(sid.decode(), *figures) for _, sid, *figures in rows], after
 
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
-        params = self._params(session, now, after=_after(cursor), limit=limit + 1)
-        rows = self._rows("read from", "SESSION_KEYS", params)
-        page = [KeyInfo(key.decode(), *figures) for _, key, *figures in rows[:limit]]
-        return page, _next(rows, limit)
+        params = self._params(session, now, cursor=cursor, limit=limit)
+        rows, after = _page(self, "SESSION_KEYS", params)
+        return [KeyInfo(key.decode(), *figures) for _, key, *figures in rows], after
 
     def stats(self, now: float) -> StoreStats:
         [row] = self._rows("read from", "STATS", {"ns": self.namespace, "now": now})
@@ -367,14 +320,12 @@ class PostgresBackend:
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         params = {"ns": self.namespace, "now": now, "limit": _PURGE_BATCH}
-        removed = 0
-        while True:
-            [(count,)] = self._rows("purge expired sessions from", "PURGE", params)
-            removed += int(count)
-            if progress is not None and count:
-                progress(int(count))
-            if count < _PURGE_BATCH:
-                return removed
+        counts = [_PURGE_BATCH]
+        while counts[-1] == _PURGE_BATCH:
+            counts += self._rows("purge expired sessions from", "PURGE", params)[0]
+            if progress is not None and counts[-1]:
+                progress(counts[-1])
+        return sum(counts) - _PURGE_BATCH
 
     def close(self) -> None:
         self._closed = True
@@ -389,12 +340,7 @@ class PostgresBackend:
                 "live connections. Build it from a URL (PostgresBackend('postgresql://...')) "
                 "to pickle it."
             )
-        # The URL and options, never the connections.
-        names = ("connect_timeout", "statement_timeout", "copy_threshold")
-        options = {name: getattr(self, name) for name in names}
-        options.update(table=self.table_name, schema=self.schema, namespace=self.namespace)
-        options.update(self._options, create_table=self.create_table)
-        return (_reopen, (self._url, options))
+        return (_reopen, (self._url, self._kwargs))
 
     def __repr__(self) -> str:
         where = self._store if self._url is None else redact_url(self._url)
@@ -416,16 +362,16 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _after(cursor: str | None) -> bytes:
-    """Return the digest a page starts after (the empty one sorts first)."""
+def _page(
+    backend: PostgresBackend, name: str, params: dict[str, Any]
+) -> tuple[list[Row], str | None]:
+    """Return a page of rows after the digest ``cursor`` (hex), and the next page's cursor."""
+    cursor, limit = params.pop("cursor"), params["limit"]
     try:
-        return b"" if cursor is None else bytes.fromhex(cursor)
+        params.update(after=b"" if cursor is None else bytes.fromhex(cursor), limit=limit + 1)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
             f"{cursor!r} is not a cursor this backend returned; pass None to start over."
         ) from None
-
-
-def _next(rows: list[Row], limit: int) -> str | None:
-    """Return the cursor after a page, or ``None`` when no row follows it."""
-    return rows[limit - 1][0].hex() if len(rows) > limit else None
+    rows = backend._rows("read from", name, params)
+    return rows[:limit], rows[limit - 1][0].hex() if len(rows) > limit else None

@@ -1,8 +1,4 @@
-"""URLs, engines and options of the PostgreSQL backend.
-
-The drivers are imported here, once, when the backend's package is imported (which
-``dash_database`` does only when a PostgreSQL URL or backend is used).
-"""
+"""URLs, options, engines and connections of the PostgreSQL backend (and its drivers' import)."""
 
 from __future__ import annotations
 
@@ -30,45 +26,36 @@ __all__ = ["Connection", "Engine", "psycopg"]
 Connection = psycopg.Connection[Any]
 T = TypeVar("T")
 
-# URL query parameters read by the backend rather than passed to the driver.
-_OWN_QUERY = ("table", "schema", "namespace")
-# PostgreSQL cuts longer identifiers, which could make two tables' names collide.
-_MAX_IDENTIFIER = 63
-
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:
     """Return ``url`` with psycopg 3 as its driver and without the backend's own query
-    parameters, and those parameters."""
+    parameters (``table``, ``schema``, ``namespace``), and those parameters."""
     try:
         parsed = make_url(url)
     except Exception as exc:
         raise InvalidArgumentError(f"Cannot parse the PostgreSQL URL {redact_url(url)!r}.") from exc
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    own = {}
-    for name in _OWN_QUERY:
-        value = parsed.query.get(name)
-        if value is not None:
-            own[name] = value if isinstance(value, str) else value[-1]
-    parsed = parsed.difference_update_query(_OWN_QUERY)
+    own = {k: v if isinstance(v, str) else v[-1] for k, v in parsed.query.items()}
+    own = {k: v for k, v in own.items() if k in ("table", "schema", "namespace")}
+    parsed = parsed.difference_update_query(own)
     return parsed.render_as_string(hide_password=False), own
 
 
 def open_engine(
-    url: str, connect_timeout: float, statement_timeout: float, options: dict[str, Any]
+    url: str, connect_timeout: float, statement_timeout: float, **options: Any
 ) -> Engine:
-    """Return an engine on ``url`` whose connections are in autocommit mode, give up
-    connecting after ``connect_timeout`` and have the server cancel a statement (waits for
-    locks included) after ``statement_timeout`` seconds."""
-    connect_args = dict(options.get("connect_args", {}))
+    """Return an engine on ``url`` in autocommit mode (so a returned connection needs no
+    ROLLBACK) that gives up connecting after ``connect_timeout`` and has the server cancel a
+    statement (lock waits included) after ``statement_timeout`` seconds."""
+    args = dict(options.pop("connect_args", {}))
     if "connect_timeout" not in make_url(url).query:
-        connect_args.setdefault("connect_timeout", max(2, round(connect_timeout)))
+        args.setdefault("connect_timeout", max(2, round(connect_timeout)))
+    # Of two settings of one parameter the server keeps the last: the caller's come last.
     timeout = f"-c statement_timeout={round(statement_timeout * 1000)}"
-    # Of two settings of one parameter, the server keeps the last: the caller's come last.
-    connect_args["options"] = f"{timeout} {connect_args.get('options', '')}".strip()
-    # In autocommit mode no transaction outlives a call: a returned connection needs no ROLLBACK.
-    settings = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, **options}
-    return sqlalchemy.create_engine(url, **{**settings, "connect_args": connect_args})
+    args["options"] = f"{timeout} {args.get('options', '')}".strip()
+    options = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, **options}
+    return sqlalchemy.create_engine(url, connect_args=args, **options)
 
 
 def where(engine: Engine) -> str:
@@ -77,19 +64,18 @@ def where(engine: Engine) -> str:
     Raises:
         InvalidArgumentError: the engine does not run psycopg 3 in sync mode.
     """
-    dialect = engine.dialect
-    if (dialect.name, dialect.driver, dialect.is_async) != ("postgresql", "psycopg", False):
+    dialect, url = engine.dialect, engine.url
+    if dialect.driver != "psycopg" or dialect.is_async:
         raise InvalidArgumentError(
             f"The engine runs {dialect.name}+{dialect.driver}"
             f"{' (asyncio)' if dialect.is_async else ''}; this backend runs on PostgreSQL "
             "through psycopg 3 in sync mode: use a postgresql+psycopg:// URL."
         )
-    url = engine.url
     return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
 def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]) -> T:
-    """Return ``work(connection)`` on a connection from ``engine``'s pool in autocommit mode;
+    """Return ``work(connection)`` on a connection of ``engine``'s pool in autocommit mode;
     raise driver errors as BackendError about ``action`` on ``store``.
 
     A connection found lost is discarded and ``work`` runs again on another, at most as many
@@ -104,26 +90,23 @@ def run(engine: Engine, store: str, action: str, work: Callable[[Connection], T]
             try:
                 fairy = engine.raw_connection()
             except DBAPIError as exc:
-                # The driver's own error says what failed, without SQLAlchemy's wrapping.
-                raise (exc.orig or exc) from None
+                raise (exc.orig or exc) from None  # the driver's own error says what failed
             conn = cast(Connection, fairy.driver_connection)
+            # A passed-in engine's connection switches (with no round trip) only when it must:
+            # setting the attribute costs a call on the hot path.
+            given = not conn.autocommit
             try:
-                if conn.autocommit:
-                    return work(conn)
-                # A passed-in engine's connection: switching costs no round trip while no
-                # transaction is open.
-                conn.autocommit = True
-                try:
-                    return work(conn)
-                finally:
-                    if not conn.broken:
-                        conn.autocommit = False
+                if given:
+                    conn.autocommit = True
+                return work(conn)
             except psycopg.OperationalError as exc:
                 if not conn.broken or reconnects == 0:
                     raise
                 fairy.invalidate(exc)
                 reconnects -= 1
             finally:
+                if given and not conn.broken:
+                    conn.autocommit = False
                 fairy.close()
 
 
@@ -132,29 +115,22 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_options(
-    table: object, schema: object, namespace: object, copy_threshold: object, *timeouts: object
-) -> None:
-    """Raise InvalidArgumentError unless the names, threshold and timeouts can be used."""
+def check_options(table: object, schema: object, namespace: object, *timeouts: Any) -> None:
+    """Raise InvalidArgumentError unless the names and timeouts can be used."""
     for name, value in [("table", table), ("schema", schema)]:
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
             raise InvalidArgumentError(
                 f"{name} must be a non-empty str without NUL characters, got {value!r}."
             )
-    if len(f"{table}_sessions_deadline".encode()) > _MAX_IDENTIFIER:
-        raise InvalidArgumentError(
-            f"table {table!r} is too long: PostgreSQL cuts names at {_MAX_IDENTIFIER} bytes, "
-            "and this backend adds up to 18 to it. Use a shorter one."
-        )
     if not isinstance(namespace, str) or "\0" in namespace:
+        raise InvalidArgumentError(f"namespace must be a str without NUL, got {namespace!r}.")
+    if len(f"{table}_sessions_deadline".encode()) > 63:
         raise InvalidArgumentError(
-            f"namespace must be a str without NUL characters, got {namespace!r}."
+            f"table {table!r} is too long: PostgreSQL cuts names at 63 bytes, and this backend "
+            "adds up to 18 to it. Use a shorter one."
         )
-    if type(copy_threshold) is not int or copy_threshold < 0:
-        raise InvalidArgumentError(f"copy_threshold must be an int >= 0, got {copy_threshold!r}.")
-    for value in timeouts:
-        if type(value) not in (int, float) or not value > 0:  # type: ignore[operator]
-            raise InvalidArgumentError(
-                f"connect_timeout and statement_timeout must be positive numbers of seconds, "
-                f"got {value!r}."
-            )
+    if any(type(value) not in (int, float) or not value > 0 for value in timeouts):
+        raise InvalidArgumentError(
+            "connect_timeout and statement_timeout must be positive numbers of seconds, got "
+            f"{timeouts!r}."
+        )

@@ -3,15 +3,12 @@
 ``{sessions}``, ``{values}`` and ``{deadline_index}`` stand for the quoted table and index
 names; ``%(name)s`` and ``%(name)b`` (bytes, sent in binary) are psycopg's named parameters.
 
-Every statement that changes a session follows one pattern. ``seen`` is the session row as
-the statement's snapshot shows it. The statement changes that row first, and only while its
-``xmin`` (the transaction that wrote it) is unchanged, which an ``UPDATE`` or ``DELETE``
-checks again on the newest version after waiting for another writer. Every write of a session
-changes its row, so while the row is unchanged, all the statement read about the session is
-current; its other changes wait for that one. Otherwise it changes nothing and answers
-``stale``, and the backend runs it again with a fresh snapshot. So writers of one session take
-turns on its row, each locking it before any value row: they never wait in a cycle. An answer
-that writes nothing (a compare-and-set that does not match, a refusal) holds for the snapshot.
+Every statement that changes a session changes its row (``seen``, as the snapshot shows it)
+first, and only while the row's ``xmin`` is unchanged, which ``UPDATE`` and ``DELETE`` check
+again on the newest version after waiting for another writer. Every write changes that row, so
+while it is unchanged all the statement read is current; otherwise it changes nothing and
+answers ``stale``, and the backend runs it again. Writers of a session take turns on its row,
+each locking it before any value row, so they never wait in a cycle.
 """
 
 from __future__ import annotations
@@ -36,12 +33,15 @@ ALTER TABLE {values} ALTER COLUMN value SET STORAGE EXTERNAL;
 """
 
 _LIVE = "(deadline IS NULL OR deadline > %(now)s)"
+# The rows of session ``h``; ``s.`` the row of session ``h`` the statement changes.
+_ROWS = "namespace = %(ns)s AND sid_hash = %(h)b"
+_S_ROWS = "s.namespace = %(ns)s AND s.sid_hash = %(h)b"
+_SEEN = f"{_S_ROWS} AND s.xmin = seen.row_version"
 
-# The live session's rows of both tables.
-_LIVE_VALUES = """
-FROM {sessions} s JOIN {values} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
-WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.session_id = %(sid)b
-  AND (s.deadline IS NULL OR s.deadline > %(now)s)
+# The live session's value rows.
+_LIVE_VALUES = f"""
+FROM {{sessions}} s JOIN {{values}} v ON v.namespace = s.namespace AND v.sid_hash = s.sid_hash
+WHERE {_S_ROWS} AND s.session_id = %(sid)b AND (s.deadline IS NULL OR s.deadline > %(now)s)
 """
 
 #: The keys, values and versions of the keys whose digests are ``key_hashes``.
@@ -50,19 +50,18 @@ GET = f"SELECT v.key, v.value, v.version {_LIVE_VALUES} AND v.key_hash = ANY(%(k
 #: The keys of a live session.
 KEYS = f"SELECT v.key {_LIVE_VALUES}"
 
-# The write of set_many and compare_and_set, around the rows to store (``items``); ``added``
-# and ``count`` are their total size and number. It answers whether it wrote, whether the
-# compare-and-set matched, whether max_sessions refused it (see ``refused``), the session's
-# size before and after, whether the session expired (then it wrote nothing, and the backend
-# drops the session with DROP_EXPIRED before it runs again) and whether it met a stale
-# snapshot (then it wrote nothing).
+# set_many and compare_and_set: store the ``items`` (``added`` and ``count`` are their size
+# and number). Answers whether it wrote, whether the
+#: compare-and-set matched, whether max_sessions refused it, the session's size before and
+#: after, whether the session expired (then the backend drops it with CLEAR and runs this
+#: again) and whether it met a stale snapshot. Only ``ok`` figures write.
 _WRITE = f"""
 WITH items AS NOT MATERIALIZED (  -- read where used: a large value is never copied
     {{items}}
 ),
 seen AS MATERIALIZED (
     SELECT xmin AS row_version, deadline, keys, bytes, {_LIVE} AS live
-    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
+    FROM {{sessions}} WHERE {_ROWS}
 ),
 -- The keys this write replaces, looked up one by one, so that a write costs O(keys
 -- written): OFFSET 0 keeps the planner from scanning all of the session's keys.
@@ -70,8 +69,7 @@ replaced AS MATERIALIZED (
     SELECT sum(octet_length(v.key) + octet_length(v.value)) AS size, count(*) AS count,
         max(v.version) AS version
     FROM items i CROSS JOIN LATERAL (
-        SELECT key, value, version FROM {{values}}
-        WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = i.key_hash
+        SELECT key, value, version FROM {{values}} WHERE {_ROWS} AND key_hash = i.key_hash
         OFFSET 0
     ) AS v
 ),
@@ -87,7 +85,7 @@ figures AS MATERIALIZED (
         NOT %(check)s OR r.version IS NOT DISTINCT FROM %(expected)s::int8
             OR coalesce(r.version = %(version)s::int8, false) AS matched,
         -- max_sessions: a write that starts a session is refused unless the caller holds
-        -- the table's lock and counted the live sessions (COUNT_SESSIONS) first
+        -- the table's lock and counted the live sessions (STATS) first
         %(max_sessions)s::int8 IS NOT NULL AND NOT %(locked)s AND %(count)s::int8 > 0
             AND coalesce(s.keys = 0 OR NOT s.live, true) AS refused
     FROM (SELECT) AS one LEFT JOIN seen s ON true CROSS JOIN replaced r) AS f
@@ -96,22 +94,16 @@ created AS (
     INSERT INTO {{sessions}} (namespace, sid_hash, session_id, deadline, keys, bytes, written)
     SELECT %(ns)s, %(h)b, %(sid)b, %(deadline)s, f.keys, f.after, %(now)s
     FROM figures f WHERE f.ok AND NOT EXISTS (SELECT FROM seen)
-    ON CONFLICT (namespace, sid_hash) DO NOTHING
-    RETURNING 1
+    ON CONFLICT (namespace, sid_hash) DO NOTHING RETURNING 1
 ),
 updated AS (
-    UPDATE {{sessions}} s
-    -- the deadline replaces none, and a live one only if later
+    UPDATE {{sessions}} s  -- the deadline replaces none, and a live one only if later
     SET deadline = CASE WHEN %(deadline)s::float8 IS NULL OR f.deadline IS NULL
             THEN %(deadline)s::float8 ELSE greatest(f.deadline, %(deadline)s::float8) END,
         keys = f.keys, bytes = f.after, written = %(now)s
-    FROM figures f, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version AND f.ok
-    RETURNING 1
+    FROM figures f, seen WHERE {_SEEN} AND f.ok RETURNING 1
 ),
-session AS (
-    SELECT FROM created UNION ALL SELECT FROM updated
-),
+session AS (SELECT FROM created UNION ALL SELECT FROM updated),
 stored AS (
     INSERT INTO {{values}} (namespace, sid_hash, key_hash, key, value, version)
     SELECT %(ns)s, %(h)b, key_hash, key, value, %(version)s::int8 FROM items
@@ -123,100 +115,60 @@ SELECT EXISTS (SELECT FROM session) AS written, f.matched, f.refused, f.before, 
     f.expired, f.ok AND NOT EXISTS (SELECT FROM session) AS stale
 FROM figures f
 """
-
-#: Store one item, given as parameters.
+#: Store one item, given as parameters: a value is sent as it is, not copied into an array.
 WRITE = _WRITE.replace(
     "{items}", "SELECT %(kh)b::bytea AS key_hash, %(key)b::bytea AS key, %(value)b::bytea AS value"
 )
 #: Store several items, given as arrays.
 WRITE_MANY = _WRITE.replace(
     "{items}",
-    """SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[])
-    AS i (key_hash, key, value)""",
+    "SELECT * FROM unnest(%(kh)b::bytea[], %(key)b::bytea[], %(value)b::bytea[]) "
+    "AS i (key_hash, key, value)",
 )
-
-#: The temporary table a large write copies its items into (see ``_copy.py``).
-STAGE_ITEMS = """
-CREATE TEMPORARY TABLE IF NOT EXISTS dash_database_items (
-    key_hash bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL
-) ON COMMIT DELETE ROWS
-"""
-COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT BINARY)"
-
-#: Store the items copied into the temporary table (see ``_WRITE``).
-WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
-
-#: Remove a session that expired and its values (a single-row delete: it sees the latest row,
-#: so a session renewed meanwhile is kept).
-DROP_EXPIRED = """
-WITH dropped AS (
-    DELETE FROM {sessions} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline <= %(now)s
-    RETURNING sid_hash
-),
-cleared AS (
-    DELETE FROM {values} v USING dropped d WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
-)
-SELECT count(*) FROM dropped
-"""
 
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
-WITH seen AS MATERIALIZED (
-    SELECT xmin AS row_version
-    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND {_LIVE}
-),
+WITH seen AS MATERIALIZED (SELECT xmin AS row_version FROM {{sessions}} WHERE {_ROWS} AND {_LIVE}),
 target AS MATERIALIZED (
-    SELECT octet_length(key) + octet_length(value) AS size
-    FROM {{values}} WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
-      AND EXISTS (SELECT FROM seen)
+    SELECT octet_length(key) + octet_length(value) AS size FROM {{values}}
+    WHERE {_ROWS} AND key_hash = %(kh)b AND EXISTS (SELECT FROM seen)
 ),
 shrunk AS (
     UPDATE {{sessions}} s SET keys = s.keys - 1, bytes = s.bytes - t.size, written = %(now)s
-    FROM target t, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-      AND (s.keys > 1 OR s.deadline IS NOT NULL)
-    RETURNING 1
+    FROM target t, seen WHERE {_SEEN} AND (s.keys > 1 OR s.deadline IS NOT NULL) RETURNING 1
 ),
 emptied AS (
     DELETE FROM {{sessions}} s USING target t, seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-      AND s.keys <= 1 AND s.deadline IS NULL
-    RETURNING 1
+    WHERE {_SEEN} AND s.keys <= 1 AND s.deadline IS NULL RETURNING 1
 ),
 removed AS (
-    DELETE FROM {{values}}
-    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND key_hash = %(kh)b
-      AND (EXISTS (SELECT FROM shrunk) OR EXISTS (SELECT FROM emptied))
-    RETURNING 1
+    DELETE FROM {{values}} WHERE {_ROWS} AND key_hash = %(kh)b
+      AND (EXISTS (SELECT FROM shrunk) OR EXISTS (SELECT FROM emptied)) RETURNING 1
 )
 SELECT EXISTS (SELECT FROM removed),
     EXISTS (SELECT FROM target) AND NOT EXISTS (SELECT FROM removed) AS stale
 """
 
-#: Remove a session: its row and values; answers how many keys a live one held.
+#: Remove a session: its row and values; answers how many keys a live one held. With
+#: ``expired_only`` (before a write to an expired session) a live session is left alone.
 CLEAR = f"""
 WITH seen AS MATERIALIZED (
-    SELECT xmin AS row_version, CASE WHEN {_LIVE} THEN keys ELSE 0 END AS keys
-    FROM {{sessions}} WHERE namespace = %(ns)s AND sid_hash = %(h)b
+    SELECT xmin AS row_version, {_LIVE} AS live, keys FROM {{sessions}} WHERE {_ROWS}
 ),
 dropped AS (
     DELETE FROM {{sessions}} s USING seen
-    WHERE s.namespace = %(ns)s AND s.sid_hash = %(h)b AND s.xmin = seen.row_version
-    RETURNING 1
+    WHERE {_SEEN} AND NOT (seen.live AND %(expired_only)s) RETURNING 1
 ),
-cleared AS (
-    DELETE FROM {{values}}
-    WHERE namespace = %(ns)s AND sid_hash = %(h)b AND EXISTS (SELECT FROM dropped)
-)
-SELECT coalesce((SELECT keys FROM seen), 0),
-    EXISTS (SELECT FROM seen) AND NOT EXISTS (SELECT FROM dropped) AS stale
+cleared AS (DELETE FROM {{values}} WHERE {_ROWS} AND EXISTS (SELECT FROM dropped))
+SELECT coalesce((SELECT keys FROM seen WHERE live), 0),
+    EXISTS (SELECT FROM seen WHERE NOT (live AND %(expired_only)s))
+    AND NOT EXISTS (SELECT FROM dropped) AS stale
 """
 
 #: Move a live session's deadline later (a single-row update: it sees the latest row).
-TOUCH = """
-UPDATE {sessions} SET deadline = %(deadline)s
-WHERE namespace = %(ns)s AND sid_hash = %(h)b AND deadline > %(now)s AND deadline < %(deadline)s
-RETURNING 1
+TOUCH = f"""
+UPDATE {{sessions}} SET deadline = %(deadline)s
+WHERE {_ROWS} AND deadline > %(now)s AND deadline < %(deadline)s RETURNING 1
 """
 
 #: Move session ``h`` to ``new_h``, discarding what ``new_h`` held (only when something moves:
@@ -229,9 +181,7 @@ WITH seen AS MATERIALIZED (
 ),
 locked AS MATERIALIZED (
     SELECT s.sid_hash FROM {{sessions}} s JOIN seen ON seen.sid_hash = s.sid_hash
-    WHERE s.namespace = %(ns)s AND s.xmin = seen.row_version
-    ORDER BY s.sid_hash
-    FOR UPDATE OF s
+    WHERE s.namespace = %(ns)s AND s.xmin = seen.row_version ORDER BY s.sid_hash FOR UPDATE OF s
 ),
 ready AS MATERIALIZED (
     SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM seen) AS current
@@ -241,35 +191,27 @@ moving AS MATERIALIZED (
 ),
 -- First what the new id held and the old id's expired data go; then the old id's rows move.
 dropped AS (
-    DELETE FROM {{sessions}} s
-    WHERE s.namespace = %(ns)s AND (SELECT current FROM ready)
-      AND CASE WHEN EXISTS (SELECT FROM moving) THEN s.sid_hash = %(new_h)b
-               ELSE s.sid_hash = %(h)b END
+    DELETE FROM {{sessions}} s WHERE s.namespace = %(ns)s AND (SELECT current FROM ready)
+      AND s.sid_hash = CASE WHEN EXISTS (SELECT FROM moving) THEN %(new_h)b ELSE %(h)b END
     RETURNING s.sid_hash
 ),
 dropped_values AS MATERIALIZED (
     DELETE FROM {{values}} v USING dropped d
-    WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
-    RETURNING 1
+    WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash RETURNING 1
 ),
 moved AS (
     UPDATE {{sessions}} SET sid_hash = %(new_h)b, session_id = %(new_sid)b
-    WHERE namespace = %(ns)s AND sid_hash = %(h)b
-      AND EXISTS (SELECT FROM moving) AND (SELECT count(*) FROM dropped_values) >= 0
+    WHERE {_ROWS} AND EXISTS (SELECT FROM moving) AND (SELECT count(*) FROM dropped_values) >= 0
 ),
 moved_values AS (
     UPDATE {{values}} SET sid_hash = %(new_h)b
-    WHERE namespace = %(ns)s AND sid_hash = %(h)b
-      AND EXISTS (SELECT FROM moving) AND (SELECT count(*) FROM dropped_values) >= 0
+    WHERE {_ROWS} AND EXISTS (SELECT FROM moving) AND (SELECT count(*) FROM dropped_values) >= 0
 )
 SELECT coalesce((SELECT keys FROM moving), 0), NOT (SELECT current FROM ready)
 """
 
 #: The size of a live session.
-SESSION_BYTES = f"""
-SELECT bytes FROM {{sessions}}
-WHERE namespace = %(ns)s AND sid_hash = %(h)b AND session_id = %(sid)b AND {_LIVE}
-"""
+SESSION_BYTES = f"SELECT bytes FROM {{sessions}} WHERE {_ROWS} AND session_id = %(sid)b AND {_LIVE}"
 
 #: A page of live sessions with keys, in digest order, after the digest ``after``.
 SESSIONS = f"""
@@ -284,19 +226,12 @@ SELECT v.key_hash, v.key, octet_length(v.value), v.version {_LIVE_VALUES}
   AND v.key_hash > %(after)b ORDER BY v.key_hash LIMIT %(limit)s
 """
 
-#: How many live sessions hold keys (only a write that starts a session under max_sessions
-#: counts them, so the write statements' plans do not carry this scan).
-COUNT_SESSIONS = (
-    f"SELECT count(*) FROM {{sessions}} WHERE namespace = %(ns)s AND keys > 0 AND {_LIVE}"
-)
-
-#: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows.
+#: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows
+#: (also counted, under the table's lock, by a write that would start a session under
+#: max_sessions; other writes never count).
 STATS = f"""
-SELECT
-    count(*) FILTER (WHERE {_LIVE} AND keys > 0),
-    coalesce(sum(keys) FILTER (WHERE {_LIVE}), 0),
-    coalesce(sum(bytes) FILTER (WHERE {_LIVE}), 0),
-    count(*) FILTER (WHERE NOT {_LIVE})
+SELECT count(*) FILTER (WHERE {_LIVE} AND keys > 0), coalesce(sum(keys) FILTER (WHERE {_LIVE}), 0),
+    coalesce(sum(bytes) FILTER (WHERE {_LIVE}), 0), count(*) FILTER (WHERE NOT {_LIVE})
 FROM {{sessions}} WHERE namespace = %(ns)s
 """
 
@@ -304,19 +239,15 @@ FROM {{sessions}} WHERE namespace = %(ns)s
 #: locked by a writer is skipped, and one renewed since the snapshot is rechecked and kept.
 PURGE = """
 WITH batch AS MATERIALIZED (
-    SELECT sid_hash FROM {sessions}
-    WHERE namespace = %(ns)s AND deadline <= %(now)s
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    SELECT sid_hash FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ),
 dropped AS (
     DELETE FROM {sessions} s USING batch b
-    WHERE s.namespace = %(ns)s AND s.sid_hash = b.sid_hash
-    RETURNING s.sid_hash
+    WHERE s.namespace = %(ns)s AND s.sid_hash = b.sid_hash RETURNING s.sid_hash
 ),
 dropped_values AS (
-    DELETE FROM {values} v USING dropped d
-    WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
+    DELETE FROM {values} v USING dropped d WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
 )
 SELECT count(*) FROM dropped
 """
@@ -330,5 +261,5 @@ def compiled(sessions: str, values: str, deadline_index: str) -> dict[str, str]:
     return {
         name: " ".join(re.sub(r"--[^\n]*", "", text).split()).format(**names)
         for name, text in globals().items()
-        if name.isupper() and name[0] != "_" and "ITEMS" not in name
+        if name.isupper() and name[0] != "_"
     }
