@@ -6,6 +6,8 @@
 #                  README's Guarantees (starts its own Redis and PostgreSQL)
 #   make test-dash-versions   the Dash tests on the oldest declared Dash and the newest 2.x,
 #                  3.x and 4.x, each in its own venv (DASH_VERSIONS=... to choose)
+#   make test-oldest-versions the backend, contract, metrics and CLI tests with the oldest
+#                  release of every declared dependency (scripts/oldest-versions.txt)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +17,7 @@ EXAMPLE ?= data_app
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q \
 	--disable-pip-version-check
 
-.PHONY: example test test-dash-versions lint proof system-deps venv clean
+.PHONY: example test test-dash-versions test-oldest-versions lint proof system-deps venv clean
 
 $(PY):
 	@echo "Creating $(VENV)"
@@ -55,5 +57,8 @@ proof: system-deps venv
 test-dash-versions: system-deps
 	PYTHON=$(PYTHON) scripts/test-dash-versions
 
+test-oldest-versions: system-deps
+	PYTHON=$(PYTHON) scripts/test-oldest-versions
+
 clean:
-	rm -rf $(VENV) .venv-dash .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-dash .venv-oldest .pytest_cache .mypy_cache .ruff_cache .hypothesis
