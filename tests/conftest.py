@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from dash_database import DashDatabase, MemoryBackend, SqliteBackend
 from dash_database.backends import Backend
@@ -14,6 +15,13 @@ from tests.support import FakeClock
 
 # The session fixtures that start Redis and PostgreSQL for the tests.
 pytest_plugins = ["tests.servers"]
+
+# Property tests check behaviour, not speed (speed lives in benchmarks/): on a busy CI machine
+# one example of a round trip through a server can take longer than Hypothesis's 200 ms.
+settings.register_profile(
+    "dash_database", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("dash_database")
 
 #: Every backend the contract suite runs against. A backend named ``x`` needs a fixture
 #: ``x_backend_factory`` returning a callable that opens a new handle on one store private to

@@ -254,9 +254,10 @@ def output_key(output: dict[str, Any]) -> str:
 def _dump_outputs(session: _LazySession, result: Any) -> Any:
     if not _holds_server_value(result):
         return result
-    items: dict[str, bytes] = {}
-    replaced = _replace(session.db, result, dash.callback_context.outputs_list, items)
-    version = session.db._write(session.get().session_id, items)
+    items: dict[str, Any] = {}
+    replaced = _replace(result, dash.callback_context.outputs_list, items)
+    # Serialized straight into the stored form, all or none: a large value is never held twice.
+    version = session.db._put(session.get().session_id, items)
     tokens = {key: _make_token(session, key, version) for key in items}
     return _fill(replaced, tokens)
 
@@ -276,9 +277,9 @@ class _Slot:
         self.key = key
 
 
-def _replace(db: DashDatabase, result: Any, spec: Any, items: dict[str, bytes]) -> Any:
-    """Serialize the ``ServerValue`` objects of ``result`` into ``items`` and put a slot for
-    each one's token in their place, matching ``result`` with the outputs ``spec``."""
+def _replace(result: Any, spec: Any, items: dict[str, Any]) -> Any:
+    """Collect the values of the ``ServerValue`` objects of ``result`` into ``items`` and put a
+    slot for each one's token in their place, matching ``result`` with the outputs ``spec``."""
     if isinstance(result, ServerValue):
         if not (isinstance(spec, dict) and "property" in spec):
             raise SerializationError(
@@ -286,12 +287,12 @@ def _replace(db: DashDatabase, result: Any, spec: Any, items: dict[str, bytes]) 
                 "(a pattern-matching ALL output); return a list of ServerValue(...) instead."
             )
         key = output_key(spec)
-        items[key] = db._dumps(key, result.value)
+        items[key] = result.value
         return _Slot(key)
     if not _holds_server_value(result):
         return result
     if isinstance(spec, list) and len(spec) == len(result):
-        return [_replace(db, item, part, items) for item, part in zip(result, spec)]
+        return [_replace(item, part, items) for item, part in zip(result, spec)]
     raise SerializationError(
         "A callback returned ServerValue(...) in a shape that does not match its outputs; "
         "return it as the value of one Output, or as one item of the list of values of "
