@@ -33,10 +33,11 @@ BACKENDS = [
     "redis",
     "redis-large",
     "postgres",
+    "postgres-copy",
 ]
 
 #: The backends whose tests start a server (or use the one named by TEST_*_URL).
-SERVER_BACKENDS = {"redis", "redis-large", "postgres"}
+SERVER_BACKENDS = {"redis", "redis-large", "postgres", "postgres-copy"}
 
 #: The secret key of the databases ``make_db`` makes.
 CONTRACT_SECRET = "contract-suite-secret-key"
@@ -112,6 +113,12 @@ def _postgres_factory(postgres_url: str, **options: Any) -> Iterator[Callable[[]
 @pytest.fixture
 def postgres_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
     yield from _postgres_factory(postgres_url)
+
+
+@pytest.fixture
+def postgres_copy_backend_factory(postgres_url: str) -> Iterator[Callable[[], Backend]]:
+    # Every write takes the COPY path.
+    yield from _postgres_factory(postgres_url, copy_threshold=0)
 
 
 @pytest.fixture(

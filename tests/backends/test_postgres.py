@@ -157,6 +157,7 @@ def test_engine_of_another_driver_is_refused() -> None:
         {"schema": ""},
         {"statement_timeout": 0},
         {"connect_timeout": "5"},
+        {"copy_threshold": -1},
     ],
 )
 def test_bad_names_are_refused(postgres_url: str, options: dict[str, str]) -> None:
@@ -480,11 +481,14 @@ def test_compare_and_set_run_again_after_it_wrote_answers_true(
     backend.close()
 
 
+# Writes whose values add up to copy_threshold bytes or more stream them with COPY.
 LARGE = bytes(range(256)) * 400
+PATHS = {"statement": {}, "copy": {"copy_threshold": 1024}}
 
 
-def test_writes_store_every_item_and_the_deadline(postgres_url: str, table: str) -> None:
-    backend = open_backend(postgres_url, table)
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_writes_store_every_item_and_the_deadline(postgres_url: str, table: str, path: str) -> None:
+    backend = open_backend(postgres_url, table, **PATHS[path])
     items = {"a": LARGE, "\u00e9\0key": b"", "c": LARGE[::-1]}
     backend.set_many("user", items, None, 0.0, version=1)
     backend.set_many("timed", items, 10.0, 0.0, version=2)
@@ -501,8 +505,9 @@ def test_writes_store_every_item_and_the_deadline(postgres_url: str, table: str)
     backend.close()
 
 
-def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str) -> None:
-    backend = open_backend(postgres_url, table)
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str, path: str) -> None:
+    backend = open_backend(postgres_url, table, **PATHS[path])
     refuse = f"{table}_refuse"
     sql(
         postgres_url,
@@ -540,7 +545,7 @@ def test_a_failed_set_many_writes_nothing(postgres_url: str, table: str) -> None
 def test_a_write_to_an_expired_session_keeps_only_the_new_values(
     postgres_url: str, table: str, written: list[str], new: bytes
 ) -> None:
-    backend = open_backend(postgres_url, table)
+    backend = open_backend(postgres_url, table, copy_threshold=len(LARGE))
     backend.set_many("user", {"a": b"old", "b": b"old"}, 10.0, 0.0, version=1)
 
     backend.set_many("user", dict.fromkeys(written, new), 30.0, 20.0, version=2)

@@ -4,7 +4,8 @@
 Both are keyed by SHA-256 digests, so ids and keys of any length are indexable; reads also
 compare the full id and key. ``namespace`` keeps apps sharing the tables apart. Every operation
 is one statement of ``_sql.py`` in autocommit mode, on a connection borrowed from the engine's
-pool (a user's engine's connections switch to autocommit for the call, and back).
+pool (a user's engine's connections switch to autocommit for the call, and back). A write of
+``copy_threshold`` bytes of values or more streams them with ``COPY`` first (``_copy.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._process import PerProcess
 from . import _connect, _sql
 from ._connect import Connection, Engine, psycopg
+from ._copy import stage
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
 
@@ -35,6 +37,7 @@ _PURGE_BATCH = 1000
 _ERRORS = psycopg.errors
 _CONFLICTS = (_ERRORS.SerializationFailure, _ERRORS.DeadlockDetected, _ERRORS.UniqueViolation)
 Row = tuple[Any, ...]
+Item = tuple[bytes, bytes, bytes]  # key digest, key, value
 T = TypeVar("T")
 
 
@@ -57,6 +60,8 @@ class PostgresBackend:
         connect_timeout: seconds to wait for a new connection (URL only; at least 2).
         statement_timeout: seconds the server lets a statement run, lock waits included (URL
             only); also how long a write retries while other writers keep changing its session.
+        copy_threshold: a write whose values add up to this many bytes or more streams them
+            with ``COPY``, which keeps its memory near the values' size.
         **options: keyword arguments for ``sqlalchemy.create_engine`` when ``engine`` is a URL
             (for example ``pool_size``, ``connect_args``).
 
@@ -76,6 +81,7 @@ class PostgresBackend:
         create_table: bool = True,
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
+        copy_threshold: int = 4 * 1024 * 1024,
         **options: Any,
     ) -> None:
         self._url: str | None = None
@@ -99,13 +105,13 @@ class PostgresBackend:
         table = DEFAULT_TABLE if table is None else table
         namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         timeouts = (connect_timeout, statement_timeout)
-        _connect.check_options(table, schema, namespace, *timeouts)
-        self.table_name, self.namespace = table, namespace
+        _connect.check_options(table, schema, namespace, copy_threshold, *timeouts)
+        self.table_name, self.namespace, self.copy_threshold = table, namespace, copy_threshold
         self.statement_timeout, self._timeouts, self._options = statement_timeout, timeouts, options
         # What pickling keeps: the URL and options, never the connections.
         self._kwargs = dict(options, table=table, schema=schema, namespace=namespace)
         self._kwargs.update(create_table=create_table, connect_timeout=connect_timeout)
-        self._kwargs.update(statement_timeout=statement_timeout)
+        self._kwargs.update(statement_timeout=statement_timeout, copy_threshold=copy_threshold)
         #: Where a generated secret key is kept: a file in the working directory at creation.
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         prefix = "" if schema is None else _connect.quote(schema) + "."
@@ -164,15 +170,18 @@ class PostgresBackend:
         # Every read, and writes that cannot meet a stale snapshot (single-row statements).
         return self._run(action, lambda conn: _execute(conn, self._sql[name], params))
 
-    def _change(self, action: str, name: str, params: dict[str, Any]) -> Row:
+    def _change(
+        self, action: str, name: str, params: dict[str, Any], staged: list[Item] | None = None
+    ) -> Row:
         """Return the row of a statement that changes a session, run again while it answers
         ``stale`` (its last column) or meets a concurrent writer. A write to an ``expired``
-        session, or one with ``locked`` set, runs in a transaction after dropping the session
-        or counting the live sessions under the table's lock."""
+        session, one with ``locked`` set or one with ``staged`` items runs in a transaction
+        after dropping the session, counting the live sessions under the table's lock or
+        copying the items."""
         sql, expired = self._sql[name], False
 
         def attempt(conn: Connection) -> Row:
-            if not params.get("locked") and not expired:
+            if not params.get("locked") and not expired and staged is None:
                 return _execute(conn, sql, params)[0]
             with conn.transaction():
                 if params.get("locked"):
@@ -182,6 +191,8 @@ class PostgresBackend:
                         raise SessionLimitError.for_write(params["max_sessions"])
                 if expired:
                     _execute(conn, self._sql["CLEAR"], {**params, "expired_only": True})
+                if staged is not None:
+                    stage(conn, staged)
                 return _execute(conn, sql, params)[0]
 
         def work(conn: Connection) -> Row:
@@ -259,17 +270,22 @@ class PostgresBackend:
         names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
         params = self._params(session, now, locked=False, **dict(zip(names, figures)))
         keys, values = [key.encode() for key in items], list(items.values())
-        params.update(kh=[_digest(k) for k in keys], key=keys, value=values, count=len(keys))
-        params["added"] = sum(map(len, keys)) + sum(map(len, values))
-        name = "WRITE" if len(keys) == 1 else "WRITE_MANY"
-        if name == "WRITE":
-            params.update(kh=params["kh"][0], key=keys[0], value=values[0])
-        row = self._change("write to", name, params)
+        hashes, size = [_digest(k) for k in keys], sum(map(len, values))
+        params.update(count=len(keys), added=size + sum(map(len, keys)))
+        name, staged = "WRITE_MANY", None
+        if size >= self.copy_threshold:
+            name, staged = "WRITE_STAGED", list(zip(hashes, keys, values))
+        elif len(keys) == 1:
+            name = "WRITE"
+            params.update(kh=hashes[0], key=keys[0], value=values[0])
+        else:
+            params.update(kh=hashes, key=keys, value=values)
+        row = self._change("write to", name, params, staged)
         # Only a write that would start a session under max_sessions counts the live sessions
         # (a scan), holding the table's lock so that two never both take the last place.
         if row[1] and row[2]:  # matched, and refused for want of the count
             params["locked"] = True
-            row = self._change("write to", name, params)
+            row = self._change("write to", name, params, staged)
         written, matched, _, before, after, *_ = row
         if written or not matched:
             return bool(written)

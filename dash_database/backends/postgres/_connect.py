@@ -115,8 +115,10 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def check_options(table: object, schema: object, namespace: object, *timeouts: Any) -> None:
-    """Raise InvalidArgumentError unless the names and timeouts can be used."""
+def check_options(
+    table: object, schema: object, namespace: object, copy_threshold: object, *timeouts: Any
+) -> None:
+    """Raise InvalidArgumentError unless the names, threshold and timeouts can be used."""
     for name, value in [("table", table), ("schema", schema)]:
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
             raise InvalidArgumentError(
@@ -129,6 +131,8 @@ def check_options(table: object, schema: object, namespace: object, *timeouts: A
             f"table {table!r} is too long: PostgreSQL cuts names at 63 bytes, and this backend "
             "adds up to 18 to it. Use a shorter one."
         )
+    if type(copy_threshold) is not int or copy_threshold < 0:
+        raise InvalidArgumentError(f"copy_threshold must be an int >= 0, got {copy_threshold!r}.")
     if any(type(value) not in (int, float) or not value > 0 for value in timeouts):
         raise InvalidArgumentError(
             "connect_timeout and statement_timeout must be positive numbers of seconds, got "

@@ -126,6 +126,16 @@ WRITE_MANY = _WRITE.replace(
     "AS i (key_hash, key, value)",
 )
 
+#: The temporary table a large write copies its items into (see ``_copy.py``).
+STAGE_ITEMS = """
+CREATE TEMPORARY TABLE IF NOT EXISTS dash_database_items (
+    key_hash bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+COPY_ITEMS = "COPY dash_database_items (key_hash, key, value) FROM STDIN (FORMAT BINARY)"
+#: Store the items copied into the temporary table.
+WRITE_STAGED = _WRITE.replace("{items}", "SELECT key_hash, key, value FROM dash_database_items")
+
 #: Remove one key of a live session; a session left with no key and no deadline goes too.
 DELETE = f"""
 WITH seen AS MATERIALIZED (SELECT xmin AS row_version FROM {{sessions}} WHERE {_ROWS} AND {_LIVE}),
