@@ -1,18 +1,28 @@
 """The embedded default: one SQLite file, written through sqlitedict.
 
-Layout: here the protocol's methods; ``_sql.py`` the schema and every statement, as text;
-``_writer.py`` sqlitedict's writer thread with bounded waits; ``_files.py`` the values of
-``file_threshold`` bytes or more, kept as files in ``<database>-blobs``. A write is one
-statement on the writer thread (one per process, autocommit): it commits or fails as a whole,
-costs O(keys written) and one hand-off. Each thread reads through its own ``sqlite3``
-connection; in WAL mode readers never wait for the writer and see every committed write.
-``synchronous=NORMAL``: a committed write survives the process being killed, and the file
-stays consistent on power loss. Connections and the writer belong to the process that made
-them (``_process.PerProcess``); a pickled backend reopens the same file.
+Layout. ``dash_database_sessions`` holds one row per session (name, deadline, key count, size,
+last write), so sizes, quotas, stats and enumeration never read values.
+``dash_database_values`` holds one row per key: the session's integer id (a long id is stored
+once; a rename changes one row), the key, the value (a BLOB, or as TEXT the name of a value
+file in ``<database>-blobs``, ``_files.py``, for values of ``file_threshold`` bytes or more),
+the write's version and the value's length.
+
+Writes. A write is one statement (``_sql.py``) on sqlitedict's writer thread (one per process,
+autocommit, ``_writer.py``): it commits or fails as a whole and costs O(keys written); the
+caller then reads its figures from the same thread, so it waits for one hand-off. Every wait
+is bounded; a full disk or a dead thread gives :class:`~dash_database.BackendError` at once
+and the next call works.
+
+Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers never
+wait for the writer, and each read sees every committed write. ``synchronous=NORMAL``: a
+committed write survives the process being killed and the file stays consistent on power loss.
+The database and its ``-wal``/``-shm`` files are 0600. Connections and the writer belong to the
+process that made them (``_process.PerProcess``); a pickled backend reopens the same file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -20,12 +30,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import closing, suppress
-from functools import partial
-from itertools import accumulate
+from contextlib import suppress
 from typing import Any
 
-from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError, SessionLimitError
+from ...exceptions import (
+    BackendError,
+    InvalidArgumentError,
+    QuotaExceededError,
+    SessionLimitError,
+)
 from .._base import KeyInfo, Page, SessionInfo, StoreStats
 from .._errors import backend_error
 from .._process import PerProcess
@@ -41,6 +54,11 @@ FILE_THRESHOLD = 32 * 1024
 _PURGE_BATCH = 200
 # A value file no row names is removed by purge_expired once it is this old (seconds).
 _ORPHAN_AGE = 3600.0
+# Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
+# oldest cap of 999 parameters.
+_CHUNK = 300
+# Keys per statement of get_many: 2 more parameters stay below that cap.
+_READ_CHUNK = 997
 
 
 class SqliteBackend:
@@ -53,7 +71,7 @@ class SqliteBackend:
         timeout: seconds a call waits for another process's write lock or another thread's
             write; a write fails with ``BackendError`` after at most ``2 * timeout + 10``.
         file_threshold: values of this many bytes or more are kept as files in the folder
-            ``<path>-blobs`` (``None``: never), which saves copies in memory.
+            ``<path>-blobs`` (``None``: never), which saves copies in memory and a write.
 
     Raises:
         InvalidArgumentError: the directory does not exist, the path is a directory, or an
@@ -69,23 +87,38 @@ class SqliteBackend:
         timeout: float = 5.0,
         file_threshold: int | None = FILE_THRESHOLD,
     ) -> None:
-        if type(timeout) not in (int, float) or timeout <= 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number, got {timeout!r}.")
-        if type(file_threshold) not in (int, type(None)):
+        if file_threshold is not None and (
+            isinstance(file_threshold, bool) or not isinstance(file_threshold, int)
+        ):
             raise InvalidArgumentError(
-                f"file_threshold must be an int or None, not {file_threshold!r}."
+                f"file_threshold must be an int or None, got {file_threshold!r}."
             )
         self.path = os.path.abspath(os.fspath(path))
-        self.remove_on_close, self.timeout = remove_on_close, float(timeout)
+        self.remove_on_close = remove_on_close
+        self.timeout = float(timeout)
         self.file_threshold = file_threshold
         # A temporary file belongs to one process: its secret stays in memory, like memory's.
         self.secret_file = None if remove_on_close else self.path + ".secret"
-        self._files, self._closed = ValueFiles(self.path + "-blobs"), False
+        self._files = ValueFiles(self.path + "-blobs")
+        self._store = f"the SQLite database {self.path!r}"
+        self._closed = False
         self._writer = PerProcess(lambda: Writer(self.path, self.timeout, _sql.WRITER_SETUP))
         self._readers = PerProcess(threading.local)
         # Made here: a forked child or a pickled copy never removes a temporary file.
         self._owner = PerProcess(object)
         self._owner.get()
+        self._prepare()
+
+    @classmethod
+    def temporary(cls, **options: Any) -> SqliteBackend:
+        """Return a backend on a new temporary file (mode 0600) that :meth:`close` removes."""
+        fd, path = tempfile.mkstemp(prefix="dash_database-", suffix=".sqlite")
+        os.close(fd)
+        return cls(path, remove_on_close=True, **options)
+
+    def _prepare(self) -> None:
         directory = os.path.dirname(self.path)
         if os.path.isdir(self.path):
             raise InvalidArgumentError(
@@ -97,7 +130,7 @@ class SqliteBackend:
                 f"The directory {directory!r} of the database file {self.path!r} does not "
                 "exist; create it first or choose another path."
             )
-        if sqlite3.sqlite_version_info < (3, 38):  # for ->> and json_each
+        if sqlite3.sqlite_version_info < (3, 38):
             raise BackendError(
                 f"dash_database needs SQLite 3.38 or newer, not {sqlite3.sqlite_version}: "
                 "upgrade Python or its SQLite library."
@@ -107,45 +140,51 @@ class SqliteBackend:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 os.fchmod(fd, 0o600)  # the umask may have taken bits away
                 os.close(fd)
-            with closing(self._connect()) as conn:
+            conn = self._connect()
+            try:
                 _enable_wal(conn, self.timeout)
                 for ddl in _sql.SCHEMA:
                     conn.execute(ddl)
+            finally:
+                conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
-
-    @classmethod
-    def temporary(cls, **options: Any) -> SqliteBackend:
-        """Return a backend on a new temporary file (mode 0600) that :meth:`close` removes."""
-        fd, path = tempfile.mkstemp(prefix="dash_database-", suffix=".sqlite")
-        os.close(fd)
-        return cls(path, remove_on_close=True, **options)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
 
     def _error(self, action: str, exc: BaseException) -> BackendError:
-        damaged = "not a database" in str(exc) or "malformed" in str(exc)
-        hint = "It is not a SQLite database (or it is damaged): move it away or use another path."
-        return backend_error(f"the SQLite database {self.path!r}", action, exc, damaged * hint)
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            hint = (
+                "It is not a SQLite database (or it is damaged): move it away or use another path."
+            )
+            return backend_error(self._store, action, exc, hint)
+        return backend_error(self._store, action, exc)
 
-    def _read(self, sql: str, args: Any, write: bool = False) -> list[Any]:
+    def _read(self, sql: str, args: Any) -> list[Any]:
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
+        local = self._readers.get()
+        try:
+            cursor = getattr(local, "cursor", None)
+            if cursor is None:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = ON")
+                cursor = local.cursor = conn.cursor()
+            rows: list[Any] = cursor.execute(sql, args).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            raise self._error("read from", exc) from exc
+
+    def _write(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
         try:
-            if write:
-                return self._writer.get().run(sql, args)
-            local = self._readers.get()
-            if not hasattr(local, "cursor"):
-                local.cursor = self._connect().execute("PRAGMA query_only = ON")
-            return local.cursor.execute(sql, args).fetchall()  # type: ignore[no-any-return]
+            return self._writer.get().run(*requests)
         except sqlite3.Error as exc:
-            raise self._error("write to" if write else "read from", exc) from exc
+            raise self._error("write to", exc) from exc
 
-    def _write(self, sql: str, args: Any) -> list[Any]:
-        return self._read(sql, args, write=True)
-
-    def _apply(self, rows: list[Any]) -> int:
+    def _apply(self, rows: list[tuple[Any, ...]]) -> int:
         """Remove the value files a committed write dropped; return its count."""
         self._files.remove(name for _, files in rows if files for name in files.split())
         return sum(count for count, _ in rows)
@@ -153,19 +192,13 @@ class SqliteBackend:
     # -- the protocol (documented in _base.py) ---------------------------------------------
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
-        found = self.get_versioned(session, key, now)
+        rows = self._read(_sql.GET, (key, session, now))
+        found = self._value(session, key, now, *rows[0]) if rows else None
         return None if found is None else found[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
         rows = self._read(_sql.GET, (key, session, now))
         return self._value(session, key, now, *rows[0]) if rows else None
-
-    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        encoded = [key.encode() for key in keys]
-        spans = zip(accumulate(map(len, encoded), initial=1), map(len, encoded))
-        rows = self._read(_sql.GET_MANY, (session, now, b"".join(encoded), json.dumps([*spans])))
-        found = {key: self._value(session, key, now, *row) for key, *row in rows}
-        return [None if row is None else row[0] for row in map(found.get, keys)]
 
     def _value(
         self, session: str, key: str, now: float, value: Any, version: int, length: int
@@ -181,12 +214,27 @@ class SqliteBackend:
         # A writer may have replaced the row, then removed the file: read the row again.
         rows = self._read(_sql.GET, (key, session, now))
         if rows and rows[0][0] == value:
-            where = os.path.join(self._files.directory, value)
             raise BackendError(
-                f"The value file {where!r} of key {key!r} is missing: it was removed outside "
+                f"The value file {os.path.join(self._files.directory, value)!r} of key "
+                f"{key!r} is missing: it was removed outside "
                 "dash_database. Delete the key or store it again."
             )
         return self._value(session, key, now, *rows[0]) if rows else None
+
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        found: dict[str, tuple[bytes, int] | None] = {}
+        chunks = [keys[i : i + _READ_CHUNK] for i in range(0, len(keys), _READ_CHUNK)]
+        if len(chunks) > 1:
+            self._read("BEGIN", ())  # one snapshot for every chunk
+        try:
+            for chunk in chunks:
+                sql = _sql.GET_MANY.format(keys=", ".join(["?"] * len(chunk)))
+                for key, *row in self._read(sql, (session, now, *chunk)):
+                    found[key] = self._value(session, key, now, *row)
+        finally:
+            if len(chunks) > 1:
+                self._read("COMMIT", ())
+        return [None if row is None else row[0] for row in map(found.get, keys)]
 
     def set_many(
         self,
@@ -199,7 +247,7 @@ class SqliteBackend:
         max_bytes: int | None = None,
         max_sessions: int | None = None,
     ) -> None:
-        self._put(session, items, deadline, now, version, (max_bytes, max_sessions, False, 0))
+        self._put(session, items, deadline, now, version, (max_bytes, max_sessions), (False, None))
 
     def compare_and_set(
         self,
@@ -214,8 +262,8 @@ class SqliteBackend:
         max_bytes: int | None = None,
         max_sessions: int | None = None,
     ) -> bool:
-        limits = (max_bytes, max_sessions, True, expected)
-        return self._put(session, {key: value}, deadline, now, version, limits)
+        limits = (max_bytes, max_sessions)
+        return self._put(session, {key: value}, deadline, now, version, limits, (True, expected))
 
     def _put(
         self,
@@ -224,10 +272,9 @@ class SqliteBackend:
         deadline: float | None,
         now: float,
         version: int,
-        limits: tuple[int | None, int | None, bool, int | None],
+        limits: tuple[int | None, int | None],
+        check: tuple[bool, int | None],
     ) -> bool:
-        """Write ``items``; ``limits``: max_bytes, max_sessions, whether to check the only
-        key's version, and the version expected."""
         limit = self.file_threshold
         big = [] if limit is None else [k for k, v in items.items() if len(v) >= limit]
         names: dict[str, str] = {}
@@ -236,19 +283,25 @@ class SqliteBackend:
                 names = dict(zip(big, self._files.write([(items[k], version) for k in big])))
             except OSError as exc:
                 raise self._error("write a value file of", exc) from exc
-        # Keys and the values kept in rows go as one blob, sliced by offset and length.
-        rows: list[tuple[int, int, int, str | None]] = []
-        parts, offset = [], 1
-        for key, value in items.items():
-            parts.append(encoded := key.encode())
-            rows.append((offset, len(encoded), len(value), names.get(key)))
-            parts += [] if key in names else [value]
-            offset += len(encoded) + (0 if key in names else len(value))
-        blob = b"".join(parts)
-        args = (json.dumps(rows), blob, session, len(items), deadline, now, version, *limits)
+        rows = [(k, names.get(k, v), len(v)) for k, v in items.items()]
+        last = (
+            *(rows.pop() if rows else (None,) * 3),
+            session,
+            len(items),
+            deadline,
+            now,
+            version,
+            *limits,
+            *check,
+        )
+        chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
+        # Every statement but the last only collects its rows (see _sql.PUT).
+        requests = [(_put_sql(len(c), False), _flat(c)) for c in chunks]
+        requests[-1] = (_put_sql(len(chunks[-1]), True), (*requests[-1][1], *last))
+        max_bytes, max_sessions = limits
         written = False
         try:
-            [(figures,)] = self._write(_sql.PUT, args)
+            figures = self._write(*requests)[-1][0]
             matched, full, before, after, written, files = json.loads(figures)
             if written:
                 self._apply([(0, files)])
@@ -258,7 +311,6 @@ class SqliteBackend:
         finally:
             if not written:
                 self._files.remove(names.values())
-        max_bytes, max_sessions = limits[:2]
         if matched and full:
             raise SessionLimitError.for_write(max_sessions or 0)
         if matched and not written:
@@ -267,20 +319,20 @@ class SqliteBackend:
 
     def delete(self, session: str, key: str, now: float) -> bool:
         args = {"session": session, "key": key, "now": now}
-        return self._apply(self._write(_sql.DELETE, args)) > 0
+        return self._apply(self._write((_sql.DELETE, args))) > 0
 
     def keys(self, session: str, now: float) -> list[str]:
         return [row[0] for row in self._read(_sql.KEYS, {"session": session, "now": now})]
 
     def clear(self, session: str, now: float) -> int:
-        return self._apply(self._write(_sql.CLEAR, {"session": session, "now": now}))
+        return self._apply(self._write((_sql.CLEAR, {"session": session, "now": now})))
 
     def touch(self, session: str, deadline: float, now: float) -> None:
-        self._write(_sql.TOUCH, {"session": session, "deadline": deadline, "now": now})
+        self._write((_sql.TOUCH, {"session": session, "deadline": deadline, "now": now}))
 
     def rename(self, session: str, new_session: str, now: float) -> int:
         args = {"session": session, "new": new_session, "now": now}
-        return self._apply(self._write(_sql.RENAME, args))
+        return self._apply(self._write((_sql.RENAME, args)))
 
     def session_bytes(self, session: str, now: float) -> int:
         rows = self._read(_sql.SESSION_BYTES, {"session": session, "now": now})
@@ -288,15 +340,14 @@ class SqliteBackend:
 
     def sessions(self, now: float, cursor: str | None = None, limit: int = 100) -> Page:
         try:
-            args = {"after": int(cursor or 0), "now": now, "limit": limit}
+            after = 0 if cursor is None else int(cursor)
         except ValueError:
             raise InvalidArgumentError(
                 f"{cursor!r} is not a cursor this backend returned; start again with None."
             ) from None
-        rows = self._read(_sql.SESSIONS, args)
-        return [SessionInfo(*row[1:]) for row in rows], (
-            str(rows[-1][0]) if len(rows) == limit else None
-        )
+        rows = self._read(_sql.SESSIONS, {"after": after, "now": now, "limit": limit})
+        page = [SessionInfo(*row[1:]) for row in rows]
+        return page, (str(rows[-1][0]) if len(rows) == limit else None)
 
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
@@ -311,37 +362,56 @@ class SqliteBackend:
         return StoreStats(*self._read(_sql.STATS, {"now": now})[0])
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
-        purged, batch = 0, [None] * _PURGE_BATCH
-        while len(batch) == _PURGE_BATCH:
-            batch = self._write(_sql.PURGE, {"now": now, "limit": _PURGE_BATCH})
-            purged += (removed := self._apply(batch))
+        purged = 0
+        while True:
+            batch = self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
+            removed = self._apply(batch)
+            purged += removed
             if progress is not None and removed:
                 progress(removed)
-        if old := self._files.old_names(_ORPHAN_AGE):
+            if len(batch) < _PURGE_BATCH:
+                break
+        old = self._files.old_names(_ORPHAN_AGE)
+        if old:
             named = {row[0] for row in self._read(_sql.FILE_VALUES, {})}
-            self._files.remove(set(old) - named)
+            self._files.remove(name for name in old if name not in named)
         return purged
 
     def close(self) -> None:
         self._closed = True
-        if (writer := self._writer.take()) is not None:
+        writer = self._writer.take()
+        if writer is not None:
             writer.close()
         # This thread's reader closes now; other threads' close as CPython frees them.
-        if (cursor := getattr(self._readers.take(), "cursor", None)) is not None:
+        cursor = getattr(self._readers.take(), "cursor", None)
+        if cursor is not None:
             cursor.connection.close()
         if self.remove_on_close and self._owner.take() is not None:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):
                     os.remove(self.path + suffix)
-            self._files.remove(None)
+            self._files.remove_all()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Another handle on the same file; only the original removes a temporary one.
-        options = partial(SqliteBackend, timeout=self.timeout, file_threshold=self.file_threshold)
-        return (options, (self.path,))
+        return (_reopen, (self.path, self.timeout, self.file_threshold))
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r})"
+
+
+def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
+    return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
+
+
+@functools.cache
+def _put_sql(rows: int, last: bool) -> str:
+    sql = _sql.PUT.format(rows=", ".join([_sql.ROW] * rows + [_sql.LAST_ROW] * last))
+    return sql + _sql.RETURNING if last else sql
+
+
+def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(value for row in rows for value in row)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:

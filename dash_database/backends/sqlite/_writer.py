@@ -1,10 +1,11 @@
 """This process's writer: sqlitedict's writer thread, one request in flight, bounded waits.
 
-sqlitedict keeps one error slot per connection, raised in whichever thread calls next: a lock
-keeps one request in flight. The request's response, called on the writer thread right after
-its statement, takes the error if any or else releases the lock there, so the next request is
-queued while this caller wakes up. The caller's wait is bounded and notices at once that the
-thread stopped. A writer that stopped, hung or failed is closed; the next request opens one.
+sqlitedict keeps one error slot per connection, so a lock keeps one request in flight, and the
+request's response object, called on the writer thread once its last statement ran, takes the
+error (if any) for that request. After a success it also releases the lock there, so the next
+request is queued while this caller wakes up. The caller waits with a bound and notices that
+the thread stopped or hung. A writer whose thread stopped or hung, or whose statement failed
+(its TEMP tables may hold the failed write's rows), is closed; the next request opens a new one.
 """
 
 from __future__ import annotations
@@ -30,36 +31,46 @@ class WriterLost(BackendError):
 
 
 class _Response:
-    """The rows of one request, then its end marker, as the writer thread puts them."""
+    """Collects the rows the writer thread puts for one request, then its end marker."""
+
+    __slots__ = ("__weakref__", "_done", "_lock", "_state", "_thread", "error", "released", "rows")
 
     def __init__(self, thread: Any, lock: threading.Lock) -> None:
-        self.rows: list[Any] = []
+        self.rows: list[tuple[Any, ...]] = []
         self.error: BaseException | None = None
         self.released: bool | None = False  # None: abandoned by the caller
-        self.thread, self.lock, self.state, self.done = (
-            thread,
-            lock,
-            threading.Lock(),
-            threading.Lock(),
-        )
-        self.done.acquire()
+        self._thread, self._lock = thread, lock
+        self._state = threading.Lock()  # orders the end marker against abandon()
+        self._done = threading.Lock()
+        self._done.acquire()
 
     def put(self, item: Any) -> None:
         if isinstance(item, tuple):
-            return self.rows.append(item)
-        with self.state:  # the end marker: ordered against abandon()
+            self.rows.append(item)
+            return
+        # The end marker, on the writer thread, while the caller holds the lock: no other
+        # request can read or clear the error slot meanwhile.
+        with self._state:
             if self.released is None:
-                return None
-            if self.thread.exception is not None:
-                self.error, self.thread.exception = self.thread.exception[1], None
+                return
+            if self._thread.exception is not None:
+                self.error = self._thread.exception[1]
+                self._thread.exception = None
             else:
-                self.lock.release()
+                self._lock.release()
                 self.released = True
-            return self.done.release()
+            self._done.release()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._done.acquire(timeout=_POLL):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     def abandon(self) -> bool:
         """Stop listening; return whether the caller still holds the lock."""
-        with self.state:
+        with self._state:
             released, self.released = self.released, None
             return not released
 
@@ -72,11 +83,11 @@ class Writer:
         self._lock = threading.Lock()
         self._store: Any = None
 
-    def run(self, sql: str, args: Any) -> list[Any]:
-        """Run one statement; return its rows.
+    def run(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``(sql, args)`` statements in order; return the rows the last one returned.
 
         Raises:
-            sqlite3.Error: the statement failed (nothing of it was applied).
+            sqlite3.Error: a statement failed (nothing of it was applied).
             WriterLost: the thread stopped or did not answer in time.
             BackendError: another thread's request held the writer for over ``timeout``.
         """
@@ -89,45 +100,51 @@ class Writer:
         response = None
         try:
             if self._store is None:
-                # The tables exist: sqlitedict creates nothing. outer_stack=False: no stack
-                # captured per statement. sqlitedict sets synchronous=OFF; NORMAL keeps the
-                # file consistent on power loss and costs no sync per commit in WAL mode.
+                # The table exists already: sqlitedict creates nothing. outer_stack=False:
+                # no stack captured per statement.
                 self._store = SqliteDict(
                     self.path, "dash_database_values", autocommit=True, journal_mode="WAL",
                     outer_stack=False,
                 )  # fmt: skip
-                pragmas = (f"PRAGMA busy_timeout = {int(self.timeout * 1000)}",)
-                for statement in (*pragmas, "PRAGMA synchronous = NORMAL", *self.setup):
-                    self._store.conn.execute(statement)  # a failure raises at the next call
+                # sqlitedict sets synchronous=OFF; NORMAL keeps the file consistent on power
+                # loss and costs no sync per commit in WAL mode.
+                pragmas = [f"PRAGMA busy_timeout = {int(self.timeout * 1000)}"]
+                pragmas.append("PRAGMA synchronous = NORMAL")
+                requests = (*((sql, None) for sql in (*pragmas, *self.setup)), *requests)
             thread = self._store.conn
             response = _Response(thread, self._lock)
-            thread.execute(sql, args, response)
-            deadline = time.monotonic() + self.timeout + _GRACE
-            while not response.done.acquire(timeout=_POLL):
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    why = "stopped" if not thread.is_alive() else "did not answer in time"
-                    raise WriterLost(
-                        f"Could not write to the SQLite database {self.path!r}: sqlitedict's "
-                        f"writer thread {why}, so this write may or may not have been applied. "
-                        "The next call opens a new writer; check the disk and the log, then "
-                        "try again."
-                    )
-            if response.error is not None:
+            for sql, args in requests[:-1]:
+                thread.execute(sql, args)
+            thread.execute(*requests[-1], response)
+            if response.wait(self.timeout + _GRACE):
+                if response.error is None:
+                    return response.rows  # the writer thread released the lock
                 raise response.error
-            return response.rows  # the writer thread released the lock
+            why = "stopped" if not thread.is_alive() else f"did not answer in {self.timeout:g} s"
+            raise WriterLost(
+                f"Could not write to the SQLite database {self.path!r}: sqlitedict's writer "
+                f"thread {why}, so this write may or may not have been applied. The next call "
+                "opens a new writer; check the disk and the log, then try again."
+            )
         except BaseException:
             if response is None or response.abandon():
-                self.close(locked=True)
+                self._drop()
+                self._lock.release()
             raise
 
-    def close(self, locked: bool = False) -> None:
-        """Stop the thread (waiting for it at most ``timeout`` unless ``locked``: after a
-        failure, with the lock held); a later request opens a new one."""
-        if locked or self._lock.acquire(timeout=self.timeout):
-            store, self._store = self._store, None
-            thread = None if store is None else store.conn
-            if store is not None:
-                store.close(do_log=False, force=True)  # force: never waits for the thread
-            self._lock.release()
-            if thread is not None and not locked:
+    def _drop(self) -> threading.Thread | None:
+        store, self._store = self._store, None
+        if store is not None:
+            store.close(do_log=False, force=True)  # force: never waits for the thread
+            return store.conn  # type: ignore[no-any-return]
+        return None
+
+    def close(self) -> None:
+        """Stop the thread (waiting for it at most ``timeout``)."""
+        if self._lock.acquire(timeout=self.timeout):
+            try:
+                thread = self._drop()
+            finally:
+                self._lock.release()
+            if thread is not None:
                 thread.join(self.timeout)
