@@ -174,18 +174,9 @@ def server_store_url(kind: str, base_url: str) -> tuple[str, str]:
 def remove_store(kind: str, url: str, name: str) -> None:
     """Remove the store that :func:`server_store_url` named: the prefix's keys, or the
     tables."""
-    from dash_database import DashDatabase
+    from dash_database.proof._stores import remove_named_store
 
-    backend: Any = DashDatabase.from_url(url, secret_key=SECRET).backend
-    if kind == "redis":
-        keys = list(backend.client.scan_iter(match=f"{name}:*", count=1000))
-        if keys:
-            backend.client.delete(*keys)
-    else:
-        with backend.engine.begin() as conn:
-            tables = f"{backend.sessions_table}, {backend.values_table}"
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
-    backend.close()
+    remove_named_store(kind, url, name)
 
 
 def wait_until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:

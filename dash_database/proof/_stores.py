@@ -18,7 +18,7 @@ from typing import Any
 import dash_database
 from dash_database import DashDatabase
 
-__all__ = ["Store", "launcher"]
+__all__ = ["Store", "launcher", "remove_named_store"]
 
 # Redis keeps acknowledged writes across a restart only with the append-only file on.
 REDIS_DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
@@ -86,13 +86,19 @@ class Store:
             return
         if self.kind == "sqlite":
             return
-        with DashDatabase.from_url(self.url) as db:
-            backend: Any = db.backend
-            if self.kind == "redis":
-                keys = list(backend.client.scan_iter(match=f"{self._name}:*", count=1000))
-                if keys:
-                    backend.client.delete(*keys)
-            else:
-                with backend.engine.begin() as conn:
-                    tables = f"{backend.sessions_table}, {backend.values_table}"
-                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
+        remove_named_store(self.kind, self.url, self._name)
+
+
+def remove_named_store(kind: str, url: str, name: str) -> None:
+    """Remove a store made on a shared server under its own name: the keys of Redis prefix
+    ``name``, or the tables of the PostgreSQL store at ``url``."""
+    with DashDatabase.from_url(url) as db:
+        backend: Any = db.backend
+        if kind == "redis":
+            keys = list(backend.client.scan_iter(match=f"{name}:*", count=1000))
+            if keys:
+                backend.client.delete(*keys)
+        else:
+            with backend.engine.begin() as conn:
+                tables = f"{backend.sessions_table}, {backend.values_table}"
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables}")
