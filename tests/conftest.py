@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ settings.register_profile(
     "dash_database", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("dash_database")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Kill any child process a test left running: multiprocessing waits for its children when
+    the interpreter exits, so one hung child would otherwise keep the run from ever ending."""
+    for child in multiprocessing.active_children():
+        print(f"\nkilling {child.name} (pid {child.pid}), left running by a test")
+        child.kill()
+        child.join(10)
+
 
 #: Every backend the contract suite runs against. A backend named ``x`` needs a fixture
 #: ``x_backend_factory`` returning a callable that opens a new handle on one store private to

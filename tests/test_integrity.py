@@ -29,7 +29,7 @@ from dash_database.cli import EXIT_FAILED
 from tests.cli_stores import run_cli
 from tests.contract.test_integrity import Planted
 from tests.servers import unique_name
-from tests.support import FakeClock
+from tests.support import FakeClock, join_processes
 
 KEY = "integrity-tests-secret-key"
 
@@ -322,7 +322,7 @@ def test_a_child_forked_from_a_database_without_a_secret_shares_its_key() -> Non
             target=db.store_user_value, args=("user", "child", 2)
         )
         child.start()
-        child.join(30)
+        join_processes([child], 30)
 
         assert 0 == child.exitcode
         assert 2 == db.get_user_value("user", "child")

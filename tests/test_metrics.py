@@ -73,7 +73,8 @@ def test_no_call_is_lost_by_threads_recording_at_once(registry: CollectorRegistr
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
 
     assert 20_000 == value(registry, "dash_database_operation_seconds_count", operation="get")
     assert 20_000 * 5 == value(registry, "dash_database_read_bytes_total")

@@ -409,8 +409,9 @@ def test_connections_are_bounded_by_the_pool_and_closed_with_the_backend(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(60)
 
+    assert not any(thread.is_alive() for thread in threads)
     assert [] == errors
     assert count_connections(postgres_url, name) <= 3 + 5
     backend.close()

@@ -18,7 +18,7 @@ import dash_database as ddb
 from dash_database import DashDatabase
 from dash_database.backends.redis import RedisBackend
 from tests.servers import RedisServer, free_port, new_redis_server, unique_name
-from tests.support import FakeClock, require
+from tests.support import FakeClock, require, wait_child
 
 pytestmark = pytest.mark.slow
 
@@ -649,7 +649,7 @@ def test_a_child_process_opens_its_own_connection(redis_url: str, prefix: str) -
             os.write(write, f"{mine is parent} {mine.client_id()}".encode())
         finally:
             os._exit(0)
-    os.waitpid(pid, 0)
+    assert 0 == wait_child(pid)
     same, child_id = os.read(read, 64).decode().split()
     os.close(read)
     os.close(write)

@@ -21,6 +21,7 @@ from sqlitedict import SqliteMultithread
 import dash_database as ddb
 from dash_database import DashDatabase, SqliteBackend
 from dash_database._sealing import MAC_OVERHEAD
+from tests.support import dump_stacks_if_hung, join_processes
 
 pytestmark = pytest.mark.slow
 
@@ -339,6 +340,7 @@ def test_files_and_folders_are_private_whatever_the_umask(tmp_path: Path, umask:
 
 
 def _worker(path: str, worker: int, count: int) -> None:
+    dump_stacks_if_hung()
     db = DashDatabase(path)
     for i in range(count):
         db.store_user_value(f"w{worker}", f"k{i}", i)
@@ -355,8 +357,7 @@ def test_processes_on_one_file_lose_no_write(tmp_path: Path, start_method: str) 
     processes = [ctx.Process(target=_worker, args=(path, w, count)) for w in range(workers)]
     for process in processes:
         process.start()
-    for process in processes:
-        process.join(120)
+    join_processes(processes)
 
     assert [0] * workers == [p.exitcode for p in processes]
     with DashDatabase(path) as db:

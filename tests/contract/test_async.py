@@ -13,6 +13,7 @@ import pytest
 
 import dash_database as ddb
 from dash_database import DashDatabase, _async
+from tests.support import wait_child
 
 pytestmark = pytest.mark.anyio
 
@@ -231,8 +232,6 @@ def test_a_forked_child_runs_the_async_api_on_a_thread_of_its_own(tmp_path: Path
         except BaseException:
             ok = False
         os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-
-    assert 0 == os.waitstatus_to_exitcode(status)
+    assert 0 == wait_child(pid)
     assert "yes" == db.get_user_value("user", "child")
     db.close()

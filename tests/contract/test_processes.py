@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BACKENDS
+from tests.support import join_processes, wait_child
 
 SHARED = [name for name in BACKENDS if name != "memory"]
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend_name", SHARED)]
@@ -35,8 +36,7 @@ def test_processes_sharing_one_store_lose_no_write(make_db: Any) -> None:
     processes = [ctx.Process(target=_worker, args=(blob, w, count)) for w in range(workers)]
     for process in processes:
         process.start()
-    for process in processes:
-        process.join(120)
+    join_processes(processes)
 
     assert [0] * workers == [p.exitcode for p in processes]
     for w in range(workers):
@@ -55,7 +55,7 @@ def test_pickled_database_reopens_the_same_store_in_another_process(make_db: Any
     blob = pickle.dumps(db)
     process = multiprocessing.get_context("spawn").Process(target=_write_from_pickled, args=(blob,))
     process.start()
-    process.join(120)
+    join_processes([process])
 
     assert 0 == process.exitcode
     assert "the other process" == db.get_user_value("user", "from")
@@ -80,9 +80,7 @@ def test_instance_created_before_fork_works_in_child_and_parent(make_db: Any) ->
             db.close()
         finally:
             os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-
-    assert 0 == os.waitstatus_to_exitcode(status)
+    assert 0 == wait_child(pid)
     assert "from child" == db.get_user_value("child", "k")
     db.store_user_value("parent", "after", 2)
     assert ["after", "before"] == db.list_stored_user_keys("parent")

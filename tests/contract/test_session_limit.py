@@ -13,7 +13,7 @@ import pytest
 from dash_database import DashDatabase, SessionLimitError
 from dash_database.backends import Backend
 from tests.conftest import BACKENDS
-from tests.support import FakeClock
+from tests.support import FakeClock, join_processes
 
 
 def test_a_new_session_beyond_the_limit_is_refused_and_nothing_is_written(
@@ -128,8 +128,7 @@ def test_processes_racing_for_the_last_places_never_exceed_the_limit(make_db: An
     for process in processes:
         process.start()
     refused = sum(results.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join(120)
+    join_processes(processes)
 
     assert [0, 0, 0] == [p.exitcode for p in processes]
     assert (25, 45 - 25) == (db.stats().sessions, refused)

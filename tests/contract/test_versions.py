@@ -13,7 +13,7 @@ import pytest
 from dash_database import DashDatabase, UpdateConflictError
 from dash_database.backends import Backend
 from tests.conftest import BACKENDS
-from tests.support import FakeClock
+from tests.support import FakeClock, join_processes
 
 
 def test_a_missing_key_has_no_version(
@@ -159,8 +159,7 @@ def test_processes_incrementing_one_key_lose_no_increment(make_db: Any) -> None:
     workers = [ctx.Process(target=_increment, args=(blob, increments)) for _ in range(processes)]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join(180)
+    join_processes(workers, 180)
 
     assert [0] * processes == [worker.exitcode for worker in workers]
     assert processes * increments == db.get_user_value("shared", "counter")
