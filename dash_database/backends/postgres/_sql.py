@@ -248,16 +248,25 @@ FROM {{sessions}} WHERE namespace = %(ns)s
 #: Remove at most ``limit`` expired sessions and their values; answers how many went. A row
 #: locked by a writer is skipped, and one renewed since the snapshot is rechecked and kept.
 PURGE = """
-WITH batch AS MATERIALIZED (
-    SELECT sid_hash FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
-    LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+WITH batch AS MATERIALIZED (  -- the ORDER BY reads the deadline index, past no removed row
+    SELECT ctid AS row FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
+    ORDER BY deadline LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ),
-dropped AS (
-    DELETE FROM {sessions} s USING batch b
-    WHERE s.namespace = %(ns)s AND s.sid_hash = b.sid_hash RETURNING s.sid_hash
+-- Rows are removed by their addresses, and values found one session at a time (OFFSET 0):
+-- a join could scan the whole namespace per session when the table's statistics predate a
+-- bulk load.
+dropped AS MATERIALIZED (
+    DELETE FROM {sessions} WHERE ctid = ANY(ARRAY(SELECT row FROM batch))
+      AND namespace = %(ns)s AND deadline <= %(now)s
+    RETURNING sid_hash
 ),
 dropped_values AS (
-    DELETE FROM {values} v USING dropped d WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
+    DELETE FROM {values} WHERE ctid = ANY(ARRAY(
+        SELECT v.row FROM dropped d CROSS JOIN LATERAL (
+            SELECT ctid AS row FROM {values} WHERE namespace = %(ns)s AND sid_hash = d.sid_hash
+            OFFSET 0
+        ) AS v
+    ))
 )
 SELECT count(*) FROM dropped
 """
