@@ -238,11 +238,22 @@ SELECT v.key_hash, v.key, octet_length(v.value), v.version {_LIVE_VALUES}
 
 #: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows
 #: (also counted, under the table's lock, by a write that would start a session under
-#: max_sessions; other writes never count).
-STATS = f"""
-SELECT count(*) FILTER (WHERE {_LIVE} AND keys > 0), coalesce(sum(keys) FILTER (WHERE {_LIVE}), 0),
-    coalesce(sum(bytes) FILTER (WHERE {_LIVE}), 0), count(*) FILTER (WHERE NOT {_LIVE})
-FROM {{sessions}} WHERE namespace = %(ns)s
+#: max_sessions; other writes never count). The live figures are those of every row less those
+#: of the expired ones, found through the deadline index: the scan of every row then evaluates
+#: no deadline condition.
+STATS = """
+WITH every AS (
+    SELECT count(*) FILTER (WHERE keys > 0) AS sessions, coalesce(sum(keys), 0) AS keys,
+        coalesce(sum(bytes), 0) AS bytes
+    FROM {sessions} WHERE namespace = %(ns)s
+),
+expired AS (
+    SELECT count(*) FILTER (WHERE keys > 0) AS sessions, coalesce(sum(keys), 0) AS keys,
+        coalesce(sum(bytes), 0) AS bytes, count(*) AS rows
+    FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
+)
+SELECT e.sessions - x.sessions, e.keys - x.keys, e.bytes - x.bytes, x.rows
+FROM every e, expired x
 """
 
 #: Remove at most ``limit`` expired sessions and their values; answers how many went. A row
