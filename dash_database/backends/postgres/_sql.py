@@ -259,7 +259,7 @@ FROM every e, expired x
 #: Remove at most ``limit`` expired sessions and their values; answers how many went. A row
 #: locked by a writer is skipped, and one renewed since the snapshot is rechecked and kept.
 PURGE = """
-WITH batch AS MATERIALIZED (  -- the ORDER BY reads the deadline index, past no removed row
+WITH batch AS MATERIALIZED (  -- the ORDER BY reads the deadline index, not the whole table
     SELECT ctid AS row FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
     ORDER BY deadline LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ),
