@@ -704,3 +704,41 @@ def test_a_backend_opens_while_its_server_is_away(postgres_url: str) -> None:
     with pytest.raises(ddb.BackendError):
         db.get_user_value("user", "key")
     db.close()
+
+
+def test_purge_stays_quick_after_a_bulk_load_the_statistics_do_not_know(
+    postgres_url: str, table: str
+) -> None:
+    # The planner sees statistics from before the load (one other namespace, autovacuum off),
+    # so it expects no expired rows in "app": a purge planned as a join then scanned all of
+    # them once per removed session and ran into the statement timeout.
+    backend = open_backend(postgres_url, table, namespace="app", statement_timeout=1.0)
+    backend.set_many("before", {"k": b"v"}, 1.0, 0.0, version=1)
+    for name in ("sessions", "values"):
+        sql(postgres_url, f'ALTER TABLE "{table}_{name}" SET (autovacuum_enabled = off)')
+    sql(postgres_url, f'UPDATE "{table}_sessions" SET namespace = %s', "other")
+    sql(postgres_url, f'UPDATE "{table}_values" SET namespace = %s', "other")
+    sql(postgres_url, f'ANALYZE "{table}_sessions", "{table}_values"')
+    count = 5000
+    sql(
+        postgres_url,
+        f'INSERT INTO "{table}_sessions" SELECT %s, sha256(i::text::bytea), i::text::bytea, '
+        "1.0, 5, 50, 0.0 FROM generate_series(1, %s) AS i",
+        "app",
+        count,
+    )
+    sql(
+        postgres_url,
+        f'INSERT INTO "{table}_values" SELECT %s, sha256(i::text::bytea), '
+        "sha256(k::text::bytea), k::text::bytea, 'value', 1 "
+        "FROM generate_series(1, %s) AS i, generate_series(1, 5) AS k",
+        "app",
+        count,
+    )
+
+    assert count == backend.purge_expired(2.0)
+    assert [(0,)] == sql(
+        postgres_url, f'SELECT count(*) FROM "{table}_values" WHERE namespace = %s', "app"
+    )
+    assert [("other",)] == sql(postgres_url, f'SELECT namespace FROM "{table}_sessions"')
+    backend.close()

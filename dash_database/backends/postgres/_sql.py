@@ -238,26 +238,46 @@ SELECT v.key_hash, v.key, octet_length(v.value), v.version {_LIVE_VALUES}
 
 #: Live sessions (with keys), their keys and bytes, and expired sessions, from session rows
 #: (also counted, under the table's lock, by a write that would start a session under
-#: max_sessions; other writes never count).
-STATS = f"""
-SELECT count(*) FILTER (WHERE {_LIVE} AND keys > 0), coalesce(sum(keys) FILTER (WHERE {_LIVE}), 0),
-    coalesce(sum(bytes) FILTER (WHERE {_LIVE}), 0), count(*) FILTER (WHERE NOT {_LIVE})
-FROM {{sessions}} WHERE namespace = %(ns)s
+#: max_sessions; other writes never count). The live figures are those of every row less those
+#: of the expired ones, found through the deadline index: the scan of every row then evaluates
+#: no deadline condition.
+STATS = """
+WITH every AS (
+    SELECT count(*) FILTER (WHERE keys > 0) AS sessions, coalesce(sum(keys), 0) AS keys,
+        coalesce(sum(bytes), 0) AS bytes
+    FROM {sessions} WHERE namespace = %(ns)s
+),
+expired AS (
+    SELECT count(*) FILTER (WHERE keys > 0) AS sessions, coalesce(sum(keys), 0) AS keys,
+        coalesce(sum(bytes), 0) AS bytes, count(*) AS rows
+    FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
+)
+SELECT e.sessions - x.sessions, e.keys - x.keys, e.bytes - x.bytes, x.rows
+FROM every e, expired x
 """
 
 #: Remove at most ``limit`` expired sessions and their values; answers how many went. A row
 #: locked by a writer is skipped, and one renewed since the snapshot is rechecked and kept.
 PURGE = """
-WITH batch AS MATERIALIZED (
-    SELECT sid_hash FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
-    LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+WITH batch AS MATERIALIZED (  -- the ORDER BY reads the deadline index, not the whole table
+    SELECT ctid AS row FROM {sessions} WHERE namespace = %(ns)s AND deadline <= %(now)s
+    ORDER BY deadline LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ),
-dropped AS (
-    DELETE FROM {sessions} s USING batch b
-    WHERE s.namespace = %(ns)s AND s.sid_hash = b.sid_hash RETURNING s.sid_hash
+-- Rows are removed by their addresses, and values found one session at a time (OFFSET 0):
+-- a join could scan the whole namespace per session when the table's statistics predate a
+-- bulk load.
+dropped AS MATERIALIZED (
+    DELETE FROM {sessions} WHERE ctid = ANY(ARRAY(SELECT row FROM batch))
+      AND namespace = %(ns)s AND deadline <= %(now)s
+    RETURNING sid_hash
 ),
 dropped_values AS (
-    DELETE FROM {values} v USING dropped d WHERE v.namespace = %(ns)s AND v.sid_hash = d.sid_hash
+    DELETE FROM {values} WHERE ctid = ANY(ARRAY(
+        SELECT v.row FROM dropped d CROSS JOIN LATERAL (
+            SELECT ctid AS row FROM {values} WHERE namespace = %(ns)s AND sid_hash = d.sid_hash
+            OFFSET 0
+        ) AS v
+    ))
 )
 SELECT count(*) FROM dropped
 """
