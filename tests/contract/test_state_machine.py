@@ -120,8 +120,12 @@ def run_machine(make_db: Any, clock: FakeClock) -> None:
             listed, _ = backend.sessions(now, None, 100)
             assert nonempty == {info.session for info in listed}
             stats = backend.stats(now)
-            expected = (len(nonempty), sum(len(self.model.data[u]) for u in nonempty))
-            assert expected == (stats.sessions, stats.keys)
+            expected = (
+                len(nonempty),
+                sum(len(self.model.data[u]) for u in nonempty),
+                sum(backend.session_bytes(u, now) for u in nonempty),
+            )
+            assert expected == (stats.sessions, stats.keys, stats.bytes)
 
     DatabaseMachine.TestCase.settings = settings(
         max_examples=25, stateful_step_count=30, deadline=None
