@@ -38,11 +38,12 @@ __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
 #: The key prefix used when none is given.
 DEFAULT_PREFIX = "dash_database"
-# Sessions a purge or stats script handles at once (a request queued behind it waits little),
-# and the attempts of a large write that keeps meeting concurrent writes.
-_BATCH, _ATTEMPTS = 500, 40
-# Sessions summed by one stats script: each costs one HMGET on the server, and no reply.
-_STATS_PAGE = 5000
+# Sessions one purge script removes: a live request queued behind it waits for that one batch
+# only (batches go one at a time: a pipeline of them would make it wait for all). And the
+# attempts of a large write that keeps meeting concurrent writes.
+_BATCH, _ATTEMPTS = 200, 40
+# Expired sessions one stats script reads (each one HMGET, no reply).
+_STATS_PAGE = 1000
 
 
 def _import_redis() -> Any:
