@@ -328,7 +328,8 @@ class RedisBackend:
         return page, (reply[0].decode() or None)
 
     def stats(self, now: float) -> StoreStats:
-        # The totals less the expired sessions not yet purged, a page of them per script.
+        # The totals less the expired sessions not yet purged, a page of them per script
+        # (exact when they fit one page, or when nothing writes meanwhile).
         args = [2, self._index, self._expiry, _number(now), 0, _STATS_PAGE]
         sessions, keys, size, expired, *less = self._call("read the statistics of", "STATS", *args)
         for start in range(_STATS_PAGE, expired, _STATS_PAGE):
