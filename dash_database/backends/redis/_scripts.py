@@ -31,6 +31,7 @@ local function load(fields)
     return m, m[1] and not (m[2] and tonumber(m[2]) <= now)
 end
 local function count(keys, size)
+    if keys == 0 and size == 0 then return end
     local totals = string.sub(KEYS[2], 1, -6) .. 'totals'
     if keys ~= 0 and redis.call('HINCRBY', totals, 'keys', keys) == 0 then
         redis.call('UNLINK', totals)  -- no key left, so no byte: an empty store leaves nothing
