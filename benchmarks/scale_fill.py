@@ -91,6 +91,9 @@ def _fill_redis(backend: Any, numbers: list[int], prefix: str, deadline: float, 
             pipe.hset(key, mapping=fields)
         pipe.zadd(base + b"index", dict.fromkeys(digests, 0))
         pipe.zadd(base + b"expiry", dict.fromkeys(digests, deadline))
+        # The store's running totals, which the backend's scripts keep (stats reads them).
+        pipe.hincrby(base + b"totals", "keys", KEYS * len(digests))
+        pipe.hincrby(base + b"totals", "bytes", SMALL_BYTES * len(digests))
         pipe.execute()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import dash_database as ddb
 from dash_database import DashDatabase
+from dash_database.backends import redis as redis_backend
 from dash_database.backends.redis import RedisBackend
 from tests.servers import RedisServer, free_port, new_redis_server, unique_name
 from tests.support import FakeClock, require, wait_child
@@ -216,7 +217,8 @@ def test_a_session_is_one_hash_beside_the_index(client: Any, redis_url: str, pre
 
     hash_key = db.backend.key("user:1")  # type: ignore[attr-defined]
     base = f"{prefix}:{{{prefix}}}:".encode()
-    assert sorted([hash_key, base + b"index", base + b"expiry"]) == own_keys(client, prefix)
+    own = [hash_key, base + b"index", base + b"expiry", base + b"totals"]
+    assert sorted(own) == own_keys(client, prefix)
     fields = client.hgetall(hash_key)
     assert {b"id", b"keys", b"bytes", b"written", b"deadline", b"v:a", b"n:a", b"v:b", b"n:b"} == (
         set(fields)
@@ -231,7 +233,7 @@ def test_no_key_has_a_native_expiry(client: Any, redis_url: str, prefix: str) ->
     backend = RedisBackend(redis_url, prefix=prefix)
     backend.set_many("user", {"a": b"1"}, 1000.05, 1000.0, version=1)
 
-    assert [-1] * 3 == [client.pttl(key) for key in own_keys(client, prefix)]
+    assert [-1] * 4 == [client.pttl(key) for key in own_keys(client, prefix)]
     backend.close()
 
 
@@ -245,7 +247,7 @@ def test_hostile_ids_get_distinct_keys_on_one_cluster_slot(
         backend.set_many(session, {session: session.encode()}, None, 0.0, version=1)
 
     keys = own_keys(client, prefix)
-    assert len(HOSTILE) + 1 == len(keys)  # a hash each, and the index
+    assert len(HOSTILE) + 2 == len(keys)  # a hash each, the index and the totals
     assert {key_slot(prefix.encode())} == {key_slot(key) for key in keys}
     for session in HOSTILE:
         assert [session] == backend.keys(session, 0.0)
@@ -321,7 +323,10 @@ def test_scripts_are_loaded_again_after_script_flush(
     backend.close()
 
 
-def test_purge_and_stats_work_through_many_batches(redis_url: str, prefix: str) -> None:
+def test_purge_and_stats_work_through_many_batches(
+    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_backend, "_STATS_PAGE", 500)
     backend = RedisBackend(redis_url, prefix=prefix)
     for i in range(1_201):
         backend.set_many(f"s{i}", {"k": b"v"}, 10.0 if i else 1000.0, 0.0, version=1)

@@ -108,6 +108,7 @@ def run_machine(make_db: Any, clock: FakeClock) -> None:
             if not hasattr(self, "model"):
                 return
             backend, now = self.db.backend, clock.now
+            total = 0
             for user in list(self.model.data):
                 live = self.model.live(user, clock.now)
                 # Read through the backend so the check does not renew the session.
@@ -116,12 +117,17 @@ def run_machine(make_db: Any, clock: FakeClock) -> None:
                 assert sorted(live) == sorted(info.key for info in infos)
                 sizes = sum(len(info.key.encode()) + info.bytes for info in infos)
                 assert sizes == backend.session_bytes(user, now)
+                total += sizes
             nonempty = {user for user in self.model.data if self.model.live(user, now)}
             listed, _ = backend.sessions(now, None, 100)
             assert nonempty == {info.session for info in listed}
             stats = backend.stats(now)
-            expected = (len(nonempty), sum(len(self.model.data[u]) for u in nonempty))
-            assert expected == (stats.sessions, stats.keys)
+            expected = (
+                len(nonempty),
+                sum(len(self.model.data[u]) for u in nonempty),
+                total,
+            )
+            assert expected == (stats.sessions, stats.keys, stats.bytes)
 
     DatabaseMachine.TestCase.settings = settings(
         max_examples=25, stateful_step_count=30, deadline=None

@@ -4,7 +4,12 @@ Every key starts with ``<prefix>:{<prefix>}:`` (``B``), a Redis Cluster hash tag
 ``B s:<digest of the id>`` is one hash per session: ``v:<key>`` holds a value, ``n:<key>`` its
 ``<length>:<version>``; ``id``, ``keys``, ``bytes``, ``written`` and ``deadline`` describe it.
 ``B index`` holds the digests of the sessions with keys, ``B expiry`` those with a deadline,
-scored by it. A read is one ``HMGET``; every other operation is one Lua script
+scored by it. ``B totals`` sums ``keys`` and ``bytes`` over every session hash, expired or
+not: the scripts that change a session add what changed (nothing when no size changes), so
+``stats`` costs O(expired sessions not yet purged), not O(sessions). No key has a Redis
+expiry, so Redis itself expires nothing behind the totals' back; a server with an
+``allkeys-*`` ``maxmemory-policy`` would evict sessions (and skew the totals): use
+``noeviction``. A read is one ``HMGET``; every other operation is one Lua script
 (``_scripts.py``), which Redis runs without interleaving. Lua copies each argument, so a write
 of ``large_write_bytes`` or more sends its values beside the script, in ``MULTI``/``EXEC``.
 Connections are redis-py's pool, per process (``_process.py``). docs/internals.md has more.
@@ -33,11 +38,12 @@ __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
 #: The key prefix used when none is given.
 DEFAULT_PREFIX = "dash_database"
-# Sessions a purge or stats script handles at once (a request queued behind it waits little),
-# and the attempts of a large write that keeps meeting concurrent writes.
-_BATCH, _ATTEMPTS = 500, 40
-# Sessions summed by one stats script: each costs one HMGET on the server, and no reply.
-_STATS_PAGE = 5000
+# Sessions one purge script removes: a live request queued behind it waits for that one batch
+# only (batches go one at a time: a pipeline of them would make it wait for all). And the
+# attempts of a large write that keeps meeting concurrent writes.
+_BATCH, _ATTEMPTS = 200, 40
+# Expired sessions one stats script reads (each one HMGET, no reply).
+_STATS_PAGE = 1000
 
 
 def _import_redis() -> Any:
@@ -322,19 +328,15 @@ class RedisBackend:
         return page, (reply[0].decode() or None)
 
     def stats(self, now: float) -> StoreStats:
-        # The index summed on the server a page at a time (exact when no write runs meanwhile).
-        sessions = keys = size = 0
-        start = b"-"
-        while True:
-            args = (1, self._index, _number(now), start, _STATS_PAGE)
-            last, *figures = self._call("read the statistics of", "STATS", *args)
-            sessions, keys, size = (a + int(b) for a, b in zip((sessions, keys, size), figures))
-            if not last:
-                break
-            start = b"(" + last
-        expiry = (self._expiry, b"-inf", _number(now))
-        expired = int(self._call("read the statistics of", None, "ZCOUNT", *expiry))
-        return StoreStats(sessions, keys, size, expired)
+        # The totals less the expired sessions not yet purged, a page of them per script
+        # (exact when they fit one page, or when nothing writes meanwhile).
+        args = [2, self._index, self._expiry, _number(now), 0, _STATS_PAGE]
+        sessions, keys, size, expired, *less = self._call("read the statistics of", "STATS", *args)
+        for start in range(_STATS_PAGE, expired, _STATS_PAGE):
+            args[4] = start
+            reply = self._call("read the statistics of", "STATS", *args)
+            less = [a + b for a, b in zip(less, reply[4:])]
+        return StoreStats(sessions - less[0], keys - less[1], size - less[2], expired)
 
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         removed, batch, args = 0, _BATCH, (2, self._index, self._expiry, _number(now), _BATCH)

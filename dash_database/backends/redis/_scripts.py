@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 
 # load(fields) reads fields of the session's hash ('id', 'deadline', ...) and whether it is
-# live; a hash that holds another id (two ids, one digest) is an error. discard(key, digest,
-# deadline) removes a session. unpack() takes a few thousand values: big calls go in batches.
+# live; a hash that holds another id (two ids, one digest) is an error. count(keys, bytes) adds
+# to the store's totals (``B totals``: the sums of every session hash's 'keys' and 'bytes',
+# expired or not), only what changed. discard(key, digest, deadline, keys, bytes) removes a
+# session that held that many keys and bytes. unpack() takes a few thousand values: big calls
+# go in batches.
 _SESSION = """
 local h, id, now, d = KEYS[1], ARGV[1], tonumber(ARGV[2]), string.sub(KEYS[1], -32)
 local function clash()
@@ -27,10 +30,20 @@ local function load(fields)
     if m[1] and m[1] ~= id then clash() end
     return m, m[1] and not (m[2] and tonumber(m[2]) <= now)
 end
-local function discard(key, digest, deadline)
+local function count(keys, size)
+    if keys == 0 and size == 0 then return end
+    local totals = string.sub(KEYS[2], 1, -6) .. 'totals'
+    if keys ~= 0 and redis.call('HINCRBY', totals, 'keys', keys) == 0 then
+        redis.call('UNLINK', totals)  -- no key left, so no byte: an empty store leaves nothing
+    elseif size ~= 0 then
+        redis.call('HINCRBY', totals, 'bytes', size)
+    end
+end
+local function discard(key, digest, deadline, keys, size)
     redis.call('UNLINK', key)
     redis.call('ZREM', KEYS[2], digest)
     if deadline then redis.call('ZREM', KEYS[3], digest) end
+    count(-(tonumber(keys) or 0), -(tonumber(size) or 0))
 end
 """
 
@@ -74,7 +87,7 @@ if max_sessions ~= '' and had == 0 and keys > 0 then
 end
 if mode == 'check' then return 1 end
 local old, n = live and m[2], #ARGV
-if m[1] and not live then discard(h, d, m[2]) end
+if m[1] and not live then discard(h, d, m[2], m[3], m[4]) end
 -- The later deadline wins; none given means the session no longer expires.
 if deadline ~= '' and old and tonumber(old) > tonumber(deadline) then deadline = old end
 if deadline ~= '' and deadline ~= old then
@@ -88,6 +101,7 @@ ARGV[n + 1], ARGV[n + 2], ARGV[n + 3], ARGV[n + 4] = 'written', ARGV[2], 'keys',
 ARGV[n + 5], ARGV[n + 6], ARGV[n + 7], ARGV[n + 8] = 'bytes', size, 'id', id
 for i = 9, n + 8, 7000 do redis.call('HSET', h, unpack(ARGV, i, math.min(i + 6999, n + 8))) end
 if had == 0 and keys > 0 then redis.call('ZADD', KEYS[2], 0, d) end
+count(keys - had, size - before)
 return 1
 """
 
@@ -96,11 +110,12 @@ DELETE = """
 local m, live = load({'id', 'deadline', 'keys', 'bytes', ARGV[4]})
 if not live or not m[5] then return 0 end
 local keys = tonumber(m[3]) - 1
-if keys == 0 and not m[2] then discard(h, d, false) return 1 end
+if keys == 0 and not m[2] then discard(h, d, false, m[3], m[4]) return 1 end
 local size = tonumber(m[4]) - #ARGV[4] + 2 - tonumber(string.match(m[5], '^%d+'))
 redis.call('HDEL', h, ARGV[3], ARGV[4])
 redis.call('HSET', h, 'keys', keys, 'bytes', size, 'written', ARGV[2])
 if keys == 0 then redis.call('ZREM', KEYS[2], d) end
+count(-1, size - tonumber(m[4]))
 return 1
 """
 
@@ -112,8 +127,8 @@ return redis.call('HKEYS', h)
 """
 
 CLEAR = """
-local m, live = load({'id', 'deadline', 'keys'})
-if m[1] then discard(h, d, m[2]) end
+local m, live = load({'id', 'deadline', 'keys', 'bytes'})
+if m[1] then discard(h, d, m[2], m[3], m[4]) end
 return live and tonumber(m[3]) or 0
 """
 
@@ -129,14 +144,14 @@ return 0
 
 # KEYS 4: the new session's hash; ARGV 3: its id. RENAME moves a whole hash at once.
 RENAME = """
-local m, live = load({'id', 'deadline', 'keys'})
-if m[1] and not live then discard(h, d, m[2]) end
+local m, live = load({'id', 'deadline', 'keys', 'bytes'})
+if m[1] and not live then discard(h, d, m[2], m[3], m[4]) end
 if not live then return 0 end
 local keys, t = tonumber(m[3]), string.sub(KEYS[4], -32)
 if t == d then return keys end
-local other = redis.call('HMGET', KEYS[4], 'id', 'deadline')
+local other = redis.call('HMGET', KEYS[4], 'id', 'deadline', 'keys', 'bytes')
 if other[1] and other[1] ~= ARGV[3] then clash() end
-if other[1] then discard(KEYS[4], t, other[2]) end
+if other[1] then discard(KEYS[4], t, other[2], other[3], other[4]) end
 redis.call('RENAME', h, KEYS[4])
 redis.call('HSET', KEYS[4], 'id', ARGV[3])
 if keys > 0 then redis.call('ZREM', KEYS[2], d) redis.call('ZADD', KEYS[2], 0, t) end
@@ -179,34 +194,53 @@ end
 return out
 """
 
-# KEYS: the index and the expiry set; ARGV 2: the batch size. Returns how many it removed.
+# KEYS: the index and the expiry set; ARGV 2: the batch size. Removes the first expired
+# sessions of the expiry set (its first ranks: ZREMRANGEBYRANK, not a ZREM each) with a few
+# variadic commands; UNLINK frees their hashes outside the script. Returns how many it removed.
 PURGE = """
 local base = string.sub(KEYS[1], 1, -6)
 local digests = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, d in ipairs(digests) do
-    redis.call('UNLINK', base .. 's:' .. d)
-    redis.call('ZREM', KEYS[1], d)
-    redis.call('ZREM', KEYS[2], d)
+if #digests == 0 then return 0 end
+local hashes, keys, size = {}, 0, 0
+for i, d in ipairs(digests) do
+    hashes[i] = base .. 's:' .. d
+    local m = redis.call('HMGET', hashes[i], 'keys', 'bytes')
+    keys, size = keys + (tonumber(m[1]) or 0), size + (tonumber(m[2]) or 0)
+end
+redis.call('UNLINK', unpack(hashes))
+redis.call('ZREM', KEYS[1], unpack(digests))
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #digests - 1)
+if keys ~= 0 and redis.call('HINCRBY', base .. 'totals', 'keys', -keys) == 0 then
+    redis.call('UNLINK', base .. 'totals')
+elseif size ~= 0 then
+    redis.call('HINCRBY', base .. 'totals', 'bytes', -size)
 end
 return #digests
 """
 
-# Sums a page of the index on the server, so that ``stats`` of a million sessions sends a few
-# hundred small replies, not every session's figures. ARGV 2 and 3 as for SESSIONS (it ignores
-# the prelude). Returns the last digest read ('' when the index ended), then the page's live
-# sessions, keys and bytes.
+# KEYS: the index and the expiry set; ARGV 2: the rank in the expiry set where to start; 3: the
+# page size. The totals count expired sessions too: this subtracts those of the expired
+# sessions from rank ARGV 2 on, a page at a time (O(page), by rank). Returns the number of
+# sessions in the index, the totals of keys and bytes, the number of expired sessions, then
+# the page's expired sessions that hold keys, their keys and their bytes.
 STATS = """
-local index, now, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[3])
-local digests = redis.call('ZRANGEBYLEX', index, ARGV[2], '+', 'LIMIT', 0, limit)
-local base = string.sub(index, 1, -6) .. 's:'
+local index, first = KEYS[1], tonumber(ARGV[2])
+local base = string.sub(index, 1, -6)
+local t = redis.call('HMGET', base .. 'totals', 'keys', 'bytes')
+local expired = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[1])
+local last = math.min(first + tonumber(ARGV[3]), expired) - 1
 local sessions, keys, size = 0, 0, 0
-for _, d in ipairs(digests) do
-    local m = redis.call('HMGET', base .. d, 'keys', 'bytes', 'deadline')
-    if not (m[3] and tonumber(m[3]) <= now) then
-        sessions, keys, size = sessions + 1, keys + tonumber(m[1]), size + tonumber(m[2])
+if last >= first then
+    for _, d in ipairs(redis.call('ZRANGE', KEYS[2], first, last)) do
+        local m = redis.call('HMGET', base .. 's:' .. d, 'keys', 'bytes')
+        local n = tonumber(m[1]) or 0
+        if n > 0 then
+            sessions, keys, size = sessions + 1, keys + n, size + (tonumber(m[2]) or 0)
+        end
     end
 end
-return {#digests == limit and digests[#digests] or '', sessions, keys, size}
+local all = redis.call('ZCARD', index)
+return {all, tonumber(t[1]) or 0, tonumber(t[2]) or 0, expired, sessions, keys, size}
 """
 
 #: Each script by name: the SHA that EVALSHA sends instead of the text, and the text (after the
