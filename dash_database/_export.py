@@ -28,6 +28,7 @@ each session afresh, at the time of the import.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -82,6 +83,11 @@ class ImportSummary:
     #: Sessions whose deadline had passed by the time they were read.
     expired: int
 
+
+#: A key line whose key needs no JSON escape (printable ASCII without '"' or '\\').
+_PLAIN_KEY_LINE = re.compile(
+    rb'\{"key":"([\x20\x21\x23-\x5b\x5d-\x7e]*)","bytes":(0|[1-9][0-9]{0,17})\}\n\Z'
+)
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
@@ -167,6 +173,9 @@ class _Reader:
         self.position += len(line)
         if not line:
             raise self.fail("the file ends before its 'end' line, so it was cut short")
+        plain = _PLAIN_KEY_LINE.match(line)
+        if plain is not None:  # one per value: read without the JSON parser, as _key_line wrote it
+            return {"key": plain[1].decode("ascii"), "bytes": int(plain[2])}
         try:
             record = json.loads(line)
         except ValueError:
