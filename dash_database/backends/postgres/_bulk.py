@@ -30,19 +30,19 @@ READ = f"""
 WITH page AS MATERIALIZED (
     SELECT sid_hash, session_id, deadline FROM {{sessions}}
     WHERE namespace = %(ns)s AND sid_hash >= %(first)b AND keys > 0 AND {_LIVE}
-    ORDER BY sid_hash LIMIT %(limit)s
+    ORDER BY namespace, sid_hash LIMIT %(limit)s
 ),
 keyed AS MATERIALIZED (
-    SELECT p.sid_hash, v.key_hash, octet_length(v.value) AS size,
+    SELECT p.sid_hash, p.session_id, p.deadline, v.key_hash, octet_length(v.value) AS size,
         sum(octet_length(v.value)) OVER w AS running, row_number() OVER w AS n,
         lead(p.sid_hash) OVER w AS next_sid
     FROM page p JOIN {{values}} v ON v.namespace = %(ns)s AND v.sid_hash = p.sid_hash
     WHERE p.sid_hash > %(first)b OR v.key_hash > %(after_key)b
     WINDOW w AS (ORDER BY p.sid_hash, v.key_hash ROWS UNBOUNDED PRECEDING)
 )
-SELECT k.sid_hash, p.session_id, p.deadline, k.key_hash, v.key, v.value, k.next_sid,
+SELECT k.sid_hash, k.session_id, k.deadline, k.key_hash, v.key, v.value, k.next_sid,
     (SELECT count(*) FROM page), (SELECT sid_hash FROM page ORDER BY sid_hash DESC LIMIT 1)
-FROM keyed k JOIN page p ON p.sid_hash = k.sid_hash
+FROM keyed k
 JOIN {{values}} v ON v.namespace = %(ns)s AND v.sid_hash = k.sid_hash AND v.key_hash = k.key_hash
 WHERE k.running - k.size < %(max_bytes)s OR k.n = 1
 ORDER BY k.sid_hash, k.key_hash
