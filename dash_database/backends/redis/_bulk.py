@@ -28,8 +28,8 @@ __all__ = ["read_sessions", "write_sessions"]
 # KEYS 1: the index. ARGV 1: now; 2: where to start ('-', '(' and a digest, or
 # '<digest>|<HSCAN cursor>:<entries of its batch to skip>' inside a session); 3: the page's
 # session count; 4: its byte bound. Returns the next cursor ('' after the last page), then per
-# session its id, deadline ('' for none), 1 if it is whole here (else 0) and its fields and
-# values (the caller keeps the 'v:' ones).
+# session its id, deadline ('' for none), 1 if it is whole here (else 0) and its 'v:<key>'
+# fields and values.
 READ = """
 local index, now = KEYS[1], tonumber(ARGV[1])
 local limit, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -79,9 +79,14 @@ for _, d in ipairs(digests) do
     if m and size + tonumber(m[3]) <= max_bytes then
         count = count + 1
         size = size + tonumber(m[3])
-        for _, x in ipairs({m[1], m[2] or '', 1, redis.call('HGETALL', base .. d)}) do
-            out[#out + 1] = x
+        local all, fields = redis.call('HGETALL', base .. d), {}
+        for i = 1, #all, 2 do
+            if string.byte(all[i]) == 118 and string.byte(all[i], 2) == 58 then  -- 'v:'
+                fields[#fields + 1] = all[i]
+                fields[#fields + 1] = all[i + 1]
+            end
         end
+        for _, x in ipairs({m[1], m[2] or '', 1, fields}) do out[#out + 1] = x end
     elseif m then
         count = count + 1
         if scan(d, m, '0', 0) then return out end
@@ -174,11 +179,7 @@ def read_sessions(
     page = []
     for i in range(1, len(reply), 4):
         sid, deadline, whole, fields = reply[i : i + 4]
-        items = {
-            fields[j][2:].decode(): fields[j + 1]
-            for j in range(0, len(fields), 2)
-            if fields[j][:2] == b"v:"
-        }
+        items = {field[2:].decode(): value for field, value in zip(fields[::2], fields[1::2])}
         page.append(
             SessionData(sid.decode(), float(deadline) if deadline else None, items, whole == 1)
         )
