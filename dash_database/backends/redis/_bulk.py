@@ -180,9 +180,9 @@ def read_sessions(
     for i in range(1, len(reply), 4):
         sid, deadline, whole, fields = reply[i : i + 4]
         items = {field[2:].decode(): value for field, value in zip(fields[::2], fields[1::2])}
-        page.append(
-            SessionData(sid.decode(), float(deadline) if deadline else None, items, whole == 1)
-        )
+        if items:  # none: its keys were deleted since the index listed it
+            when = float(deadline) if deadline else None
+            page.append(SessionData(sid.decode(), when, items, whole == 1))
     return page, reply[0].decode() or None
 
 
