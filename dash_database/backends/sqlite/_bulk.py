@@ -54,7 +54,7 @@ _SETUP = (
     """CREATE TEMP TRIGGER IF NOT EXISTS dash_database_bulk
     INSTEAD OF INSERT ON dash_database_bulk BEGIN
         INSERT INTO dash_database_bulk_items SELECT NEW.key, NEW.value, NEW.length
-            WHERE NEW.session IS NULL;
+            WHERE NEW.session IS NULL AND NEW.key IS NOT NULL;
         INSERT INTO dash_database_bulk_done (written, files)
             SELECT s.id IS NULL OR NEW.replace OR s.keys = 0 OR coalesce(s.deadline <= NEW.now, 0),
                 (SELECT group_concat(value, ' ') FROM dash_database_values
@@ -85,9 +85,11 @@ _SETUP = (
     "DELETE FROM temp.dash_database_bulk_items",
     "DELETE FROM temp.dash_database_bulk_done",
 )
-_INSERT = "INSERT INTO temp.dash_database_bulk VALUES "
-_KEY_ROW = "(?, ?, ?, NULL, NULL, NULL, NULL, NULL)"
-_SESSION_ROW = "(NULL, NULL, NULL, ?, ?, ?, ?, ?)"
+#: Every statement has the same rows of 8 parameters (the last one padded with rows of NULLs,
+#: which the trigger ignores): one text, so SQLite prepares it once per connection and the
+#: statement cache holds one program, not one per shape of batch.
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_PADDING = (None,) * 8
 #: Whether each session was written, and the value files of what it discarded, as one row.
 _DONE = """SELECT json_group_array(json_array(written, files)) FROM
     (SELECT written, files FROM temp.dash_database_bulk_done ORDER BY n)"""
@@ -203,7 +205,7 @@ def write_sessions(
         return []
     threshold = backend.file_threshold
     made: list[list[str]] = []  # the value files written for each session
-    rows: list[tuple[str, tuple[Any, ...]]] = []
+    rows: list[tuple[Any, ...]] = []
     try:
         for data in batch:
             big = (
@@ -221,9 +223,8 @@ def write_sessions(
                 names = dict(zip(big, written))
                 made[-1] = written
             for key, value in data.items.items():
-                rows.append((_KEY_ROW, (key, names.get(key, value), len(value))))
-            head = (data.session, data.deadline, now, version, replace)
-            rows.append((_SESSION_ROW, head))
+                rows.append((key, names.get(key, value), len(value), None, None, None, None, None))
+            rows.append((None, None, None, data.session, data.deadline, now, version, replace))
         inserts = _statements(rows)
         try:
             [(answer,)] = backend._write(*((sql, None) for sql in _SETUP), *inserts, (_DONE, None))
@@ -243,17 +244,14 @@ def write_sessions(
     return [bool(written) for written, _ in outcome]
 
 
-def _statements(rows: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, Any]]:
-    """Group ``rows`` into as few INSERT statements as SQLite's cap on parameters allows."""
-    cap = _max_params()
+def _statements(rows: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+    """Group ``rows`` into INSERT statements of one shape, as large as SQLite's cap on
+    parameters allows (up to 256 rows)."""
+    size = max(1, min(256, _max_params() // len(_PADDING)))
+    sql = "INSERT INTO temp.dash_database_bulk VALUES " + ", ".join([_ROW] * size)
     statements: list[tuple[str, Any]] = []
-    parts: list[str] = []
-    params: list[Any] = []
-    for sql, values in rows:
-        if params and len(params) + len(values) > cap:
-            statements.append((_INSERT + ", ".join(parts), tuple(params)))
-            parts, params = [], []
-        parts.append(sql)
-        params += values
-    statements.append((_INSERT + ", ".join(parts), tuple(params)))
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        chunk += [_PADDING] * (size - len(chunk))
+        statements.append((sql, tuple(value for row in chunk for value in row)))
     return statements
