@@ -2,9 +2,9 @@
 batch of sessions written by one script (what export and import use).
 
 READ walks the index from the cursor and returns each live session whole (``HGETALL``) while
-the page has room; a session larger than the room left is read by ``HSCAN`` of its values,
-and the page ends inside it (the cursor then names the session and the ``HSCAN`` position, as
-``SESSION_KEYS`` does). WRITE checks every session of the batch before its first write (a
+the page has room; a session larger than the room left is read key by key in sorted order,
+and the page may end inside it (the cursor then names the session and how many of its keys
+were read). WRITE checks every session of the batch before its first write (a
 digest that holds another id is an error, as in ``_scripts``), then writes each one it may
 whole. Lua copies each argument: the caller keeps a batch to a few megabytes.
 """
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["read_sessions", "write_sessions"]
 
 # KEYS 1: the index. ARGV 1: now; 2: where to start ('-', '(' and a digest, or
-# '<digest>|<HSCAN cursor>:<entries of its batch to skip>' inside a session); 3: the page's
+# '<digest>|<keys of it already read>' inside a session); 3: the page's
 # session count; 4: its byte bound. Returns the next cursor ('' after the last page), then per
 # session its id, deadline ('' for none), 1 if it is whole here (else 0) and its 'v:<key>'
 # fields and values.
@@ -39,34 +39,36 @@ local function live(d)
     local m = redis.call('HMGET', base .. d, 'id', 'deadline', 'bytes', 'keys')
     if m[1] and not (m[2] and tonumber(m[2]) <= now) and tonumber(m[4]) > 0 then return m end
 end
--- Adds the values of a session from an HSCAN position; returns true when the page is full.
-local function scan(d, m, cursor, skip)
+-- Adds the values of a session larger than the room left, in key order from the n-th key;
+-- returns true when the page is full inside it. Key order, not HSCAN's: a hash that is being
+-- rehashed (any command on it moves the rehash along) may give another HSCAN batch.
+local function take(d, m, n)
+    local names = {}
+    for _, f in ipairs(redis.call('HKEYS', base .. d)) do
+        if string.byte(f) == 118 and string.byte(f, 2) == 58 then names[#names + 1] = f end
+    end
+    table.sort(names)
     local fields = {}
-    repeat
-        local reply = redis.call('HSCAN', base .. d, cursor, 'MATCH', 'v:*', 'COUNT', 100)
-        local entries = reply[2]
-        for i = 2 * skip + 1, #entries, 2 do
-            if #fields > 0 and size >= max_bytes then
-                for _, x in ipairs({m[1], m[2] or '', 0, fields}) do out[#out + 1] = x end
-                out[1] = d .. '|' .. cursor .. ':' .. (i - 1) / 2
-                return true
-            end
-            fields[#fields + 1] = entries[i]
-            fields[#fields + 1] = entries[i + 1]
-            size = size + #entries[i + 1]
+    for i = n + 1, #names do
+        if #fields > 0 and size >= max_bytes then
+            for _, x in ipairs({m[1], m[2] or '', 0, fields}) do out[#out + 1] = x end
+            out[1] = d .. '|' .. (i - 1)
+            return true
         end
-        cursor, skip = reply[1], 0
-    until cursor == '0'
+        fields[#fields + 1] = names[i]
+        fields[#fields + 1] = redis.call('HGET', base .. d, names[i])
+        size = size + #fields[#fields]
+    end
     for _, x in ipairs({m[1], m[2] or '', 1, fields}) do out[#out + 1] = x end
     return false
 end
-local d, c, s = string.match(ARGV[2], '^(%x+)|(%d+):(%d+)$')
+local d, n = string.match(ARGV[2], '^(%x+)|(%d+)$')
 if d then
     resume = '(' .. d
     local m = live(d)
     if m then
         count = 1
-        if scan(d, m, c, tonumber(s)) then return out end
+        if take(d, m, tonumber(n)) then return out end
     end
 end
 local digests = redis.call('ZRANGEBYLEX', index, resume, '+', 'LIMIT', 0, limit)
@@ -89,7 +91,7 @@ for _, d in ipairs(digests) do
         for _, x in ipairs({m[1], m[2] or '', 1, fields}) do out[#out + 1] = x end
     elseif m then
         count = count + 1
-        if scan(d, m, '0', 0) then return out end
+        if take(d, m, 0) then return out end
     end
     resume = '(' .. d
 end
@@ -143,7 +145,7 @@ _SCRIPTS = {
     name: (hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(), text)
     for name, text in (("READ", READ), ("WRITE", WRITE))
 }
-_CURSOR = re.compile(r"\((?:[0-9a-f]{32})\Z|[0-9a-f]{32}\|\d+:\d+\Z")
+_CURSOR = re.compile(r"\([0-9a-f]{32}\Z|[0-9a-f]{32}\|\d+\Z")
 
 
 def _number(seconds: float) -> bytes:  # as the backend's: text tonumber() reads back exactly
