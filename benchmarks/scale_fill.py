@@ -123,6 +123,11 @@ def _fill_postgres(
                     for name, key_hash in key_rows:
                         copy.write_row((ns, h, key_hash, name, SMALL, i + 1))
             conn.commit()
+        # A store that grew through the app has statistics (autovacuum gathers them); a COPY
+        # leaves none until autovacuum's next round, and the planner then reads every session
+        # to sort them where a page in index order would do.
+        cursor.execute(f"ANALYZE {backend.sessions_table}, {backend.values_table}")
+        conn.commit()
 
 
 _BULK = {"SqliteBackend": _fill_sqlite, "RedisBackend": _fill_redis}

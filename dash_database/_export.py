@@ -1,7 +1,8 @@
 """The export format: every live session of a store, as one stream of bytes.
 
-An export is read and written one value at a time, so moving a store of any size takes the
-memory of its largest value plus a small buffer, never the whole store. Values travel as the
+An export is read and written a bounded page at a time (many sessions per round trip to the
+store, through the backends' bulk operations), so moving a store of any size takes the memory
+of a few pages and of its largest value, never the whole store. Values travel as the
 stored bytes (serialized, and signed once values carry MACs): nothing is deserialized, so an
 export moves data between stores whatever serializer the app uses.
 
@@ -27,6 +28,7 @@ each session afresh, at the time of the import.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,7 +37,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import IO, Any, Literal
 
 from ._database import _new_version
-from .backends import Backend, SessionInfo
+from .backends import Backend, SessionData
 from .exceptions import InvalidArgumentError
 
 __all__ = ["FORMAT", "VERSION", "ExportSummary", "ImportSummary", "export_store", "import_store"]
@@ -43,11 +45,13 @@ __all__ = ["FORMAT", "VERSION", "ExportSummary", "ImportSummary", "export_store"
 FORMAT = "dash-database-export"
 VERSION = 1
 
-#: Sessions and keys asked of the store per page while exporting.
+#: Sessions, and bytes of values, asked of the store per page while exporting.
 _SESSION_PAGE = 500
-_KEY_PAGE = 1000
-#: Threads reading sessions ahead of the one being written (export), or writing sessions
-#: while the next are read (import).
+_PAGE_BYTES = 4 * 1024 * 1024
+#: Sessions, and bytes of values, an import writes per batch (one ``write_sessions`` call).
+_BATCH_SESSIONS = 500
+_BATCH_BYTES = 4 * 1024 * 1024
+#: Threads writing batches while the next are read (import).
 _WORKERS = 4
 #: An import writes a session's keys in writes of at most this many bytes, so one huge session
 #: never has to sit in memory whole.
@@ -80,6 +84,11 @@ class ImportSummary:
     expired: int
 
 
+#: A key line whose key needs no JSON escape (printable ASCII without '"' or '\\').
+_PLAIN_KEY_LINE = re.compile(
+    rb'\{"key":"([\x20\x21\x23-\x5b\x5d-\x7e]*)","bytes":(0|[1-9][0-9]{0,17})\}\n\Z'
+)
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -98,77 +107,50 @@ def export_store(
     out: IO[bytes],
     clock: Callable[[], float],
     progress: Progress | None = None,
-    *,
-    workers: int = _WORKERS,
 ) -> ExportSummary:
     """Write every live session of ``backend`` to ``out``, in the format above.
 
-    The store is read page by page as it was at the start (one ``now`` for the whole run);
-    sessions written meanwhile may or may not be included. ``workers`` threads read sessions
-    ahead, so that the round trips to a server overlap; at most ``2 * workers`` sessions are
-    held at once, so memory stays bounded by the largest sessions, not by the store.
-    ``progress`` is called with the number of sessions written since its last call.
+    The store is read page by page (:meth:`~dash_database.backends.Backend.read_sessions`:
+    many sessions with their values per round trip) as it was at the start (one ``now`` for
+    the whole run); sessions written meanwhile may or may not be included. A thread reads the
+    next page while this one is written, so at most two pages of ``_PAGE_BYTES`` (plus one
+    value each) are held at once, whatever the size of the store. ``progress`` is called with
+    the number of sessions written since its last call.
     """
     now = clock()
     out.write(_line({"format": FORMAT, "version": VERSION, "created": now}))
     sessions = keys = size = unreported = 0
-    window: deque[Future[_Block]] = deque()
+    going_on: str | None = None  # the session the last page left incomplete
 
-    def write_oldest() -> None:
-        nonlocal sessions, keys, size, unreported
-        block = window.popleft().result()
-        if not block.keys:  # emptied or expired since it was listed
-            return
-        out.writelines(block.chunks)
-        sessions += 1
-        keys += block.keys
-        size += block.bytes
-        unreported += 1
-        if progress is not None and unreported >= _SESSION_PAGE:
-            progress(unreported)
-            unreported = 0
+    def read(cursor: str | None) -> tuple[list[SessionData], str | None]:
+        return backend.read_sessions(now, cursor, limit=_SESSION_PAGE, max_bytes=_PAGE_BYTES)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
-        cursor: str | None = None
-        while True:
-            page, cursor = backend.sessions(now, cursor, _SESSION_PAGE)
-            for info in page:
-                window.append(pool.submit(_read_session, backend, info, now))
-                if len(window) >= 2 * workers:
-                    write_oldest()
-            if cursor is None:
-                break
-        while window:
-            write_oldest()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
+        ahead: Future[tuple[list[SessionData], str | None]] | None = pool.submit(read, None)
+        while ahead is not None:
+            page, cursor = ahead.result()
+            ahead = None if cursor is None else pool.submit(read, cursor)
+            chunks: list[bytes] = []
+            for data in page:
+                if data.session != going_on:
+                    chunks.append(_line({"session": data.session, "deadline": data.deadline}))
+                    sessions += 1
+                    unreported += 1
+                for key, value in data.items.items():
+                    chunks += (_key_line(key, len(value)), value, b"\n")
+                    keys += 1
+                    size += len(value)
+                going_on = None if data.complete else data.session
+            out.writelines(chunks)
+            del chunks, page
+            if progress is not None and unreported >= _SESSION_PAGE:
+                progress(unreported)
+                unreported = 0
     if progress is not None and unreported:
         progress(unreported)
     out.write(_line({"end": True, "sessions": sessions, "keys": keys, "bytes": size}))
     out.flush()
     return ExportSummary(sessions, keys, size)
-
-
-@dataclass
-class _Block:
-    """One session's part of an export, ready to write."""
-
-    chunks: list[bytes]
-    keys: int
-    bytes: int
-
-
-def _read_session(backend: Backend, info: SessionInfo, now: float) -> _Block:
-    block = _Block([_line({"session": info.session, "deadline": info.deadline})], 0, 0)
-    cursor: str | None = None
-    while True:
-        page, cursor = backend.session_keys(info.session, now, cursor, _KEY_PAGE)
-        values = backend.get_many(info.session, [key.key for key in page], now)
-        for key, value in zip(page, values):
-            if value is not None:  # deleted since the listing
-                block.chunks += (_key_line(key.key, len(value)), value, b"\n")
-                block.keys += 1
-                block.bytes += len(value)
-        if cursor is None:
-            return block
 
 
 class _Reader:
@@ -191,6 +173,9 @@ class _Reader:
         self.position += len(line)
         if not line:
             raise self.fail("the file ends before its 'end' line, so it was cut short")
+        plain = _PLAIN_KEY_LINE.match(line)
+        if plain is not None:  # one per value: read without the JSON parser, as _key_line wrote it
+            return {"key": plain[1].decode("ascii"), "bytes": int(plain[2])}
         try:
             record = json.loads(line)
         except ValueError:
@@ -237,7 +222,7 @@ def import_store(
             (``"replace"``).
         name: how messages name ``source``.
         progress: called with the number of bytes of ``source`` read since its last call.
-        workers: threads writing sessions, so that the round trips of several overlap.
+        workers: threads writing batches of sessions while the next are read.
 
     Raises:
         InvalidArgumentError: ``source`` is not an export this version reads, or it was cut
@@ -249,7 +234,7 @@ def import_store(
     _check_header(reader)
     reported = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import") as pool:
-        writer = _SessionWriter(backend, clock, existing, pool, workers)
+        writer = _SessionWriter(backend, clock, existing == "replace", pool, workers)
         try:
             while True:
                 record = reader.record()
@@ -283,44 +268,43 @@ def import_store(
     return writer.summary()
 
 
-#: What became of one session of an import: "written", "skipped" or "expired", its keys and
-#: its bytes.
-_Outcome = tuple[str, int, int]
+#: What became of a batch of an import: sessions written, their keys and bytes, and
+#: sessions skipped.
+_Outcome = tuple[int, int, int, int]
 
 
 class _SessionWriter:
     """Writes the sessions of an import into the target.
 
-    A session that fits in one bounded write goes to a pool of threads, so that the round
-    trips of several sessions overlap (at most ``2 * workers`` wait at once, which bounds the
-    memory); a larger one is written here, in parts of at most ``_WRITE_BYTES``.
+    Sessions are gathered into batches of at most ``_BATCH_SESSIONS`` sessions and
+    ``_BATCH_BYTES`` bytes, each written by one ``write_sessions`` call on a pool of threads
+    while the next are read (at most ``workers`` batches wait at once, which bounds the
+    memory). A session larger than ``_WRITE_BYTES`` is written here, in parts of about that
+    size: the first part claims it as a batch of one, the others add to it with ``set_many``.
     """
 
     def __init__(
         self,
         backend: Backend,
         clock: Callable[[], float],
-        existing: str,
+        replace: bool,
         pool: ThreadPoolExecutor,
         workers: int,
     ) -> None:
         self._backend = backend
         self._clock = clock
-        self._existing = existing
+        self._replace = replace
         self._pool = pool
         self._workers = workers
         self._window: deque[Future[_Outcome]] = deque()
-        # Into a store that held nothing when the import began, sessions are written without
-        # asking first whether each exists (one round trip less per session): the export
-        # lists each session once. Imports are meant to run while the app is stopped.
-        stats = backend.stats(clock())
-        self._target_was_empty = stats.sessions == 0 and stats.expired == 0
         self.session: str | None = None
         self._deadline: float | None = None
         self._items: dict[str, bytes] = {}
         self._pending = 0
-        #: The outcome of the session being written in parts, once it is known.
-        self._parts: _Outcome | None = None
+        #: The session being written in parts: None (not in parts), or whether it is written.
+        self._parts: bool | None = None
+        self._batch: list[SessionData] = []
+        self._batch_bytes = 0
         self._sessions = self._keys = self._bytes = self._skipped = self._expired = 0
 
     def start(self, session: str, deadline: float | None) -> None:
@@ -331,21 +315,27 @@ class _SessionWriter:
         self._items[key] = value
         self._pending += len(value)
         if self._pending >= _WRITE_BYTES:
-            assert self.session is not None
-            if self._parts is None:
-                self._parts = (self._claim(self.session, self._deadline), 0, 0)
             self._write_part()
 
+    def _expired_now(self) -> bool:
+        return self._deadline is not None and self._deadline <= self._clock()
+
     def _write_part(self) -> None:
-        assert self._parts is not None and self.session is not None
-        outcome, keys, size = self._parts
-        if outcome == "written" and self._items:
-            self._backend.set_many(
-                self.session, self._items, self._deadline, self._clock(), version=_new_version()
-            )
-            keys += len(self._items)
-            size += self._pending
-        self._parts = (outcome, keys, size)
+        assert self.session is not None
+        if self._parts is None:
+            if self._expired_now():
+                self._expired += 1
+                self._parts = False
+            else:
+                outcome = self._write([SessionData(self.session, self._deadline, self._items)])
+                self._tally(outcome)
+                self._parts = outcome[0] == 1
+        elif self._parts and self._items:
+            now = self._clock()
+            version = _new_version()
+            self._backend.set_many(self.session, self._items, self._deadline, now, version=version)
+            self._keys += len(self._items)
+            self._bytes += self._pending
         self._items = {}
         self._pending = 0
 
@@ -354,52 +344,41 @@ class _SessionWriter:
             return
         if self._parts is not None:
             self._write_part()
-            self._tally(self._parts)
+        elif self._items and self._expired_now():
+            self._expired += 1
         elif self._items:
-            task = self._pool.submit(self._write_whole, self.session, self._deadline, self._items)
-            self._window.append(task)
-            if len(self._window) >= 2 * self._workers:
-                self._tally(self._window.popleft().result())
+            self._batch.append(SessionData(self.session, self._deadline, self._items))
+            self._batch_bytes += self._pending
+            if len(self._batch) >= _BATCH_SESSIONS or self._batch_bytes >= _BATCH_BYTES:
+                self._submit()
         self.session, self._items, self._pending, self._parts = None, {}, 0, None
 
+    def _submit(self) -> None:
+        if self._batch:
+            self._window.append(self._pool.submit(self._write, self._batch))
+            self._batch, self._batch_bytes = [], 0
+        while len(self._window) > self._workers:
+            self._tally(self._window.popleft().result())
+
     def drain(self) -> None:
-        """Wait for every session handed to the pool; raise the first error among them."""
+        """Write what is gathered and wait for every batch; raise the first error among them."""
+        self._submit()
         while self._window:
             self._tally(self._window.popleft().result())
 
-    def _claim(self, session: str, deadline: float | None) -> str:
-        """Return whether to write ``session`` ("written"), or why not; clear it when it is
-        to be replaced."""
-        now = self._clock()
-        if deadline is not None and deadline <= now:
-            return "expired"
-        if self._target_was_empty:
-            return "written"
-        present, _ = self._backend.session_keys(session, now, None, 1)
-        if present:
-            if self._existing == "skip":
-                return "skipped"
-            self._backend.clear(session, now)
-        return "written"
-
-    def _write_whole(
-        self, session: str, deadline: float | None, items: dict[str, bytes]
-    ) -> _Outcome:
-        outcome = self._claim(session, deadline)
-        if outcome == "written":
-            self._backend.set_many(session, items, deadline, self._clock(), version=_new_version())
-        return outcome, len(items), sum(map(len, items.values()))
+    def _write(self, batch: list[SessionData]) -> _Outcome:
+        now, version = self._clock(), _new_version()
+        written = self._backend.write_sessions(batch, now, version=version, replace=self._replace)
+        done = [data for data, ok in zip(batch, written) if ok]
+        size = sum(len(value) for data in done for value in data.items.values())
+        return len(done), sum(len(data.items) for data in done), size, len(batch) - len(done)
 
     def _tally(self, outcome: _Outcome) -> None:
-        kind, keys, size = outcome
-        if kind == "written":
-            self._sessions += 1
-            self._keys += keys
-            self._bytes += size
-        elif kind == "skipped":
-            self._skipped += 1
-        else:
-            self._expired += 1
+        sessions, keys, size, skipped = outcome
+        self._sessions += sessions
+        self._keys += keys
+        self._bytes += size
+        self._skipped += skipped
 
     def summary(self) -> ImportSummary:
         return ImportSummary(self._sessions, self._keys, self._bytes, self._skipped, self._expired)

@@ -51,7 +51,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ._locations import DEFAULT_LOCATION, open_backend
-from .backends import Backend, KeyInfo, StoreStats
+from .backends import Backend, KeyInfo, SessionData, StoreStats
 from .backends._base import Page
 
 __all__ = ["MetricsBackend"]
@@ -68,6 +68,7 @@ _FOLD_AT = 1024
 _OPERATIONS = (
     "get", "get_many", "get_versioned", "set_many", "compare_and_set", "delete", "keys", "clear",
     "touch", "rename", "session_bytes", "sessions", "session_keys", "stats", "purge_expired",
+    "read_sessions", "write_sessions",
 )  # fmt: skip
 
 
@@ -375,6 +376,18 @@ class MetricsBackend:
         removed = self._call("purge_expired", self.inner.purge_expired, now, progress)
         self._count(3, removed)
         return removed
+
+    def read_sessions(
+        self, now: float, cursor: str | None = None, *, limit: int = 100, max_bytes: int = 1 << 23
+    ) -> tuple[list[SessionData], str | None]:
+        read = self.inner.read_sessions
+        return self._call("read_sessions", read, now, cursor, limit=limit, max_bytes=max_bytes)
+
+    def write_sessions(
+        self, batch: Sequence[SessionData], now: float, *, version: int, replace: bool = False
+    ) -> list[bool]:
+        write = self.inner.write_sessions
+        return self._call("write_sessions", write, batch, now, version=version, replace=replace)
 
     def close(self) -> None:
         # A closed store has no figures to report: scrapes leave it out from now on.

@@ -10,8 +10,16 @@ Which location or URL opens which backend is decided in ``dash_database/_locatio
 
 from __future__ import annotations
 
-from ._base import Backend, KeyInfo, SessionInfo, StoreStats
+from ._base import Backend, KeyInfo, SessionData, SessionInfo, StoreStats
 from .memory import MemoryBackend
 from .sqlite import SqliteBackend
 
-__all__ = ["Backend", "KeyInfo", "MemoryBackend", "SessionInfo", "SqliteBackend", "StoreStats"]
+__all__ = [
+    "Backend",
+    "KeyInfo",
+    "MemoryBackend",
+    "SessionData",
+    "SessionInfo",
+    "SqliteBackend",
+    "StoreStats",
+]

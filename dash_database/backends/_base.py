@@ -61,7 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, runtime_checkable
 
-__all__ = ["Backend", "KeyInfo", "Page", "SessionInfo", "StoreStats"]
+__all__ = ["Backend", "KeyInfo", "Page", "SessionData", "SessionInfo", "StoreStats"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,20 @@ class StoreStats:
     bytes: int
     #: Sessions that expired and are still in the store until ``purge_expired``.
     expired: int
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """A session's keys and stored values, as :meth:`Backend.read_sessions` pages them and
+    :meth:`Backend.write_sessions` takes them."""
+
+    session: str
+    #: When it expires (seconds since the epoch), or ``None``.
+    deadline: float | None
+    #: Its keys and their stored bytes (of one page, when ``complete`` is false).
+    items: dict[str, bytes]
+    #: ``False`` when more of its keys follow, at the start of the next page.
+    complete: bool = True
 
 
 #: A page of an enumeration and the cursor of the next page (``None``: this was the last).
@@ -244,6 +258,39 @@ class Backend(Protocol):
 
         ``progress``, when given, is called after each batch with the number of sessions that
         batch removed (so an operator's tool can show how far it got).
+        """
+        ...
+
+    def read_sessions(
+        self, now: float, cursor: str | None = None, *, limit: int = 100, max_bytes: int = 1 << 23
+    ) -> tuple[list[SessionData], str | None]:
+        """Return a page of live sessions with every key and its stored bytes, and the cursor
+        of the next page, as :meth:`sessions` does (an export reads a store with it).
+
+        A page holds at most ``limit`` sessions and stops taking keys once their values add
+        up to ``max_bytes`` or more, so it holds at most ``max_bytes`` plus one value, and at
+        least one key. A session whose keys do not all fit ends the page with ``complete``
+        false and goes on at the start of the next page (one or more). Each page is read in
+        one round trip (one transaction, script or statement) and is consistent: a session
+        whole in one page shows one moment of it. A session that exists, unchanged, during the
+        whole enumeration comes exactly once with all its keys; sessions without live keys
+        never come.
+        """
+        ...
+
+    def write_sessions(
+        self, batch: Sequence[SessionData], now: float, *, version: int, replace: bool = False
+    ) -> list[bool]:
+        """Write each session of ``batch`` (distinct names) whole, as :meth:`set_many` would
+        into a session that held nothing: its items with ``version``, and its deadline.
+        Return, for each, whether it was written (an import writes a store with it).
+
+        A session that already holds live keys is kept as it is (``False``), unless
+        ``replace``: then what it held is discarded first. Each session's check and write are
+        one atomic step; the batch costs one round trip or transaction (a few when it outgrows
+        one statement), so a batch that fails part way may have written its first sessions.
+        No quota applies. Where the store has a threshold for large values (value files,
+        ``COPY``), those rules hold as for ``set_many``.
         """
         ...
 

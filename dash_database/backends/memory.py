@@ -9,13 +9,14 @@ SQLite default (one host) or Redis/PostgreSQL (several hosts) there.
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ..exceptions import QuotaExceededError, SessionLimitError
-from ._base import KeyInfo, Page, SessionInfo, StoreStats
+from ..exceptions import InvalidArgumentError, QuotaExceededError, SessionLimitError
+from ._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 
 __all__ = ["MemoryBackend"]
 
@@ -227,6 +228,52 @@ class MemoryBackend:
         with self._lock:
             self._sessions.clear()
 
+    def read_sessions(
+        self, now: float, cursor: str | None = None, *, limit: int = 100, max_bytes: int = 1 << 23
+    ) -> tuple[list[SessionData], str | None]:
+        # The cursor is [session] (go on after it) or [session, key] (go on inside it).
+        after = [] if cursor is None else _cursor(cursor)
+        first = after[0] if after else None
+        page: list[SessionData] = []
+        size = 0
+        with self._lock:
+            names = sorted(self._sessions)
+            start = 0 if first is None else bisect.bisect_left(names, first)
+            for name in names[start:]:
+                live = self._live(name, now)
+                if (name == first and len(after) == 1) or live is None or not live.values:
+                    continue
+                if page and (len(page) == limit or size >= max_bytes):
+                    return page, json.dumps([page[-1].session])
+                keys = sorted(live.values)
+                if name == first and len(after) == 2:
+                    keys = keys[bisect.bisect_right(keys, after[1]) :]
+                items: dict[str, bytes] = {}
+                for key in keys:
+                    if items and size >= max_bytes:
+                        page.append(SessionData(name, live.deadline, items, complete=False))
+                        return page, json.dumps([name, next(reversed(items))])
+                    items[key] = live.values[key][0]
+                    size += len(items[key])
+                if items:
+                    page.append(SessionData(name, live.deadline, items))
+            return page, None
+
+    def write_sessions(
+        self, batch: Sequence[SessionData], now: float, *, version: int, replace: bool = False
+    ) -> list[bool]:
+        written: list[bool] = []
+        with self._lock:
+            for data in batch:
+                live = self._live(data.session, now)
+                if live is not None and live.values and not replace:
+                    written.append(False)
+                    continue
+                self._sessions.pop(data.session, None)
+                self._write(data.session, data.items, data.deadline, now, version, None, None)
+                written.append(True)
+        return written
+
     def __reduce__(self) -> NoReturn:
         raise TypeError(
             "The in-memory backend cannot be pickled: its data lives in this process only. "
@@ -236,6 +283,22 @@ class MemoryBackend:
 
     def __repr__(self) -> str:
         return "MemoryBackend()"
+
+
+def _cursor(cursor: str) -> list[str]:
+    try:
+        after = json.loads(cursor)
+    except ValueError:
+        after = None
+    if not (
+        isinstance(after, list)
+        and 1 <= len(after) <= 2
+        and all(isinstance(part, str) for part in after)
+    ):
+        raise InvalidArgumentError(
+            f"{cursor!r} is not a cursor this backend returned; start again with None."
+        )
+    return after
 
 
 def _info(name: str, live: _Session) -> SessionInfo:

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
 from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError, SessionLimitError
-from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._process import PerProcess
-from . import _connect, _sql
+from . import _bulk, _connect, _sql
 from ._connect import Connection, Engine, psycopg
 from ._copy import stage
 
@@ -363,6 +363,18 @@ class PostgresBackend:
         return (
             f"PostgresBackend({where!r}, table={self.table_name!r}, namespace={self.namespace!r})"
         )
+
+    # -- bulk transfer (``_bulk.py``) ------------------------------------------------------
+
+    def read_sessions(
+        self, now: float, cursor: str | None = None, *, limit: int = 100, max_bytes: int = 1 << 23
+    ) -> tuple[list[SessionData], str | None]:
+        return _bulk.read_sessions(self, now, cursor, limit, max_bytes)
+
+    def write_sessions(
+        self, batch: Sequence[SessionData], now: float, *, version: int, replace: bool = False
+    ) -> list[bool]:
+        return _bulk.write_sessions(self, batch, now, version, replace)
 
 
 def _execute(conn: Connection, sql: str, params: dict[str, Any]) -> list[Row]:

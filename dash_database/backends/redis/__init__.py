@@ -29,10 +29,10 @@ from ..._locations import DEFAULT_SECRET_FILE, redact_url
 from ...exceptions import BackendError, DashDatabaseError, InvalidArgumentError
 from ...exceptions import QuotaExceededError as Quota
 from ...exceptions import SessionLimitError as Limit
-from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._errors import backend_error, store_errors
 from .._process import PerProcess
-from . import _scripts
+from . import _bulk, _scripts
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
@@ -365,6 +365,18 @@ class RedisBackend:
     def __repr__(self) -> str:
         where = redact_url(self._url) if self._url is not None else self._where
         return f"RedisBackend({where!r}, prefix={self.prefix!r})"
+
+    # -- bulk transfer (``_bulk.py``) ------------------------------------------------------
+
+    def read_sessions(
+        self, now: float, cursor: str | None = None, *, limit: int = 100, max_bytes: int = 1 << 23
+    ) -> tuple[list[SessionData], str | None]:
+        return _bulk.read_sessions(self, now, cursor, limit, max_bytes)
+
+    def write_sessions(
+        self, batch: Sequence[SessionData], now: float, *, version: int, replace: bool = False
+    ) -> list[bool]:
+        return _bulk.write_sessions(self, batch, now, version, replace)
 
 
 def _reopen(url: str, prefix: str, large: int | None, options: dict[str, Any]) -> RedisBackend:

@@ -39,10 +39,10 @@ from ...exceptions import (
     QuotaExceededError,
     SessionLimitError,
 )
-from .._base import KeyInfo, Page, SessionInfo, StoreStats
+from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._errors import backend_error
 from .._process import PerProcess
-from . import _sql
+from . import _bulk, _sql
 from ._files import ValueFiles
 from ._writer import Writer, WriterLost
 
@@ -398,6 +398,18 @@ class SqliteBackend:
 
     def __repr__(self) -> str:
         return f"SqliteBackend({self.path!r})"
+
+    # -- bulk transfer (``_bulk.py``) ------------------------------------------------------
+
+    def read_sessions(
+        self, now: float, cursor: str | None = None, *, limit: int = 100, max_bytes: int = 1 << 23
+    ) -> tuple[list[SessionData], str | None]:
+        return _bulk.read_sessions(self, now, cursor, limit, max_bytes)
+
+    def write_sessions(
+        self, batch: Sequence[SessionData], now: float, *, version: int, replace: bool = False
+    ) -> list[bool]:
+        return _bulk.write_sessions(self, batch, now, version, replace)
 
 
 def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
