@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dash_database.backends import Backend, StoreStats
+from dash_database.backends import Backend, SessionData, StoreStats
 from tests.support import FakeClock
 
 
@@ -60,4 +60,17 @@ def test_stats_stay_exact_after_replace_delete_expiry_rename_clear_and_purge(
     assert 1 == backend.clear("a", clock.now)
     assert 1 == backend.clear("b", clock.now)
     check(StoreStats(0, 0, 0, 0))
+
+    # Bulk writes (an import): new sessions, one kept, one replaced.
+    now = clock.now
+    backend.set_many("g", {"k": b"1"}, None, now, version=5)
+    batch = [
+        SessionData("g", None, {"a": b"1234"}),  # holds keys: kept
+        SessionData("h", now + 50, {"k": b"12", "l": b"3"}),
+    ]
+    assert [False, True] == backend.write_sessions(batch, now, version=6)
+    check(StoreStats(2, 3, 2 + 3 + 2, 0))
+    replacing = [SessionData("h", None, {"z": b"123456"})]
+    assert [True] == backend.write_sessions(replacing, now, version=7, replace=True)
+    check(StoreStats(2, 2, 2 + 7, 0))
     backend.close()

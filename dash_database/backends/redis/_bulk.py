@@ -6,7 +6,8 @@ the page has room; a session larger than the room left is read key by key in sor
 and the page may end inside it (the cursor then names the session and how many of its keys
 were read). WRITE checks every session of the batch before its first write (a
 digest that holds another id is an error, as in ``_scripts``), then writes each one it may
-whole. Lua copies each argument: the caller keeps a batch to a few megabytes.
+whole, and adds what it wrote (less what it replaced) to the store's running totals of keys
+and bytes. Lua copies each argument: the caller keeps a batch to a few megabytes.
 """
 
 from __future__ import annotations
@@ -105,9 +106,9 @@ return out
 # 'n:<key>', '<length>:<version>'). Returns 1 for each session written, 0 for one kept.
 WRITE = """
 local now, replace, index, expiry = tonumber(ARGV[1]), ARGV[2] == '1', KEYS[1], KEYS[2]
-local out, found, a = {}, {}, 3
+local out, found, a, keys_added, bytes_added = {}, {}, 3, 0, 0
 for s = 3, #KEYS do
-    local m = redis.call('HMGET', KEYS[s], 'id', 'deadline', 'keys')
+    local m = redis.call('HMGET', KEYS[s], 'id', 'deadline', 'keys', 'bytes')
     if m[1] and m[1] ~= ARGV[a] then
         error({err = 'ERR another session id is stored under the digest of this one'})
     end
@@ -125,7 +126,10 @@ for s = 3, #KEYS do
             redis.call('UNLINK', h)
             redis.call('ZREM', index, d)
             redis.call('ZREM', expiry, d)
+            keys_added = keys_added - (tonumber(m[3]) or 0)
+            bytes_added = bytes_added - (tonumber(m[4]) or 0)
         end
+        keys_added, bytes_added = keys_added + keys, bytes_added + tonumber(ARGV[a + 2])
         redis.call('HSET', h, 'id', ARGV[a], 'keys', keys, 'bytes', ARGV[a + 2], 'written', ARGV[1])
         if deadline ~= '' then
             redis.call('HSET', h, 'deadline', deadline)
@@ -137,6 +141,13 @@ for s = 3, #KEYS do
         if keys > 0 then redis.call('ZADD', index, 0, d) end
     end
     a = a + 5 + n
+end
+-- The store's running totals, as _scripts' count() keeps them (see there).
+local totals = string.sub(index, 1, -6) .. 'totals'
+if keys_added ~= 0 and redis.call('HINCRBY', totals, 'keys', keys_added) == 0 then
+    redis.call('UNLINK', totals)
+elseif bytes_added ~= 0 then
+    redis.call('HINCRBY', totals, 'bytes', bytes_added)
 end
 return out
 """
