@@ -364,12 +364,11 @@ class SqliteBackend:
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         purged = 0
         while True:
-            batch = self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
-            removed = self._apply(batch)
+            removed = self._apply(self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH})))
             purged += removed
             if progress is not None and removed:
                 progress(removed)
-            if len(batch) < _PURGE_BATCH:
+            if removed < _PURGE_BATCH:
                 break
         old = self._files.old_names(_ORPHAN_AGE)
         if old:
