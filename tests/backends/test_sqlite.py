@@ -199,7 +199,9 @@ def test_file_uses_wal(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-@pytest.mark.parametrize("query", ["GET", "KEYS", "SESSION_KEYS", "SESSION_BYTES", "PURGE_BATCH"])
+@pytest.mark.parametrize(
+    "query", ["GET", "KEYS", "SESSION_KEYS", "SESSION_BYTES", "PURGE_BATCH", "PURGE_FILES"]
+)
 def test_reads_and_purges_use_an_index_not_a_scan(tmp_path: Path, query: str) -> None:
     from dash_database.backends.sqlite import _sql
 

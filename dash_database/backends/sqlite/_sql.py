@@ -46,6 +46,13 @@ _BATCH = (
     " ORDER BY deadline LIMIT {size}"
 )
 
+#: The value files of that batch, once in dash_database_batch. Not a join on the batch: the
+#: planner, knowing nothing of a TEMP table's size, would scan every value for it.
+PURGE_FILES = (
+    "SELECT group_concat(value, ' ') FROM dash_database_values"
+    " WHERE session IN (SELECT id FROM dash_database_batch) AND typeof(value) = 'text'"
+)
+
 WRITER_SETUP = (
     "PRAGMA temp_store = MEMORY",
     # A write's keys, as its rows arrive (see PUT), and the last write's figures.
@@ -118,9 +125,7 @@ WRITER_SETUP = (
         DELETE FROM dash_database_batch;
         INSERT INTO dash_database_batch {_BATCH.format(now="NEW.now", size="NEW.size")};
         REPLACE INTO dash_database_purged SELECT 1, (SELECT count(*) FROM dash_database_batch),
-            (SELECT group_concat(value, ' ') FROM dash_database_values
-                WHERE session IN (SELECT id FROM dash_database_batch)
-                AND typeof(value) = 'text');
+            ({PURGE_FILES});
         DELETE FROM dash_database_values WHERE session IN (SELECT id FROM dash_database_batch);
         DELETE FROM dash_database_sessions WHERE id IN (SELECT id FROM dash_database_batch);
     END""",
