@@ -199,7 +199,9 @@ def test_file_uses_wal(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-@pytest.mark.parametrize("query", ["GET", "KEYS", "SESSION_KEYS", "SESSION_BYTES", "PURGE"])
+@pytest.mark.parametrize(
+    "query", ["GET", "KEYS", "SESSION_KEYS", "SESSION_BYTES", "PURGE_BATCH", "PURGE_FILES"]
+)
 def test_reads_and_purges_use_an_index_not_a_scan(tmp_path: Path, query: str) -> None:
     from dash_database.backends.sqlite import _sql
 
@@ -498,9 +500,10 @@ def test_replaced_or_deleted_large_values_leave_no_file(tmp_path: Path, how: str
 def test_purge_removes_the_files_of_expired_sessions(tmp_path: Path) -> None:
     backend = SqliteBackend(tmp_path / "db.sqlite")
     backend.set_many("gone", {"k": BIG}, 10.0, 0.0, version=1)
+    backend.set_many("gone too", {"a": BIG, "b": BIG, "small": b"x"}, 20.0, 0.0, version=1)
     backend.set_many("kept", {"k": BIG}, 100.0, 0.0, version=1)
 
-    assert 1 == backend.purge_expired(50.0)
+    assert 2 == backend.purge_expired(50.0)
 
     assert 1 == len(blob_files(backend))
     assert BIG == backend.get("kept", "k", 50.0)

@@ -50,8 +50,10 @@ __all__ = ["FILE_THRESHOLD", "SqliteBackend"]
 
 #: By default, values of this many bytes or more are kept in files (see ``_files.py``).
 FILE_THRESHOLD = 32 * 1024
-# Expired sessions removed per transaction by purge_expired, so live writes wait for one batch.
-_PURGE_BATCH = 200
+# Expired sessions removed per transaction by purge_expired: a live write waits for one batch
+# at most, and each batch's fixed costs (a hand-off, a commit, a wait for a live writer's lock)
+# are shared by enough sessions (see docs/benchmarks/scale-sqlite-2026-12-07.md).
+_PURGE_BATCH = 500
 # A value file no row names is removed by purge_expired once it is this old (seconds).
 _ORPHAN_AGE = 3600.0
 # Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
@@ -364,12 +366,11 @@ class SqliteBackend:
     def purge_expired(self, now: float, progress: Callable[[int], object] | None = None) -> int:
         purged = 0
         while True:
-            batch = self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH}))
-            removed = self._apply(batch)
+            removed = self._apply(self._write((_sql.PURGE, {"now": now, "limit": _PURGE_BATCH})))
             purged += removed
             if progress is not None and removed:
                 progress(removed)
-            if len(batch) < _PURGE_BATCH:
+            if removed < _PURGE_BATCH:
                 break
         old = self._files.old_names(_ORPHAN_AGE)
         if old:

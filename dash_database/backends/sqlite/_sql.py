@@ -40,6 +40,19 @@ _FILES = (
     " WHERE session = {} AND typeof(value) = 'text')"
 )
 
+# The expired sessions a purge removes next, soonest expired first (through the deadline index).
+_BATCH = (
+    "SELECT id FROM main.dash_database_sessions WHERE deadline <= {now}"
+    " ORDER BY deadline LIMIT {size}"
+)
+
+#: The value files of that batch, once in dash_database_batch. Not a join on the batch: the
+#: planner, knowing nothing of a TEMP table's size, would scan every value for it.
+PURGE_FILES = (
+    "SELECT group_concat(value, ' ') FROM dash_database_values"
+    " WHERE session IN (SELECT id FROM dash_database_batch) AND typeof(value) = 'text'"
+)
+
 WRITER_SETUP = (
     "PRAGMA temp_store = MEMORY",
     # A write's keys, as its rows arrive (see PUT), and the last write's figures.
@@ -103,6 +116,19 @@ WRITER_SETUP = (
         DELETE FROM dash_database_values WHERE session = NEW.sid;
         DELETE FROM dash_database_sessions WHERE id = NEW.sid;
     END""",
+    # Removes a batch of expired sessions in one statement (see PURGE); what it removed, and
+    # their value files, land in dash_database_purged.
+    "CREATE TEMP TABLE dash_database_batch (id INTEGER PRIMARY KEY)",
+    "CREATE TEMP TABLE dash_database_purged (one INTEGER PRIMARY KEY, count, files)",
+    "CREATE TEMP VIEW dash_database_purge (now, size) AS SELECT 0, 0 WHERE 0",
+    f"""CREATE TEMP TRIGGER dash_database_purge INSTEAD OF INSERT ON dash_database_purge BEGIN
+        DELETE FROM dash_database_batch;
+        INSERT INTO dash_database_batch {_BATCH.format(now="NEW.now", size="NEW.size")};
+        REPLACE INTO dash_database_purged SELECT 1, (SELECT count(*) FROM dash_database_batch),
+            ({PURGE_FILES});
+        DELETE FROM dash_database_values WHERE session IN (SELECT id FROM dash_database_batch);
+        DELETE FROM dash_database_sessions WHERE id IN (SELECT id FROM dash_database_batch);
+    END""",
     "CREATE TEMP VIEW dash_database_delete (sid, key, bytes, file, now) "
     "AS SELECT 0, 0, 0, 0, 0 WHERE 0",
     """CREATE TEMP TRIGGER dash_database_delete INSTEAD OF INSERT ON dash_database_delete BEGIN
@@ -155,13 +181,17 @@ FROM main.dash_database_sessions WHERE name = :session
 RETURNING counted, files
 """
 
-#: Removes at most ``:limit`` expired sessions (one bounded transaction); returns a row each.
-PURGE = f"""
-INSERT INTO dash_database_discard
-SELECT id, 1, {_FILES.format("id")} FROM main.dash_database_sessions
-WHERE deadline <= :now ORDER BY deadline LIMIT :limit
-RETURNING counted, files
+#: Removes at most ``:limit`` expired sessions, and their values, in one statement (a bounded
+#: transaction); returns one row: how many it removed, and their value files. Set-based rather
+#: than a row per session, since each row returned costs the writer thread a step.
+PURGE = """
+INSERT INTO dash_database_purge VALUES (:now, :limit)
+RETURNING (SELECT count FROM temp.dash_database_purged),
+    (SELECT files FROM temp.dash_database_purged)
 """
+
+#: The batch PURGE removes, as a query of its own (to check its plan).
+PURGE_BATCH = _BATCH.format(now=":now", size=":limit")
 
 #: Returns how many keys moved, and the value files of what it discarded. The new name's data
 #: goes only when something moves, so a rename resent after a lost reply loses nothing.
@@ -218,10 +248,16 @@ JOIN main.dash_database_values AS v ON v.session = s.id
 WHERE s.name = :session AND {_LIVE} AND v.key >= :start ORDER BY v.key LIMIT :limit
 """
 
-STATS = f"""
-SELECT coalesce(sum({_LIVE} AND s.keys > 0), 0), coalesce(sum(iif({_LIVE}, s.keys, 0)), 0),
-    coalesce(sum(iif({_LIVE}, s.bytes, 0)), 0), coalesce(sum(s.deadline <= :now), 0)
-FROM main.dash_database_sessions AS s
+#: Every session's figures less the expired ones' (found through the deadline index), so the
+#: scan of every row evaluates no deadline condition.
+STATS = """
+SELECT a.sessions - e.sessions, a.keys - e.keys, a.bytes - e.bytes, e.expired
+FROM (SELECT coalesce(sum(keys > 0), 0) AS sessions, coalesce(sum(keys), 0) AS keys,
+        coalesce(sum(bytes), 0) AS bytes
+    FROM main.dash_database_sessions) AS a,
+    (SELECT coalesce(sum(keys > 0), 0) AS sessions, coalesce(sum(keys), 0) AS keys,
+        coalesce(sum(bytes), 0) AS bytes, count(*) AS expired
+    FROM main.dash_database_sessions WHERE deadline <= :now) AS e
 """
 
 #: The file references in the store, for the sweep of value files no row names.
