@@ -1,14 +1,16 @@
-"""A/B of small Redis stores between two source trees of dash_database (same machine, same
-server, alternating rounds), for changes to the Redis write script.
+"""A/B of small Redis operations between two source trees of dash_database (same machine,
+same server, alternating rounds), for changes to the Redis backend's per-operation paths.
 
     python benchmarks/redis_ab.py BEFORE_TREE AFTER_TREE [--rounds 8] [--sessions 400]
 
 Each round runs one fresh process per tree (``PYTHONPATH=<tree>``), A then B, then B then A in
 the next round. A process stores 5 small values in each of ``--sessions`` new sessions (every
-store adds a key) and then the same values again (no size changes), and prints the median
-client time per store, the server's time per ``EVALSHA`` (``INFO commandstats``) and the
-``HINCRBY`` calls per store. The medians over the rounds are printed at the end. It starts its
-own redis-server (tests/launcher.py) unless --redis-url is given; it removes what it wrote.
+store adds a key), then the same values again (no size changes), reads each back, lists each
+session's keys and deletes each session. It prints, per phase, the median client time per
+call, the server's time per call (every command it ran, from ``INFO commandstats``) and the
+server commands per call (those a script runs count too). The medians over the rounds are
+printed at the end. It starts its own redis-server (tests/launcher.py) unless --redis-url is
+given; it removes what it wrote.
 """
 
 from __future__ import annotations
@@ -36,23 +38,44 @@ for i in range(200):  # scripts loaded, connections open
     db.store_user_value(f"warm{i}", "count", i)
 
 
-def server() -> tuple[float, float]:
+def server(calls: int) -> tuple[float, float]:
     stats = client.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {})
-    extra = stats.get("cmdstat_hincrby", {}).get("calls", 0)
-    return evalsha.get("usec_per_call", 0.0), extra / max(1, evalsha.get("calls", 0))
+    mine = [v for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat")]
+    return sum(v["usec"] for v in mine) / calls, sum(v["calls"] for v in mine) / calls
+
+
+def store(i, key, value):
+    db.store_user_value(f"s{i}", key, value)
+
+
+def get(i, key, value):
+    if db.get_user_value(f"s{i}", key) != value:
+        raise SystemExit(f"read back a wrong value of s{i}/{key}")
+
+
+def list_keys(i, key, value):
+    if key == items[0][0] and len(db.list_stored_user_keys(f"s{i}")) != len(items):
+        raise SystemExit(f"listed the wrong keys of s{i}")
+
+
+def delete(i, key, value):
+    if key == items[0][0] and db.delete_all_user_values(f"s{i}") != len(items):
+        raise SystemExit(f"deleted the wrong number of keys of s{i}")
 
 
 out = {}
-for phase in ("new_key", "same_size"):
+phases = (("new_key", store), ("same_size", store), ("get", get), ("list", list_keys))
+for phase, call in (*phases, ("delete", delete)):
     client.config_resetstat()
     times = []
     for i in range(n):
         for key, value in items:
             start = time.perf_counter_ns()
-            db.store_user_value(f"s{i}", key, value)
+            call(i, key, value)
             times.append(time.perf_counter_ns() - start)
-    out[phase] = [statistics.median(times) / 1000, *server()]
+    if phase in ("list", "delete"):  # one call per session: the first key's
+        times = times[:: len(items)]
+    out[phase] = [statistics.median(times) / 1000, *server(len(times))]
 keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
 for i in range(0, len(keys), 1000):
     client.delete(*keys[i : i + 1000])
@@ -104,8 +127,8 @@ def main() -> int:
     finally:
         if server is not None:
             server.remove()
-    labels = ("client median per store, us", "server per EVALSHA, us", "HINCRBY per store")
-    for phase in ("new_key", "same_size"):
+    labels = ("client median per call, us", "server per call, us", "server commands per call")
+    for phase in ("new_key", "same_size", "get", "list", "delete"):
         for i, label in enumerate(labels):
             a = statistics.median(r[phase][i] for r in results["A"])
             b = statistics.median(r[phase][i] for r in results["B"])

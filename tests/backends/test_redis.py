@@ -264,6 +264,7 @@ def test_another_id_under_the_same_digest_is_never_read_or_overwritten(
     client.hset(backend.key("user"), b"id", b"somebody else")
 
     assert backend.get("user", "k", 0.0) is None
+    assert [] == backend.keys("user", 0.0)
     assert 0 == backend.session_bytes("user", 0.0)
     with pytest.raises(ddb.BackendError, match="another session id"):
         backend.set_many("user", {"k": b"overwritten"}, None, 0.0, version=2)
@@ -613,13 +614,15 @@ def test_a_reply_that_timed_out_never_reaches_a_later_call(
     db = DashDatabase(RedisBackend(redis_url, prefix=prefix, socket_timeout=0.3))
     db.store_user_value("user", "a", "A")
     db.store_user_value("user", "b", "B")
-    client.client_pause(1000)  # every client's commands wait 1 s
+    client.client_pause(1500)  # every client's commands wait 1.5 s
 
     with pytest.raises(ddb.BackendError, match="did not answer in time"):
         db.get_user_value("user", "a")
-    time.sleep(1.0)
+    with pytest.raises(ddb.BackendError, match="did not answer in time"):
+        db.list_stored_user_keys("user")  # two commands in one round trip
+    time.sleep(1.5)
 
-    # The reply to the timed-out read may arrive late; it must not answer these calls.
+    # The replies to the timed-out calls may arrive late; they must not answer these calls.
     assert "B" == db.get_user_value("user", "b")
     assert ["a", "b"] == db.list_stored_user_keys("user")
     db.close()

@@ -9,9 +9,10 @@ not: the scripts that change a session add what changed (nothing when no size ch
 ``stats`` costs O(expired sessions not yet purged), not O(sessions). No key has a Redis
 expiry, so Redis itself expires nothing behind the totals' back; a server with an
 ``allkeys-*`` ``maxmemory-policy`` would evict sessions (and skew the totals): use
-``noeviction``. A read is one ``HMGET``; every other operation is one Lua script
-(``_scripts.py``), which Redis runs without interleaving. Lua copies each argument, so a write
-of ``large_write_bytes`` or more sends its values beside the script, in ``MULTI``/``EXEC``.
+``noeviction``. A read is one ``HMGET``, a listing ``HMGET`` and ``HKEYS`` in one round trip;
+every other operation is one Lua script (``_scripts.py``), which Redis runs without
+interleaving. Lua copies each argument, so a write of ``large_write_bytes`` or more sends its
+values beside the script, in ``MULTI``/``EXEC``.
 Connections are redis-py's pool, per process (``_process.py``). docs/internals.md has more.
 """
 
@@ -289,7 +290,17 @@ class RedisBackend:
         return bool(self._call("delete from", "DELETE", *self._head(session, now), *fields))
 
     def keys(self, session: str, now: float) -> list[str]:
-        names = self._call("list the keys in", "KEYS", *self._head(session, now))
+        # HMGET and HKEYS in one round trip, without a script (which costs Redis far more
+        # than both): a write between them can only leave the session live, so the names
+        # HKEYS returns are the session's at that moment, or none after a clear or rename.
+        key = self.key(session)
+        errors = store_errors(f"Redis at {self._where}", "list the keys in", self._errors)
+        with errors, self._client().pipeline(transaction=False) as pipe:
+            pipe.execute_command("HMGET", key, b"id", b"deadline")
+            pipe.execute_command("HKEYS", key)
+            (found_id, deadline), names = pipe.execute()
+        if found_id != session.encode() or (deadline is not None and float(deadline) <= now):
+            return []
         return [name[2:].decode() for name in names if name[:2] == b"n:"]
 
     def clear(self, session: str, now: float) -> int:

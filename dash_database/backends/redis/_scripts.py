@@ -119,13 +119,6 @@ count(-1, size - tonumber(m[4]))
 return 1
 """
 
-# Every field name of a live session (the caller keeps the 'n:' ones), or none.
-KEYS = """
-local _, live = load({'id', 'deadline'})
-if not live then return {} end
-return redis.call('HKEYS', h)
-"""
-
 CLEAR = """
 local m, live = load({'id', 'deadline', 'keys', 'bytes'})
 if m[1] then discard(h, d, m[2], m[3], m[4]) end
