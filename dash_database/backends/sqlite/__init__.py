@@ -193,7 +193,12 @@ class SqliteBackend:
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         rows = self._read(_sql.GET, (key, session, now))
-        found = self._value(session, key, now, *rows[0]) if rows else None
+        if not rows:
+            return None
+        value = rows[0][0]
+        if isinstance(value, bytes):  # the value itself, not the name of its file
+            return value
+        found = self._value(session, key, now, *rows[0])
         return None if found is None else found[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
