@@ -308,8 +308,8 @@ class SqliteBackend:
         try:
             figures = self._write(*requests)[-1][0]
             matched, full, before, after, written, files = json.loads(figures)
-            if written:
-                self._apply([(0, files)])
+            if written and files:
+                self._files.remove(files.split())  # the value files this write replaced
         except WriterLost:
             written = True  # perhaps: its files stay until purge_expired sweeps them
             raise
