@@ -104,7 +104,12 @@ class SqliteBackend:
         self._files = ValueFiles(self.path + "-blobs")
         self._store = f"the SQLite database {self.path!r}"
         self._closed = False
-        self._writer = PerProcess(lambda: Writer(self.path, self.timeout, _sql.WRITER_SETUP))
+        # No reference back to self: a backend nobody closed is freed (and its writer thread
+        # stopped) when its last reference goes, not by a later garbage collection that may
+        # fall just before a fork(), whose child would inherit SQLite's locks mid-call.
+        self._writer = PerProcess(
+            functools.partial(Writer, self.path, self.timeout, _sql.WRITER_SETUP)
+        )
         self._readers = PerProcess(threading.local)
         # Made here: a forked child or a pickled copy never removes a temporary file.
         self._owner = PerProcess(object)
