@@ -326,3 +326,19 @@ def test_a_child_forked_from_a_database_without_a_secret_shares_its_key() -> Non
 
         assert 0 == child.exitcode
         assert 2 == db.get_user_value("user", "child")
+
+
+def test_a_value_mac_is_the_documented_hmac_sha256_of_its_envelope() -> None:
+    import hmac
+    import struct
+
+    from dash_database._sealing import KEY_ID_LABEL, MAC_LABEL, Sealer
+
+    secret = b"integrity-tests-secret"
+    blob = Sealer(lambda: [secret]).seal("session", "key", b"serialized")
+
+    key_id = hmac.digest(secret, KEY_ID_LABEL, "sha256")[:4]
+    bound = struct.pack(">Q", 7) + b"session" + struct.pack(">Q", 3) + b"key"
+    signed = b"\x01" + key_id + bound + b"serialized"
+    tag = hmac.digest(hmac.digest(secret, MAC_LABEL, "sha256"), signed, "sha256")
+    assert b"\x01" + key_id + tag + b"serialized" == blob

@@ -383,6 +383,23 @@ def test_memory_database_refuses_to_be_pickled() -> None:
         pickle.dumps(DashDatabase(":memory:"))
 
 
+def test_a_database_nobody_closed_is_freed_with_its_last_reference(tmp_path: Path) -> None:
+    # Not left to a later garbage collection, which may run just before a fork(): the writer
+    # thread would then be inside SQLite while the child is made, and the child would hang.
+    import gc
+    import weakref
+
+    db = DashDatabase(tmp_path / "db.sqlite")
+    db.store_user_value("u", "k", 1)
+    backend = weakref.ref(db.backend)
+    gc.disable()
+    try:
+        del db
+        assert backend() is None
+    finally:
+        gc.enable()
+
+
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     script = textwrap.dedent(f"""

@@ -106,7 +106,12 @@ class SqliteBackend:
         self._files = ValueFiles(self.path + "-blobs")
         self._store = f"the SQLite database {self.path!r}"
         self._closed = False
-        self._writer = PerProcess(lambda: Writer(self.path, self.timeout, _sql.WRITER_SETUP))
+        # No reference back to self: a backend nobody closed is freed (and its writer thread
+        # stopped) when its last reference goes, not by a later garbage collection that may
+        # fall just before a fork(), whose child would inherit SQLite's locks mid-call.
+        self._writer = PerProcess(
+            functools.partial(Writer, self.path, self.timeout, _sql.WRITER_SETUP)
+        )
         self._readers = PerProcess(threading.local)
         # Made here: a forked child or a pickled copy never removes a temporary file.
         self._owner = PerProcess(object)
@@ -195,7 +200,12 @@ class SqliteBackend:
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         rows = self._read(_sql.GET, (key, session, now))
-        found = self._value(session, key, now, *rows[0]) if rows else None
+        if not rows:
+            return None
+        value = rows[0][0]
+        if isinstance(value, bytes):  # the value itself, not the name of its file
+            return value
+        found = self._value(session, key, now, *rows[0])
         return None if found is None else found[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
@@ -305,8 +315,8 @@ class SqliteBackend:
         try:
             figures = self._write(*requests)[-1][0]
             matched, full, before, after, written, files = json.loads(figures)
-            if written:
-                self._apply([(0, files)])
+            if written and files:
+                self._files.remove(files.split())  # the value files this write replaced
         except WriterLost:
             written = True  # perhaps: its files stay until purge_expired sweeps them
             raise
