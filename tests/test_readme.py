@@ -14,12 +14,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import tomllib
+import yaml
 from dash.testing.browser import Browser
 from selenium.webdriver.common.keys import Keys
 
@@ -66,7 +68,8 @@ def test_the_readme_has_doctest_blocks_and_named_app_blocks() -> None:
     fences = re.findall(r"^```(\w*)$", README.read_text(), flags=re.MULTILINE)
     assert 4 == len(doctests)  # all run as one doctest (--doctest-glob=README.md)
     assert sorted(app_blocks()) == sorted(APP_CHECKS)
-    assert set(fences[::2]) <= {"python", "sh"}  # every opening fence names a checked language
+    # Every opening fence names a language whose blocks a test here checks.
+    assert set(fences[::2]) <= {"python", "sh", "crontab", "yaml"}
 
 
 # -- app blocks ---------------------------------------------------------------------------------
@@ -276,6 +279,47 @@ def test_shell_command_works_as_written(command: str) -> None:
     checks[0](command)
 
 
+# -- operating blocks ---------------------------------------------------------------------------
+
+
+def test_the_crontab_line_purges_the_app_s_store_silently(tmp_path: Path) -> None:
+    (line,) = [line for block in blocks("crontab") for line in block.splitlines() if line]
+    *schedule, command = line.split(maxsplit=5)
+    assert all(re.fullmatch(r"(\*|\d+(-\d+)?)(/\d+)?", field) for field in schedule), schedule
+    app = tmp_path / "app"
+    app.mkdir()
+    # Sessions written two hours ago with a one-hour ttl: expired, waiting for a purge.
+    store = app / "dash_database.sqlite"
+    with DashDatabase(store, ttl=3600, clock=lambda: time.time() - 7200) as db:
+        for user in ("ada", "bob", "cy"):
+            db.store_user_value(user, "k", 1)
+    with DashDatabase(store) as db:
+        assert (0, 3) == (db.stats().sessions, db.stats().expired)
+    # cron runs the line with sh; dash-database is the tool of the tree under test.
+    tool = f'dash-database() {{ "{sys.executable}" -m dash_database "$@"; }}'
+    script = f"{tool}\n{command.replace('/srv/app', str(app))}"
+    env = {**clean_env(PYTHONPATH=str(ROOT)), "PYTHONWARNINGS": ""}
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert (0, "", "") == (done.returncode, done.stdout, done.stderr)
+    with DashDatabase(store) as db:
+        assert (0, 0) == (db.stats().sessions, db.stats().expired)
+
+
+def test_the_scrape_configuration_scrapes_the_documented_metrics_route() -> None:
+    (block,) = blocks("yaml")
+    (job,) = yaml.safe_load(block)["scrape_configs"]
+    (static,) = job["static_configs"]
+    (target,) = static["targets"]
+
+    # Prometheus's default path; tests/test_metrics.py serves it with docs/operating.md's app.
+    assert "/metrics" == job.get("metrics_path", "/metrics")
+    assert re.fullmatch(r"[\w.-]+:\d+", target)
+    assert job["job_name"]
+
+
 def test_the_readme_never_points_at_the_registrys_dash_database() -> None:
     text = README.read_text()
     hints = [p.read_text() for p in (ROOT / "dash_database").rglob("*.py")]
@@ -285,7 +329,7 @@ def test_the_readme_never_points_at_the_registrys_dash_database() -> None:
 
 
 def test_the_readme_links_to_files_that_exist() -> None:
-    links = re.findall(r"\]\(((?:docs|examples)/[^)#]+)\)", README.read_text())
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#]+)(?:#[^)]*)?\)", README.read_text())
 
     assert links
     assert [link for link in links if not (ROOT / link).exists()] == []
