@@ -48,9 +48,17 @@ WHERE k.running - k.size < %(max_bytes)s OR k.n = 1
 ORDER BY k.sid_hash, k.key_hash
 """
 
+# One primary-key lookup per session of the batch, in the array's (sorted) order, so that two
+# imports lock rows in the same order; a plain `sid_hash = ANY(...)` could be planned (as a
+# generic plan of the prepared statement) as a walk through the namespace's whole index.
 LOCK = f"""
-SELECT sid_hash, keys > 0 AND {_LIVE} FROM {{sessions}}
-WHERE namespace = %(ns)s AND sid_hash = ANY(%(h)b::bytea[]) ORDER BY sid_hash FOR UPDATE
+SELECT s.sid_hash, s.keys > 0 AND {_LIVE}
+FROM unnest(%(h)b::bytea[]) WITH ORDINALITY AS i (h, n)
+CROSS JOIN LATERAL (
+    SELECT sid_hash, keys, deadline FROM {{sessions}}
+    WHERE namespace = %(ns)s AND sid_hash = i.h FOR UPDATE
+) AS s
+ORDER BY i.n
 """
 DROP_VALUES = "DELETE FROM {values} WHERE namespace = %(ns)s AND sid_hash = ANY(%(h)b::bytea[])"
 DROP_SESSIONS = "DELETE FROM {sessions} WHERE namespace = %(ns)s AND sid_hash = ANY(%(h)b::bytea[])"
@@ -167,7 +175,8 @@ def write_sessions(
 
     def attempt(conn: Connection) -> set[bytes]:
         with conn.transaction():
-            found = _execute(conn, statements["lock"], {"ns": ns, "now": now, "h": hashes})
+            lock = {"ns": ns, "now": now, "h": sorted(hashes)}
+            found = _execute(conn, statements["lock"], lock)
             kept = set() if replace else {digest for digest, taken in found if taken}
             dropped = [digest for digest, _ in found if digest not in kept]
             if dropped:
