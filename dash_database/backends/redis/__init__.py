@@ -155,14 +155,15 @@ class RedisBackend:
             raise BackendError(f"The Redis backend on {self._where} is closed; open a new one.")
         return self._clients.get()
 
-    def _call(self, action: str, script: str | None, *args: Any) -> Any:
-        """Run the command ``args``, or the Lua script named ``script`` on ``args`` (by its
-        SHA, loaded first when Redis lacks it); driver errors become ``BackendError``."""
+    def _call(self, action: str, script: str | tuple[str, str] | None, *args: Any) -> Any:
+        """Run the command ``args``, or a Lua script on ``args``: ``script`` names one of
+        ``_scripts`` or is a ``(sha, text)`` pair. It is sent by its SHA, loaded first when
+        Redis lacks it; driver errors become ``BackendError``."""
         try:
             client = self._client()
             if script is None:
                 return client.execute_command(*args)
-            sha, text = _scripts.SCRIPTS[script]
+            sha, text = _scripts.SCRIPTS[script] if isinstance(script, str) else script
             try:
                 return client.execute_command("EVALSHA", sha, *args)
             except self._no_script:  # a restarted server, or SCRIPT FLUSH

@@ -17,9 +17,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...exceptions import DashDatabaseError, InvalidArgumentError
+from ...exceptions import InvalidArgumentError
 from .._base import SessionData
-from .._errors import backend_error
 
 if TYPE_CHECKING:
     from . import RedisBackend
@@ -163,21 +162,6 @@ def _number(seconds: float) -> bytes:  # as the backend's: text tonumber() reads
     return repr(float(seconds)).encode()
 
 
-def _run(backend: RedisBackend, action: str, script: str, *args: Any) -> Any:
-    sha, text = _SCRIPTS[script]
-    try:
-        client = backend._client()
-        try:
-            return client.execute_command("EVALSHA", sha, *args)
-        except backend._no_script:  # a restarted server, or SCRIPT FLUSH
-            client.script_load(text)
-            return client.execute_command("EVALSHA", sha, *args)
-    except DashDatabaseError:
-        raise
-    except backend._errors as exc:
-        raise backend_error(f"Redis at {backend._where}", action, exc) from exc
-
-
 def read_sessions(
     backend: RedisBackend, now: float, cursor: str | None, limit: int, max_bytes: int
 ) -> tuple[list[SessionData], str | None]:
@@ -188,7 +172,7 @@ def read_sessions(
         )
     start = b"-" if cursor is None else cursor.encode()
     args = (1, backend._index, _number(now), start, limit, max_bytes)
-    reply = _run(backend, "read sessions from", "READ", *args)
+    reply = backend._call("read sessions from", _SCRIPTS["READ"], *args)
     page = []
     for i in range(1, len(reply), 4):
         sid, deadline, whole, fields = reply[i : i + 4]
@@ -216,5 +200,5 @@ def write_sessions(
         deadline = b"" if data.deadline is None else _number(data.deadline)
         args += (data.session.encode(), deadline, size, len(data.items), len(fields), *fields)
     keys = (backend._index, backend._expiry, *(backend.key(data.session) for data in batch))
-    written = _run(backend, "write to", "WRITE", len(keys), *keys, *args)
+    written = backend._call("write to", _SCRIPTS["WRITE"], len(keys), *keys, *args)
     return [flag == 1 for flag in written]
