@@ -41,9 +41,10 @@ from ...exceptions import (
 )
 from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._errors import backend_error
-from .._process import PerProcess
+from .._process import PerProcess, fork_lock
 from . import _bulk, _sql
 from ._files import ValueFiles
+from ._reader import Reader, connect
 from ._writer import Writer, WriterLost
 
 __all__ = ["FILE_THRESHOLD", "SqliteBackend"]
@@ -147,18 +148,16 @@ class SqliteBackend:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
                 os.fchmod(fd, 0o600)  # the umask may have taken bits away
                 os.close(fd)
-            conn = self._connect()
-            try:
-                _enable_wal(conn, self.timeout)
-                for ddl in _sql.SCHEMA:
-                    conn.execute(ddl)
-            finally:
-                conn.close()
+            with fork_lock():
+                conn = connect(self.path, self.timeout)
+                try:
+                    _enable_wal(conn, self.timeout)
+                    for ddl in _sql.SCHEMA:
+                        conn.execute(ddl)
+                finally:
+                    conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
 
     def _error(self, action: str, exc: BaseException) -> BackendError:
         if "not a database" in str(exc) or "malformed" in str(exc):
@@ -168,17 +167,24 @@ class SqliteBackend:
             return backend_error(self._store, action, exc, hint)
         return backend_error(self._store, action, exc)
 
-    def _read(self, sql: str, args: Any) -> list[Any]:
+    def _reader(self) -> Reader:
+        """This thread's reader, opened on first use."""
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
         local = self._readers.get()
+        reader: Reader | None = getattr(local, "reader", None)
+        if reader is None:
+            try:
+                reader = local.reader = Reader(self.path, self.timeout)
+            except sqlite3.Error as exc:
+                raise self._error("read from", exc) from exc
+        return reader
+
+    def _read(self, sql: str, args: Any) -> list[Any]:
+        reader = self._reader()
         try:
-            cursor = getattr(local, "cursor", None)
-            if cursor is None:
-                conn = self._connect()
-                conn.execute("PRAGMA query_only = ON")
-                cursor = local.cursor = conn.cursor()
-            rows: list[Any] = cursor.execute(sql, args).fetchall()
+            with reader.lock:
+                rows: list[Any] = reader.cursor.execute(sql, args).fetchall()
             return rows
         except sqlite3.Error as exc:
             raise self._error("read from", exc) from exc
@@ -394,9 +400,9 @@ class SqliteBackend:
         if writer is not None:
             writer.close()
         # This thread's reader closes now; other threads' close as CPython frees them.
-        cursor = getattr(self._readers.take(), "cursor", None)
-        if cursor is not None:
-            cursor.connection.close()
+        reader = getattr(self._readers.take(), "reader", None)
+        if reader is not None:
+            reader.close()
         if self.remove_on_close and self._owner.take() is not None:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):

@@ -134,47 +134,48 @@ def read_sessions(
 ) -> tuple[list[SessionData], str | None]:
     """Return a page of live sessions with their values (see ``Backend.read_sessions``)."""
     after, after_key = _parse_cursor(cursor)
-    backend._read("SELECT 1", ())  # this thread's reader connection, opened if need be
-    conn: sqlite3.Connection = backend._readers.get().cursor.connection
+    reader = backend._reader()
+    conn = reader.conn
     # (session index in page, key, file name, version, length): read after the transaction
     files: list[tuple[int, str, str, int, int]] = []
     page: list[SessionData] = []
     next_cursor: str | None = None
     size = 0
     try:
-        conn.execute("BEGIN")
-        try:
-            first = after if after_key is not None else after + 1
-            args = {"first": first, "now": now, "limit": limit}
-            rows = conn.execute(_SESSIONS, args).fetchall()
-            if len(rows) == limit:
-                next_cursor = json.dumps([rows[-1][0]])
-            last = after
-            for sid, name, deadline in rows:
-                if page and size >= max_bytes:
-                    next_cursor = json.dumps([last])
-                    break
-                start = after_key + "\0" if sid == after and after_key is not None else ""
-                items: dict[str, bytes] = {}
-                cut = False
-                for key, value, version, length in conn.execute(
-                    _VALUES, {"id": sid, "start": start}
-                ):
-                    if items and size >= max_bytes:
-                        cut = True
+        with reader.lock:  # a fork waits for this transaction (_process.fork_lock)
+            conn.execute("BEGIN")
+            try:
+                first = after if after_key is not None else after + 1
+                args = {"first": first, "now": now, "limit": limit}
+                rows = conn.execute(_SESSIONS, args).fetchall()
+                if len(rows) == limit:
+                    next_cursor = json.dumps([rows[-1][0]])
+                last = after
+                for sid, name, deadline in rows:
+                    if page and size >= max_bytes:
+                        next_cursor = json.dumps([last])
                         break
-                    if isinstance(value, str):
-                        files.append((len(page), key, value, version, length))
-                    items[key] = value
-                    size += length
-                last = sid
-                if items:
-                    page.append(SessionData(name, deadline, items, complete=not cut))
-                if cut:
-                    next_cursor = json.dumps([sid, next(reversed(items))])
-                    break
-        finally:
-            conn.execute("COMMIT")
+                    start = after_key + "\0" if sid == after and after_key is not None else ""
+                    items: dict[str, bytes] = {}
+                    cut = False
+                    for key, value, version, length in conn.execute(
+                        _VALUES, {"id": sid, "start": start}
+                    ):
+                        if items and size >= max_bytes:
+                            cut = True
+                            break
+                        if isinstance(value, str):
+                            files.append((len(page), key, value, version, length))
+                        items[key] = value
+                        size += length
+                    last = sid
+                    if items:
+                        page.append(SessionData(name, deadline, items, complete=not cut))
+                    if cut:
+                        next_cursor = json.dumps([sid, next(reversed(items))])
+                        break
+            finally:
+                conn.execute("COMMIT")
     except sqlite3.Error as exc:
         raise backend._error("read from", exc) from exc
     for index, key, file_name, version, length in files:

@@ -6,18 +6,23 @@ error (if any) for that request. After a success it also releases the lock there
 request is queued while this caller wakes up. The caller waits with a bound and notices that
 the thread stopped or hung. A writer whose thread stopped or hung, or whose statement failed
 (its TEMP tables may hold the failed write's rows), is closed; the next request opens a new one.
+A fork waits for the request in flight and for a thread told to stop (``_process.fork_lock``).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from sqlitedict import SqliteDict
 
 from ...exceptions import BackendError
+from .._process import fork_lock, inherited, stop
 
 __all__ = ["Writer", "WriterLost"]
 
@@ -80,7 +85,9 @@ class Writer:
 
     def __init__(self, path: str, timeout: float, setup: Sequence[str]) -> None:
         self.path, self.timeout, self.setup = path, timeout, setup
-        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # Held from a request's start until its last statement ran (see _Response.put).
+        self._lock = fork_lock()
         self._store: Any = None
 
     def run(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
@@ -135,9 +142,18 @@ class Writer:
     def _drop(self) -> threading.Thread | None:
         store, self._store = self._store, None
         if store is not None:
-            store.close(do_log=False, force=True)  # force: never waits for the thread
-            return store.conn  # type: ignore[no-any-return]
+            thread: threading.Thread = store.conn
+            # force: never waits for the thread, which closes its connection; a fork waits.
+            stop(thread, functools.partial(store.close, do_log=False, force=True))
+            return thread
         return None
+
+    def __del__(self) -> None:
+        # Freed without close() (its backend was never closed): stop the thread now, as
+        # sqlitedict would, and let a fork wait for it.
+        with suppress(Exception):
+            if not inherited(self._pid, self._store):  # a fork's child leaves it alone
+                self._drop()
 
     def close(self) -> None:
         """Stop the thread (waiting for it at most ``timeout``)."""
