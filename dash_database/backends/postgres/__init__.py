@@ -10,7 +10,6 @@ pool (a user's engine's connections switch to autocommit for the call, and back)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +21,7 @@ from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError
 from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._process import PerProcess
 from . import _bulk, _connect, _sql
-from ._connect import Connection, Engine, psycopg
+from ._connect import CONFLICTS, Connection, Engine, digest
 from ._copy import stage
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_TABLE", "PostgresBackend"]
@@ -33,9 +32,6 @@ DEFAULT_TABLE, DEFAULT_NAMESPACE = "dash_database", "default"
 # Expired sessions removed per statement by purge_expired: few enough that a batch holds its
 # locks briefly, enough that the round trips are spread over many sessions.
 _PURGE_BATCH = 1000
-# A concurrent writer committed what a statement waited for or could not see: run it again.
-_ERRORS = psycopg.errors
-_CONFLICTS = (_ERRORS.SerializationFailure, _ERRORS.DeadlockDetected, _ERRORS.UniqueViolation)
 Row = tuple[Any, ...]
 Item = tuple[bytes, bytes, bytes]  # key digest, key, value
 T = TypeVar("T")
@@ -122,7 +118,7 @@ class PostgresBackend:
         self._sql = _sql.compiled(self.sessions_table, self.values_table, index)
         # Creators of the tables, and writes that start a session under max_sessions, take
         # turns on this advisory lock.
-        lock = _digest(f"dash_database:{self.sessions_table}".encode())
+        lock = digest(f"dash_database:{self.sessions_table}".encode())
         self._lock = int.from_bytes(lock[:8], "big", signed=True)
         self._closed = self._adopted = False
         self._engines = PerProcess(self._engine_for_this_process)
@@ -204,7 +200,7 @@ class PostgresBackend:
                     expired = name.startswith("WRITE") and row[5]
                     if not expired and not row[-1]:
                         return row
-                except _CONFLICTS:
+                except CONFLICTS:
                     if time.monotonic() > give_up:
                         raise
                 if time.monotonic() > give_up:
@@ -218,7 +214,7 @@ class PostgresBackend:
 
     def _params(self, session: str, now: float, **more: Any) -> dict[str, Any]:
         sid = session.encode()
-        return {"ns": self.namespace, "h": _digest(sid), "sid": sid, "now": now, **more}
+        return {"ns": self.namespace, "h": digest(sid), "sid": sid, "now": now, **more}
 
     # -- the backend protocol -------------------------------------------------------------
 
@@ -226,12 +222,12 @@ class PostgresBackend:
         return self.get_many(session, [key], now)[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        params = self._params(session, now, key_hashes=[_digest(key.encode())])
+        params = self._params(session, now, key_hashes=[digest(key.encode())])
         rows = self._rows("read from", "GET", params)
         return next(((v, n) for k, v, n in rows if k == key.encode()), None)
 
     def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        params = self._params(session, now, key_hashes=[_digest(k.encode()) for k in keys])
+        params = self._params(session, now, key_hashes=[digest(k.encode()) for k in keys])
         found = {k: v for k, v, _ in self._rows("read from", "GET", params)} if keys else {}
         return [found.get(key.encode()) for key in keys]
 
@@ -270,7 +266,7 @@ class PostgresBackend:
         names = ("deadline", "version", "max_bytes", "max_sessions", "expected", "check")
         params = self._params(session, now, locked=False, **dict(zip(names, figures)))
         keys, values = [key.encode() for key in items], list(items.values())
-        hashes, size = [_digest(k) for k in keys], sum(map(len, values))
+        hashes, size = [digest(k) for k in keys], sum(map(len, values))
         params.update(count=len(keys), added=size + sum(map(len, keys)))
         name, staged = "WRITE_MANY", None
         if size >= self.copy_threshold:
@@ -292,7 +288,7 @@ class PostgresBackend:
         raise QuotaExceededError.for_write(before, after, params["max_bytes"])
 
     def delete(self, session: str, key: str, now: float) -> bool:
-        params = self._params(session, now, kh=_digest(key.encode()))
+        params = self._params(session, now, kh=digest(key.encode()))
         return bool(self._change("delete from", "DELETE", params)[0])
 
     def keys(self, session: str, now: float) -> list[str]:
@@ -311,7 +307,7 @@ class PostgresBackend:
         if new_session == session:
             return len(self.keys(session, now))
         new_sid = new_session.encode()
-        params = self._params(session, now, new_h=_digest(new_sid), new_sid=new_sid)
+        params = self._params(session, now, new_h=digest(new_sid), new_sid=new_sid)
         return int(self._change("write to", "RENAME", params)[0])
 
     def session_bytes(self, session: str, now: float) -> int:
@@ -384,10 +380,6 @@ def _execute(conn: Connection, sql: str, params: dict[str, Any]) -> list[Row]:
 
 def _reopen(url: str, options: dict[str, Any]) -> PostgresBackend:
     return PostgresBackend(url, **options)
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 def _page(

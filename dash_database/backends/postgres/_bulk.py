@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...exceptions import BackendError, InvalidArgumentError
 from .._base import SessionData
+from ._connect import CONFLICTS, Connection, digest
 
 if TYPE_CHECKING:
     from . import PostgresBackend
-    from ._connect import Connection
 
 __all__ = ["read_sessions", "write_sessions"]
 
@@ -138,21 +138,19 @@ def write_sessions(
     """Write whole sessions in one transaction (see ``Backend.write_sessions``)."""
     if not batch:
         return []
-    from . import _CONFLICTS, _digest
-
     ids = [data.session.encode() for data in batch]
-    hashes = [_digest(sid) for sid in ids]
+    hashes = [digest(sid) for sid in ids]
     h: list[bytes] = []
     kh: list[bytes] = []
     keys: list[bytes] = []
     values: list[bytes] = []
     sizes: list[int] = []
-    for digest, data in zip(hashes, batch):
+    for sid_hash, data in zip(hashes, batch):
         size = 0
         for key, value in data.items.items():
             name = key.encode()
-            h.append(digest)
-            kh.append(_digest(name))
+            h.append(sid_hash)
+            kh.append(digest(name))
             keys.append(name)
             values.append(value)
             size += len(name) + len(value)
@@ -195,7 +193,7 @@ def write_sessions(
         while True:
             try:
                 return attempt(conn)
-            except _CONFLICTS:
+            except CONFLICTS:
                 if time.monotonic() > give_up:
                     raise BackendError(
                         f"Could not write to {backend._store}: other writers kept changing "

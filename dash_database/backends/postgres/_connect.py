@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -21,10 +22,21 @@ from ..._locations import redact_url
 from ...exceptions import InvalidArgumentError
 from .._errors import store_errors
 
-__all__ = ["Connection", "Engine", "psycopg"]
+__all__ = ["CONFLICTS", "Connection", "Engine", "digest", "psycopg"]
 
 Connection = psycopg.Connection[Any]
+# A concurrent writer committed what a statement waited for or could not see: run it again.
+CONFLICTS = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.UniqueViolation,
+)
 T = TypeVar("T")
+
+
+def digest(data: bytes) -> bytes:
+    """The fixed-size digest by which ids and keys of any length are indexed."""
+    return hashlib.sha256(data).digest()
 
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:

@@ -13,11 +13,12 @@ caller then reads its figures from the same thread, so it waits for one hand-off
 is bounded; a full disk or a dead thread gives :class:`~dash_database.BackendError` at once
 and the next call works.
 
-Reads. Each thread reads through its own plain ``sqlite3`` connection: in WAL mode readers never
-wait for the writer, and each read sees every committed write. ``synchronous=NORMAL``: a
-committed write survives the process being killed and the file stays consistent on power loss.
-The database and its ``-wal``/``-shm`` files are 0600. Connections and the writer belong to the
-process that made them (``_process.PerProcess``); a pickled backend reopens the same file.
+Reads. Each thread reads through its own plain ``sqlite3`` connection (``_connect.py``): in WAL
+mode readers never wait for the writer, and each read sees every committed write.
+``synchronous=NORMAL``: a committed write survives the process being killed and the file stays
+consistent on power loss. The database and its ``-wal``/``-shm`` files are 0600. Connections
+and the writer belong to the process that made them (``_process.PerProcess``), and a fork waits
+for their calls in progress; a pickled backend reopens the same file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import os
 import sqlite3
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
@@ -41,10 +41,10 @@ from ...exceptions import (
 )
 from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._errors import backend_error
-from .._process import PerProcess, fork_lock
+from .._process import PerProcess
 from . import _bulk, _sql
+from ._connect import Reader, create
 from ._files import ValueFiles
-from ._reader import Reader, connect
 from ._writer import Writer, WriterLost
 
 __all__ = ["FILE_THRESHOLD", "SqliteBackend"]
@@ -127,35 +127,8 @@ class SqliteBackend:
         return cls(path, remove_on_close=True, **options)
 
     def _prepare(self) -> None:
-        directory = os.path.dirname(self.path)
-        if os.path.isdir(self.path):
-            raise InvalidArgumentError(
-                f"{self.path!r} is a directory; pass the path of a database file inside it, "
-                f"for example {os.path.join(self.path, 'dash_database.sqlite')!r}."
-            )
-        if not os.path.isdir(directory):
-            raise InvalidArgumentError(
-                f"The directory {directory!r} of the database file {self.path!r} does not "
-                "exist; create it first or choose another path."
-            )
-        if sqlite3.sqlite_version_info < (3, 38):
-            raise BackendError(
-                f"dash_database needs SQLite 3.38 or newer, not {sqlite3.sqlite_version}: "
-                "upgrade Python or its SQLite library."
-            )
         try:
-            with suppress(FileExistsError):
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                os.fchmod(fd, 0o600)  # the umask may have taken bits away
-                os.close(fd)
-            with fork_lock():
-                conn = connect(self.path, self.timeout)
-                try:
-                    _enable_wal(conn, self.timeout)
-                    for ddl in _sql.SCHEMA:
-                        conn.execute(ddl)
-                finally:
-                    conn.close()
+            create(self.path, self.timeout)
         except (sqlite3.Error, OSError) as exc:
             raise self._error("open", exc) from exc
 
@@ -441,19 +414,3 @@ def _put_sql(rows: int, last: bool) -> str:
 
 def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
     return tuple(value for row in rows for value in row)
-
-
-def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
-    # Switching a new file to WAL needs an exclusive lock, and SQLite reports a conflict with
-    # another process doing the same at once as "database is locked" without waiting for the
-    # busy timeout: retry until the timeout ourselves.
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)

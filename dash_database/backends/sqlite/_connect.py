@@ -1,0 +1,108 @@
+"""Opening the database file: its creation (schema, WAL) and each thread's read connection.
+
+A read connection is a plain ``sqlite3`` connection in autocommit, read-only. Each thread reads
+through its own (in WAL mode readers never wait for the writer, and each read sees every
+committed write). Every call on it holds its ``lock``, which a ``fork()`` takes first
+(``_process.fork_lock``): a child is never made while this thread is inside SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import suppress
+
+from ...exceptions import BackendError, InvalidArgumentError
+from .._process import fork_lock, inherited
+from . import _sql
+
+__all__ = ["Reader", "connect", "create"]
+
+
+def connect(path: str, timeout: float) -> sqlite3.Connection:
+    """Open the database file ``path`` in autocommit mode."""
+    return sqlite3.connect(path, timeout=timeout, isolation_level=None)
+
+
+def create(path: str, timeout: float) -> None:
+    """Create the database file ``path`` (mode 0600) and its tables if missing; switch it to WAL.
+
+    Raises:
+        InvalidArgumentError: ``path`` is a directory, or its directory is missing.
+        BackendError: this Python's SQLite is too old.
+        sqlite3.Error, OSError: the file could not be opened or is not a SQLite database.
+    """
+    directory = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise InvalidArgumentError(
+            f"{path!r} is a directory; pass the path of a database file inside it, "
+            f"for example {os.path.join(path, 'dash_database.sqlite')!r}."
+        )
+    if not os.path.isdir(directory):
+        raise InvalidArgumentError(
+            f"The directory {directory!r} of the database file {path!r} does not "
+            "exist; create it first or choose another path."
+        )
+    if sqlite3.sqlite_version_info < (3, 38):
+        raise BackendError(
+            f"dash_database needs SQLite 3.38 or newer, not {sqlite3.sqlite_version}: "
+            "upgrade Python or its SQLite library."
+        )
+    with suppress(FileExistsError):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # the umask may have taken bits away
+        os.close(fd)
+    with fork_lock():
+        conn = connect(path, timeout)
+        try:
+            _enable_wal(conn, timeout)
+            for ddl in _sql.SCHEMA:
+                conn.execute(ddl)
+        finally:
+            conn.close()
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite reports a conflict with
+    # another process doing the same at once as "database is locked" without waiting for the
+    # busy timeout: retry until the timeout ourselves.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+class Reader:
+    """A read-only connection to ``path`` and the lock its calls hold."""
+
+    __slots__ = ("conn", "cursor", "lock", "pid")
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.pid = os.getpid()
+        self.lock = fork_lock()
+        with self.lock:
+            conn = connect(path, timeout)
+            try:
+                conn.execute("PRAGMA query_only = ON")
+            except BaseException:
+                conn.close()
+                raise
+        self.conn, self.cursor = conn, conn.cursor()
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    def __del__(self) -> None:
+        # Freed when its thread ends: close here, holding the lock, not later unguarded. In a
+        # fork's child (which frees the parent's other threads' readers) it stays open, unused.
+        with suppress(Exception):
+            if not inherited(self.pid, self.conn):
+                self.close()
