@@ -86,6 +86,31 @@ def test_session_keys_pages_through_keys_with_sizes_and_versions(
     assert ([], None) == backend.session_keys("missing", clock.now)
 
 
+def test_session_keys_lists_once_every_key_kept_while_others_come_and_go(
+    backend_factory: Callable[[], Backend], clock: FakeClock
+) -> None:
+    backend = backend_factory()
+    for size in (1, 100):  # on Redis: a small hash (one HSCAN batch), then a hash table
+        _list_while_keys_come_and_go(backend, clock, f"s{size}", b"v" * size)
+
+
+def _list_while_keys_come_and_go(backend: Backend, clock: FakeClock, s: str, v: bytes) -> None:
+    backend.set_many(s, {f"k{i:02}": v for i in range(20)}, None, clock.now, version=1)
+    first, cursor = backend.session_keys(s, clock.now, None, 5)
+    listed = [info.key for info in first]
+    # Between pages, two listed keys go, and keys that sort before and after the others come.
+    for gone in listed[:2]:
+        backend.delete(s, gone, clock.now)
+    backend.set_many(s, {"a-new": v, "z-new": v}, None, clock.now, version=2)
+    while cursor is not None:
+        page, cursor = backend.session_keys(s, clock.now, cursor, 5)
+        assert len(page) <= 5
+        listed += [info.key for info in page]
+
+    kept = {f"k{i:02}" for i in range(20)} - set(listed[:2])
+    assert {key: 1 for key in kept} == {key: listed.count(key) for key in kept}
+
+
 def test_stats_count_live_sessions_and_expired_ones_waiting_for_a_purge(
     backend_factory: Callable[[], Backend], clock: FakeClock
 ) -> None:

@@ -333,7 +333,7 @@ class RedisBackend:
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
-        args = (*self._head(session, now), b"0:0" if cursor is None else cursor.encode(), limit)
+        args = (*self._head(session, now), b"0:" if cursor is None else cursor.encode(), limit)
         reply = self._call("list the keys in", "SESSION_KEYS", *args)
         rows = zip(reply[1::2], (entry.split(b":") for entry in reply[2::2]))
         page = [KeyInfo(name.decode(), int(size), int(version)) for name, (size, version) in rows]

@@ -152,23 +152,31 @@ if m[2] then redis.call('ZREM', KEYS[3], d) redis.call('ZADD', KEYS[3], m[2], t)
 return keys
 """
 
-# ARGV 3: where to start, '<HSCAN cursor>:<entries of its batch to skip>'; 4: the page size.
-# Returns the next cursor ('' after the last page), then each key and its '<length>:<version>'.
-# An HSCAN batch is the same while the hash does not change, so a page may end inside one.
+# ARGV 3: where to start, '<HSCAN cursor>:<the last field listed from its batch>' (nothing
+# after the colon: the whole batch); 4: the page size. Returns the next cursor ('' after the
+# last page), then each key and its '<length>:<version>'. A page may end inside an HSCAN batch:
+# the batch is listed in field order, so the next page takes its fields after the last one
+# listed, however the batch changed meanwhile (a count of entries to skip would skip others).
 SESSION_KEYS = """
 local _, live = load({'id', 'deadline'})
 if not live then return {''} end
-local cursor, skip = string.match(ARGV[3], '^(%d+):(%d+)$')
+local cursor, after = string.match(ARGV[3], '^(%d+):(.*)$')
 local limit, out = tonumber(ARGV[4]), {''}
-skip = tonumber(skip)
 repeat
     local reply = redis.call('HSCAN', h, cursor, 'MATCH', 'n:*', 'COUNT', limit)
-    for i = 2 * skip + 1, #reply[2], 2 do
-        if #out > 2 * limit then out[1] = cursor .. ':' .. (i - 1) / 2 return out end
-        out[#out + 1] = string.sub(reply[2][i], 3)
-        out[#out + 1] = reply[2][i + 1]
+    local fields, at = {}, {}
+    for i = 1, #reply[2], 2 do
+        local field = reply[2][i]
+        if field > after then fields[#fields + 1], at[field] = field, i end
     end
-    cursor, skip = reply[1], 0
+    table.sort(fields)
+    for _, field in ipairs(fields) do
+        if #out > 2 * limit then out[1] = cursor .. ':' .. after return out end
+        out[#out + 1] = string.sub(field, 3)
+        out[#out + 1] = reply[2][at[field] + 1]
+        after = field
+    end
+    cursor, after = reply[1], ''
 until cursor == '0'
 return out
 """
