@@ -24,7 +24,6 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
 from ...exceptions import BackendError, DashDatabaseError, InvalidArgumentError
@@ -34,6 +33,7 @@ from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._errors import backend_error, store_errors
 from .._process import PerProcess
 from . import _bulk, _scripts
+from ._connect import describe, import_redis, split_prefix
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
 
@@ -45,23 +45,6 @@ DEFAULT_PREFIX = "dash_database"
 _BATCH, _ATTEMPTS = 200, 40
 # Expired sessions one stats script reads (each one HMGET, no reply).
 _STATS_PAGE = 1000
-
-
-def _import_redis() -> Any:
-    try:
-        import redis
-        import redis.cluster
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-    except ImportError as exc:
-        raise ImportError(
-            'The Redis backend needs the redis package: pip install "redis>=5.0" '
-            '(from a clone: pip install "./dash_database[redis]").'
-        ) from exc
-    # One retry, at once and of a lost connection only: it replaces a pooled connection the
-    # server closed; a retry after a timeout would make the caller wait twice.
-    retry = Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
-    return redis, {"socket_connect_timeout": 3.0, "socket_timeout": 5.0, "retry": retry}
 
 
 class RedisBackend:
@@ -90,11 +73,11 @@ class RedisBackend:
         large_write_bytes: int | None = 64 * 1024,
         **options: Any,
     ) -> None:
-        redis, defaults = _import_redis()
+        redis, defaults = import_redis()
         self._url: str | None = None
         self._options, client = dict(options), url_or_client
         if isinstance(url_or_client, str):
-            url, url_prefix = _split_prefix(url_or_client)
+            url, url_prefix = split_prefix(url_or_client)
             self._url = url
             prefix, settings = url_prefix if prefix is None else prefix, {**defaults, **options}
             self._clients: PerProcess[Any] = PerProcess(
@@ -134,7 +117,7 @@ class RedisBackend:
         self.secret_file: str | None = os.path.abspath(DEFAULT_SECRET_FILE)
         self._base = f"{self.prefix}:{{{self.prefix}}}:".encode()
         self._index, self._expiry = self._base + b"index", self._base + b"expiry"
-        self._where, self._closed = _describe(client, redis), False
+        self._where, self._closed = describe(client, redis), False
         self._errors = (redis.exceptions.RedisError, OSError, MemoryError)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
 
@@ -397,22 +380,3 @@ def _reopen(url: str, prefix: str, large: int | None, options: dict[str, Any]) -
 
 def _number(seconds: float) -> bytes:  # text that tonumber() and float() read back exactly
     return repr(float(seconds)).encode()
-
-
-def _split_prefix(url: str) -> tuple[str, str | None]:
-    """Return ``url`` without its ``prefix`` query parameter, and that parameter."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for name, value in query if name == "prefix"]
-    rest = [(name, value) for name, value in query if name != "prefix"]
-    return parts._replace(query=urlencode(rest)).geturl(), (prefixes[-1] if prefixes else None)
-
-
-def _describe(client: Any, redis: Any) -> str:
-    """Return ``host:port`` of the server(s) ``client`` talks to, without any password."""
-    if isinstance(client, redis.cluster.RedisCluster):
-        return ", ".join(sorted(node.name for node in client.get_nodes())) or "a Redis Cluster"
-    kwargs = client.get_connection_kwargs()
-    if "path" in kwargs:
-        return str(kwargs["path"])
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
