@@ -154,7 +154,10 @@ class SqliteBackend:
         return reader
 
     def _read(self, sql: str, args: Any) -> list[Any]:
-        reader = self._reader()
+        # _reader() inlined for an open reader: every get comes here.
+        reader: Reader | None = getattr(self._readers.get(), "reader", None)
+        if reader is None or self._closed:
+            reader = self._reader()
         try:
             with reader.lock:
                 rows: list[Any] = reader.cursor.execute(sql, args).fetchall()
