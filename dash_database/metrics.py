@@ -53,6 +53,7 @@ from prometheus_client.registry import Collector
 from ._locations import DEFAULT_LOCATION, open_backend
 from .backends import Backend, KeyInfo, SessionData, StoreStats
 from .backends._base import Page
+from .backends._process import fork_lock
 
 __all__ = ["MetricsBackend"]
 
@@ -83,7 +84,7 @@ class _Totals(Collector):
     """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = fork_lock()  # a fork's child never inherits it held
         #: Per operation: latencies (seconds) not yet folded.
         self.pending: dict[str, deque[float]] = {op: deque() for op in _OPERATIONS}
         #: Sizes of values read and written, not yet folded.

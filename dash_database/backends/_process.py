@@ -25,11 +25,14 @@ T = TypeVar("T")
 _forks = 0
 # Values inherited from a parent process: kept alive, never used or closed (see above).
 _inherited: list[object] = []
+# Orders a child's first uses of its holders (see PerProcess._adopt); made anew in each child.
+_adopting = threading.Lock()
 
 
 def _count_fork() -> None:
-    global _forks
+    global _forks, _adopting
     _forks += 1
+    _adopting = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
@@ -63,12 +66,9 @@ class PerProcess(Generic[T]):
         value = self._value
         if value is not None and self._forks == _forks:
             return value
+        if self._forks != _forks:
+            self._adopt()
         with self._lock:
-            if self._forks != _forks:
-                if self._value is not None:
-                    _inherited.append(self._value)
-                self._value = None
-                self._forks = _forks
             if self._value is None:
                 self._value = self._make()
             return self._value
@@ -76,14 +76,20 @@ class PerProcess(Generic[T]):
     def take(self) -> T | None:
         """Remove and return this process's value (``None`` if none was made here), for the
         caller to close; a value inherited from a parent is never returned."""
+        if self._forks != _forks:
+            self._adopt()
         with self._lock:
             value, self._value = self._value, None
-            if self._forks != _forks:
-                if value is not None:
-                    _inherited.append(value)
-                self._forks = _forks
-                return None
             return value
+
+    def _adopt(self) -> None:
+        # First use in a fork's child: keep the parent's value, unused, and take a new lock:
+        # another thread of the parent may have held the old one (making a value) at the fork.
+        with _adopting:
+            if self._forks != _forks:
+                if self._value is not None:
+                    _inherited.append(self._value)
+                self._value, self._lock, self._forks = None, threading.Lock(), _forks
 
 
 # -- fork() while another thread is inside SQLite ---------------------------------------------

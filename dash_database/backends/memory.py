@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ..exceptions import InvalidArgumentError, QuotaExceededError, SessionLimitError
 from ._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
+from ._process import fork_lock
 
 __all__ = ["MemoryBackend"]
 
@@ -41,7 +41,7 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self.secret_file: str | None = None
-        self._lock = threading.Lock()
+        self._lock = fork_lock()  # a fork's child never inherits it held
         self._sessions: dict[str, _Session] = {}
 
     def _live(self, session: str, now: float) -> _Session | None:
