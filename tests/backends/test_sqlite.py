@@ -21,7 +21,7 @@ from sqlitedict import SqliteMultithread
 import dash_database as ddb
 from dash_database import DashDatabase, SqliteBackend
 from dash_database._sealing import MAC_OVERHEAD
-from tests.support import dump_stacks_if_hung, join_processes, wait_child
+from tests.support import dump_stacks_if_hung, join_processes
 
 pytestmark = pytest.mark.slow
 
@@ -366,51 +366,6 @@ def test_processes_on_one_file_lose_no_write(tmp_path: Path, start_method: str) 
         for w in range(workers):
             assert {f"k{i}": i for i in range(count)} == dict(db.session(f"w{w}"))
         assert workers * count == len(db.session("shared"))
-
-
-def test_a_fork_while_other_threads_use_sqlite_makes_a_child_that_works(tmp_path: Path) -> None:
-    # Dash background callbacks fork the server while its threads serve requests. A child made
-    # while another thread is inside SQLite inherits SQLite's process-wide locks held, and
-    # hung at its first SQLite call (about one fork in ten, with threads that write).
-    shared = DashDatabase(tmp_path / "shared.sqlite")
-    stop = threading.Event()
-
-    def use(kind: str) -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            if kind == "write":
-                shared.store_user_value("u", f"k{n % 20}", n)
-            elif kind == "read":
-                shared.get_user_value("u", "k1")
-            else:  # open, write, read, and leave it to be freed (its writer stops then)
-                other = DashDatabase(tmp_path / f"other{n % 3}.sqlite")
-                other.store_user_value("u", "k", n)
-                assert n == other.get_user_value("u", "k")
-                del other
-
-    threads = [threading.Thread(target=use, args=(kind,)) for kind in ("write", "read", "open")]
-    for thread in threads:
-        thread.start()
-    codes = []
-    try:
-        for i in range(150):
-            pid = os.fork()
-            if pid == 0:  # the child: a database of its own, written and read back
-                try:
-                    with DashDatabase(tmp_path / f"child{i}.sqlite") as db:
-                        db.store_user_value("u", "k", i)
-                        os._exit(0 if db.get_user_value("u", "k") == i else 1)
-                finally:
-                    os._exit(2)
-            codes.append(wait_child(pid, timeout=20.0))
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
-        shared.close()
-
-    assert [0] * 150 == codes  # None: the child hung and was killed
 
 
 def test_pickling_a_temporary_database_does_not_let_the_copy_remove_it() -> None:
