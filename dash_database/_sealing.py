@@ -42,11 +42,11 @@ import io
 import os
 import secrets
 import struct
-import threading
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
+from .backends._process import fork_lock
 from .exceptions import IntegrityError, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ _SHA256_BLOCK = 64
 # The key that seals values of each store living in this process, when no secret is
 # configured: every DashDatabase on one backend object shares it.
 _MEMORY_KEYS: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
-_MEMORY_KEYS_LOCK = threading.Lock()
+_MEMORY_KEYS_LOCK = fork_lock()  # a fork's child never inherits it held
 _EXTRA = 'pip install cryptography (from a clone: pip install "./dash_database[encryption]")'
 
 
@@ -171,7 +171,7 @@ class Sealer:
         self.encrypt = encrypt
         self._find_keys = find_keys
         self._keys: tuple[_Key, dict[bytes, list[_Key]]] | None = None
-        self._lock = threading.Lock()
+        self._lock = fork_lock()  # held while the keys are first read; see _process.py
 
     def _all(self) -> tuple[_Key, dict[bytes, list[_Key]]]:
         """Return the newest key, and every key by key id (ids are not secret)."""

@@ -28,7 +28,6 @@ import re
 import secrets
 import stat
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from typing import Union
 from itsdangerous import BadData, BadSignature, Signer
 from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes
 
+from .backends._process import fork_lock
 from .exceptions import InvalidArgumentError, InvalidSessionIdError
 
 __all__ = [
@@ -225,7 +225,7 @@ class SecretSource:
         self.max_age = max_age
         self._signer: SessionIdSigner | None = None
         self._value_keys: list[bytes] | None = None
-        self._lock = threading.Lock()
+        self._lock = fork_lock()  # held while the keys are first read; see _process.py
         if secret_key is not None:
             self._value_keys = check_keys(secret_key, "secret_key")
             self._signer = SessionIdSigner(self._value_keys, max_age)

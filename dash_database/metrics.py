@@ -32,7 +32,6 @@ are the whole store's from any worker).
 
 from __future__ import annotations
 
-import threading
 import time
 import weakref
 from bisect import bisect_right
@@ -183,7 +182,7 @@ def _store_stats(backends: list[MetricsBackend]) -> Iterator[Metric]:
 
 
 _registries: weakref.WeakKeyDictionary[CollectorRegistry, _Totals] = weakref.WeakKeyDictionary()
-_registries_lock = threading.Lock()
+_registries_lock = fork_lock()
 
 
 def _totals(registry: CollectorRegistry) -> _Totals:
