@@ -86,15 +86,20 @@ def test_session_keys_pages_through_keys_with_sizes_and_versions(
     assert ([], None) == backend.session_keys("missing", clock.now)
 
 
-def test_session_keys_lists_once_every_key_kept_while_others_come_and_go(
+def test_session_keys_lists_every_key_kept_while_others_come_and_go(
     backend_factory: Callable[[], Backend], clock: FakeClock
 ) -> None:
     backend = backend_factory()
-    for size in (1, 100):  # on Redis: a small hash (one HSCAN batch), then a hash table
-        _list_while_keys_come_and_go(backend, clock, f"s{size}", b"v" * size)
+    # On Redis, a small hash is one HSCAN batch: every kept key exactly once. A hash table that
+    # Redis is still rehashing (it grows one bucket per command) may return a key twice, never
+    # lose one: every kept key at least once.
+    assert [1] == _list_while_keys_come_and_go(backend, clock, "small", b"v")
+    assert 1 <= min(_list_while_keys_come_and_go(backend, clock, "table", b"v" * 100))
 
 
-def _list_while_keys_come_and_go(backend: Backend, clock: FakeClock, s: str, v: bytes) -> None:
+def _list_while_keys_come_and_go(backend: Backend, clock: FakeClock, s: str, v: bytes) -> list[int]:
+    """List session ``s``'s keys in pages while keys come and go; return how many times each
+    key kept throughout was listed (distinct counts, sorted)."""
     backend.set_many(s, {f"k{i:02}": v for i in range(20)}, None, clock.now, version=1)
     first, cursor = backend.session_keys(s, clock.now, None, 5)
     listed = [info.key for info in first]
@@ -108,7 +113,8 @@ def _list_while_keys_come_and_go(backend: Backend, clock: FakeClock, s: str, v: 
         listed += [info.key for info in page]
 
     kept = {f"k{i:02}" for i in range(20)} - set(listed[:2])
-    assert {key: 1 for key in kept} == {key: listed.count(key) for key in kept}
+    assert len(kept) == 18
+    return sorted({listed.count(key) for key in kept})
 
 
 def test_stats_count_live_sessions_and_expired_ones_waiting_for_a_purge(

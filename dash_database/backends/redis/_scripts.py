@@ -157,6 +157,7 @@ return keys
 # last page), then each key and its '<length>:<version>'. A page may end inside an HSCAN batch:
 # the batch is listed in field order, so the next page takes its fields after the last one
 # listed, however the batch changed meanwhile (a count of entries to skip would skip others).
+# As with HSCAN itself, a key may come twice while Redis rehashes the hash; none is lost.
 SESSION_KEYS = """
 local _, live = load({'id', 'deadline'})
 if not live then return {''} end
