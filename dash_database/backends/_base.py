@@ -236,7 +236,9 @@ class Backend(Protocol):
 
         Start with ``cursor=None``; pass each returned cursor back until it is ``None``. A
         session that exists, unchanged, during the whole enumeration is listed exactly once; a
-        page may be shorter than ``limit`` before the last. The cursor is an opaque string.
+        page may be shorter than ``limit`` before the last. The cursor is an opaque string: one
+        that no call returned raises :class:`~dash_database.InvalidArgumentError`, or, where
+        cursors are positions (a name), starts after that position.
         """
         ...
 
@@ -244,7 +246,9 @@ class Backend(Protocol):
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
         """Return a page of at most ``limit`` keys of a live session with their sizes and
-        versions, and the cursor of the next page, as :meth:`sessions` does."""
+        versions, and the cursor of the next page, as :meth:`sessions` does, with one
+        exception: a store whose own scan may repeat an entry (Redis's ``HSCAN`` while it
+        rehashes a large hash) may list a key twice, in different pages; never skips one."""
         ...
 
     def stats(self, now: float) -> StoreStats:

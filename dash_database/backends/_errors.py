@@ -13,9 +13,9 @@ import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..exceptions import BackendError, DashDatabaseError
+from ..exceptions import BackendError, DashDatabaseError, InvalidArgumentError
 
-__all__ = ["backend_error", "store_errors"]
+__all__ = ["backend_error", "bad_cursor", "store_errors"]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -27,6 +27,13 @@ def backend_error(store: str, action: str, exc: BaseException, hint: str = "") -
     if not hint:
         hint = _hint(exc)
     return BackendError(f"Could not {action} {store}: {detail}. {hint}".rstrip())
+
+
+def bad_cursor(cursor: object) -> InvalidArgumentError:
+    """Return the error for an enumeration ``cursor`` that no call of this backend returned."""
+    return InvalidArgumentError(
+        f"{cursor!r} is not a cursor this backend returned; start again with None."
+    )
 
 
 def _hint(exc: BaseException) -> str:

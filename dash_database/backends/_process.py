@@ -29,16 +29,6 @@ _inherited: list[object] = []
 _adopting = threading.Lock()
 
 
-def _count_fork() -> None:
-    global _forks, _adopting
-    _forks += 1
-    _adopting = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
-    os.register_at_fork(after_in_child=_count_fork)
-
-
 def inherited(pid: int, *values: object) -> bool:
     """Return whether this process is a fork's child of process ``pid``; if so, keep
     ``values`` (made there) referenced, so that they are never closed here."""
@@ -155,7 +145,14 @@ def _after_fork() -> None:
         gc.enable()
 
 
-if hasattr(os, "register_at_fork"):
+def _after_fork_in_child() -> None:
+    global _forks, _adopting
+    _forks += 1
+    _adopting = threading.Lock()
+    _after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
     os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child
     )

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ..exceptions import InvalidArgumentError, QuotaExceededError, SessionLimitError
+from ..exceptions import QuotaExceededError, SessionLimitError
 from ._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
+from ._errors import bad_cursor
 from ._process import fork_lock
 
 __all__ = ["MemoryBackend"]
@@ -295,9 +296,7 @@ def _cursor(cursor: str) -> list[str]:
         and 1 <= len(after) <= 2
         and all(isinstance(part, str) for part in after)
     ):
-        raise InvalidArgumentError(
-            f"{cursor!r} is not a cursor this backend returned; start again with None."
-        )
+        raise bad_cursor(cursor)
     return after
 
 

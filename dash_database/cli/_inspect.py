@@ -16,7 +16,7 @@ import click
 
 from .._database import DashDatabase, Session
 from .._signing import ENV_SECRET
-from ..backends import SessionInfo
+from ..backends import KeyInfo, SessionInfo
 from ._common import (
     EXIT_FAILED,
     EXIT_UNKNOWN_SESSION,
@@ -136,14 +136,14 @@ def keys(url: str | None, as_json: bool, session: str) -> None:
     with open_store(url) as db:
         known_session(db, session)
         now = time.time()
-        found = []
+        listed: dict[str, KeyInfo] = {}  # by name: Redis may list a key twice
         cursor: str | None = None
         while True:
             page, cursor = db.backend.session_keys(session, now, cursor, 1000)
-            found.extend(page)
+            listed.update((info.key, info) for info in page)
             if cursor is None:
                 break
-    found.sort(key=lambda k: k.key)
+    found = sorted(listed.values(), key=lambda k: k.key)
     if as_json:
         emit_json([{"key": k.key, "bytes": k.bytes} for k in found])
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dash_database import DashDatabase
+from dash_database import DashDatabase, InvalidArgumentError
 from dash_database.backends import Backend, KeyInfo, SessionInfo
 from tests.support import FakeClock
 
@@ -115,6 +115,28 @@ def _list_while_keys_come_and_go(backend: Backend, clock: FakeClock, s: str, v: 
     kept = {f"k{i:02}" for i in range(20)} - set(listed[:2])
     assert len(kept) == 18
     return sorted({listed.count(key) for key in kept})
+
+
+def test_a_cursor_no_call_returned_is_refused_or_read_as_a_position(
+    backend_factory: Callable[[], Backend], clock: FakeClock
+) -> None:
+    # A cursor is opaque: one that was never returned (a typo, a forged request to an admin
+    # page) is an InvalidArgumentError, or a store whose cursors are positions (a session or
+    # key name) reads it as one. Never a store error, never another session's data.
+    backend = backend_factory()
+    backend.set_many("s", {"k": b"v"}, None, clock.now, version=1)
+    for cursor in ("not a cursor", "zz:zz", "-1", "12:", "\x00", "[1, 2, 3]"):
+        for call, args in (
+            (backend.sessions, (clock.now, cursor, 10)),
+            (backend.session_keys, ("s", clock.now, cursor, 10)),
+        ):
+            try:
+                page, _ = call(*args)  # type: ignore[operator]
+            except InvalidArgumentError as exc:
+                assert "not a cursor" in str(exc)
+            else:
+                assert {getattr(i, "session", "s") for i in page} <= {"s"}
+                assert {getattr(i, "key", "k") for i in page} <= {"k"}
 
 
 def test_stats_count_live_sessions_and_expired_ones_waiting_for_a_purge(

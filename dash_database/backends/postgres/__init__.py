@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ..._locations import DEFAULT_SECRET_FILE, redact_url
 from ...exceptions import BackendError, InvalidArgumentError, QuotaExceededError, SessionLimitError
 from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
+from .._errors import bad_cursor
 from .._process import PerProcess
 from . import _bulk, _connect, _sql
 from ._connect import CONFLICTS, Connection, Engine, digest
@@ -390,8 +391,6 @@ def _page(
     try:
         params.update(after=b"" if cursor is None else bytes.fromhex(cursor), limit=limit + 1)
     except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"{cursor!r} is not a cursor this backend returned; pass None to start over."
-        ) from None
+        raise bad_cursor(cursor) from None
     rows = backend._rows("read from", name, params)
     return rows[:limit], rows[limit - 1][0].hex() if len(rows) > limit else None

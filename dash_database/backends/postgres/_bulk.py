@@ -15,8 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...exceptions import BackendError, InvalidArgumentError
+from ...exceptions import BackendError
 from .._base import SessionData
+from .._errors import bad_cursor
 from ._connect import CONFLICTS, Connection, digest
 
 if TYPE_CHECKING:
@@ -102,9 +103,7 @@ def read_sessions(
             # After a whole session: start after it (its digest followed by a zero byte).
             first, after_key = (first, bytes.fromhex(key)) if key else (first + b"\0", b"")
         except ValueError:
-            raise InvalidArgumentError(
-                f"{cursor!r} is not a cursor this backend returned; start again with None."
-            ) from None
+            raise bad_cursor(cursor) from None
     params = {"ns": backend.namespace, "now": now, "first": first, "after_key": after_key}
     params.update(limit=limit, max_bytes=max_bytes)
     sql = _sql(backend, READ)

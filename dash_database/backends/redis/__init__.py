@@ -30,7 +30,7 @@ from ...exceptions import BackendError, DashDatabaseError, InvalidArgumentError
 from ...exceptions import QuotaExceededError as Quota
 from ...exceptions import SessionLimitError as Limit
 from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
-from .._errors import backend_error, store_errors
+from .._errors import backend_error, bad_cursor, store_errors
 from .._process import PerProcess
 from . import _bulk, _scripts
 from ._connect import describe, import_redis, split_prefix
@@ -316,6 +316,9 @@ class RedisBackend:
     def session_keys(
         self, session: str, now: float, cursor: str | None = None, limit: int = 100
     ) -> tuple[list[KeyInfo], str | None]:
+        scan = "0" if cursor is None else cursor.partition(":")[0]  # "<HSCAN cursor>:<field>"
+        if not (scan.isascii() and scan.isdigit()):
+            raise bad_cursor(cursor)
         args = (*self._head(session, now), b"0:" if cursor is None else cursor.encode(), limit)
         reply = self._call("list the keys in", "SESSION_KEYS", *args)
         rows = zip(reply[1::2], (entry.split(b":") for entry in reply[2::2]))

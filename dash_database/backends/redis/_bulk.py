@@ -17,8 +17,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...exceptions import InvalidArgumentError
 from .._base import SessionData
+from .._errors import bad_cursor
 
 if TYPE_CHECKING:
     from . import RedisBackend
@@ -167,9 +167,7 @@ def read_sessions(
 ) -> tuple[list[SessionData], str | None]:
     """Return a page of live sessions with their values (see ``Backend.read_sessions``)."""
     if cursor is not None and not _CURSOR.match(cursor):
-        raise InvalidArgumentError(
-            f"{cursor!r} is not a cursor this backend returned; start again with None."
-        )
+        raise bad_cursor(cursor)
     start = b"-" if cursor is None else cursor.encode()
     args = (1, backend._index, _number(now), start, limit, max_bytes)
     reply = backend._call("read sessions from", _SCRIPTS["READ"], *args)

@@ -40,7 +40,7 @@ from ...exceptions import (
     SessionLimitError,
 )
 from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
-from .._errors import backend_error
+from .._errors import backend_error, bad_cursor
 from .._process import PerProcess
 from . import _bulk, _sql
 from ._connect import Reader, create
@@ -336,9 +336,7 @@ class SqliteBackend:
         try:
             after = 0 if cursor is None else int(cursor)
         except ValueError:
-            raise InvalidArgumentError(
-                f"{cursor!r} is not a cursor this backend returned; start again with None."
-            ) from None
+            raise bad_cursor(cursor) from None
         rows = self._read(_sql.SESSIONS, {"after": after, "now": now, "limit": limit})
         page = [SessionInfo(*row[1:]) for row in rows]
         return page, (str(rows[-1][0]) if len(rows) == limit else None)

@@ -23,8 +23,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ...exceptions import BackendError, InvalidArgumentError
+from ...exceptions import BackendError
 from .._base import SessionData
+from .._errors import bad_cursor
 from ._writer import WriterLost
 
 if TYPE_CHECKING:
@@ -124,9 +125,7 @@ def _parse_cursor(cursor: str | None) -> tuple[int, str | None]:
 
 
 def _refuse(cursor: str) -> NoReturn:
-    raise InvalidArgumentError(
-        f"{cursor!r} is not a cursor this backend returned; start again with None."
-    )
+    raise bad_cursor(cursor)
 
 
 def read_sessions(
