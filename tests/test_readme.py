@@ -333,3 +333,15 @@ def test_the_readme_links_to_files_that_exist() -> None:
 
     assert links
     assert [link for link in links if not (ROOT / link).exists()] == []
+
+
+def test_the_readme_s_performance_figures_are_those_of_its_report() -> None:
+    # Measure, then claim: every timing, ratio and percentage in the Performance section is
+    # printed, as written, in the benchmark report the section links to.
+    section = README.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
+    [report] = set(re.findall(r"\((docs/benchmarks/[^)]+\.md)\)", section))
+    printed = (ROOT / report).read_text()
+    figures = re.findall(r"[+]?\d[\d,.]*(?: µs| ms|x|%)(?![\w])", section)
+
+    assert len(figures) > 20
+    assert [f for f in figures if f not in printed] == []
