@@ -120,6 +120,7 @@ class RedisBackend:
         self._where, self._closed = describe(client, redis), False
         self._errors = (redis.exceptions.RedisError, OSError, MemoryError)
         self._no_script: type[Exception] = redis.exceptions.NoScriptError
+        self._watch_error: type[Exception] = redis.exceptions.WatchError
 
     @property
     def client(self) -> Any:
@@ -201,8 +202,6 @@ class RedisBackend:
     ) -> Any:
         """WATCH the session's hash (and the index under a session limit), run WRITE's checks,
         then MULTI, WRITE and HSET of the values, EXEC; again while a watched key changed."""
-        from redis.exceptions import WatchError
-
         values = [part for key, value in items.items() for part in (b"v:" + key.encode(), value)]
         text = _scripts.SCRIPTS["WRITE"][1]  # EVAL: a missing script would fail alone in MULTI
         with self._client().pipeline(transaction=True) as pipe:
@@ -216,7 +215,7 @@ class RedisBackend:
                     pipe.execute_command("EVAL", text, *args, b"write", *fields)
                     pipe.execute_command("HSET", args[1], *values)
                     return pipe.execute()[0]
-                except WatchError:
+                except self._watch_error:
                     time.sleep(random.uniform(0, 0.01))
         raise BackendError(
             f"Could not write {len(items)} large value(s): another writer changed the session "

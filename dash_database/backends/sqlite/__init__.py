@@ -57,10 +57,7 @@ FILE_THRESHOLD = 32 * 1024
 _PURGE_BATCH = 500
 # A value file no row names is removed by purge_expired once it is this old (seconds).
 _ORPHAN_AGE = 3600.0
-# Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
-# oldest cap of 999 parameters.
-_CHUNK = 300
-# Keys per statement of get_many: 2 more parameters stay below that cap.
+# Keys per statement of get_many: 2 more parameters stay below SQLite's oldest cap of 999.
 _READ_CHUNK = 997
 
 
@@ -278,20 +275,8 @@ class SqliteBackend:
             except OSError as exc:
                 raise self._error("write a value file of", exc) from exc
         rows = [(k, names.get(k, v), len(v)) for k, v in items.items()]
-        last = (
-            *(rows.pop() if rows else (None,) * 3),
-            session,
-            len(items),
-            deadline,
-            now,
-            version,
-            *limits,
-            *check,
-        )
-        chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
-        # Every statement but the last only collects its rows (see _sql.PUT).
-        requests = [(_put_sql(len(c), False), _flat(c)) for c in chunks]
-        requests[-1] = (_put_sql(len(chunks[-1]), True), (*requests[-1][1], *last))
+        write = (session, len(items), deadline, now, version, *limits, *check)
+        requests = _sql.put(rows, write)
         max_bytes, max_sessions = limits
         written = False
         try:
@@ -405,13 +390,3 @@ class SqliteBackend:
 
 def _reopen(path: str, timeout: float, file_threshold: int | None) -> SqliteBackend:
     return SqliteBackend(path, timeout=timeout, file_threshold=file_threshold)
-
-
-@functools.cache
-def _put_sql(rows: int, last: bool) -> str:
-    sql = _sql.PUT.format(rows=", ".join([_sql.ROW] * rows + [_sql.LAST_ROW] * last))
-    return sql + _sql.RETURNING if last else sql
-
-
-def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    return tuple(value for row in rows for value in row)

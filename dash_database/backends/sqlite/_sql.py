@@ -6,9 +6,13 @@ as a whole: an ``INSERT`` into a TEMP view whose ``INSTEAD OF`` trigger does the
 TEMP objects exist in the writer connection only; table names inside a TEMP trigger resolve to
 the main database, since the temp schema has no tables of those names. Statements read by the
 per-thread reader connections are plain ``SELECT``\\ s. Parameters are named (``:session``).
+:func:`put` assembles a write's statements from its rows.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 #: The tables in the database file. A session's figures live in its row, so sizes, quotas
 #: and enumeration never read values; values refer to their session by its integer id, so a
@@ -161,6 +165,32 @@ ROW = "(?, ?, ?, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
 LAST_ROW = "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 RETURNING = """ RETURNING iif(last, (SELECT json_array(matched, full, bytes, after, ok, files)
     FROM temp.dash_database_state), NULL)"""
+
+# Keys per statement of a write: 3 parameters each (11 for the last) stay below SQLite's
+# oldest cap of 999 parameters.
+_CHUNK = 300
+
+
+def put(rows: list[tuple[Any, ...]], write: tuple[Any, ...]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Return the statements of one write, as ``(sql, parameters)``: ``rows`` are its keys'
+    ``(key, value or file name, length)``, ``write`` the final row's other 10 parameters."""
+    last = (*(rows[-1] if rows else (None,) * 3), *write)
+    rows = rows[:-1]
+    chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)] or [[]]
+    requests = [(_put_sql(len(c), False), _flat(c)) for c in chunks]
+    requests[-1] = (_put_sql(len(chunks[-1]), True), (*requests[-1][1], *last))
+    return requests
+
+
+@functools.cache
+def _put_sql(rows: int, last: bool) -> str:
+    sql = PUT.format(rows=", ".join([ROW] * rows + [LAST_ROW] * last))
+    return sql + RETURNING if last else sql
+
+
+def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(value for row in rows for value in row)
+
 
 #: Returns 1 and the value file name, if any, when a live key was removed.
 DELETE = f"""
