@@ -708,3 +708,63 @@ def test_temporary_database_removes_its_value_files() -> None:
     db.close()
 
     assert not os.path.exists(directory)
+
+
+# -- read connections -------------------------------------------------------------------------
+
+
+def test_a_new_thread_per_request_reuses_the_read_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dash with async support under Flask runs each callback on a new thread, as Flask's
+    # development server does each request: a connection per thread would be opened, and
+    # the schema loaded into it, for every request.
+    from dash_database.backends.sqlite import _connect
+
+    opened: list[object] = []
+    original = _connect.Reader.__init__
+
+    def counting(self: _connect.Reader, path: str, timeout: float) -> None:
+        opened.append(self)
+        original(self, path, timeout)
+
+    monkeypatch.setattr(_connect.Reader, "__init__", counting)
+    backend = SqliteBackend(tmp_path / "db.sqlite")
+    backend.set_many("s", {"k": b"v", "big": b"x" * 100_000}, None, 0.0, version=1)
+    read: list[object] = []
+
+    def request() -> None:
+        read.append(backend.get("s", "k", 0.0))
+        read.append(backend.get_many("s", ["big", "k"], 0.0))
+        read.append(backend.read_sessions(0.0)[0][0].items["big"][:1])
+
+    for _ in range(20):
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join()
+
+    assert read == [b"v", [b"x" * 100_000, b"v"], b"x"] * 20
+    assert len(opened) == 1
+
+    # Threads reading at once each get a connection of their own, kept for later requests.
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def concurrent() -> None:
+        try:
+            barrier.wait(10)
+            for _ in range(200):
+                assert backend.get_many("s", ["k", "big"], 0.0) == [b"v", b"x" * 100_000]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=concurrent) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert 1 < len(opened) <= 5
+    backend.close()
+    with pytest.raises(ddb.BackendError, match="closed"):
+        backend.get("s", "k", 0.0)

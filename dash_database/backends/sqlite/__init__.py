@@ -13,8 +13,9 @@ caller then reads its figures from the same thread, so it waits for one hand-off
 is bounded; a full disk or a dead thread gives :class:`~dash_database.BackendError` at once
 and the next call works.
 
-Reads. Each thread reads through its own plain ``sqlite3`` connection (``_connect.py``): in WAL
-mode readers never wait for the writer, and each read sees every committed write.
+Reads. A read borrows one of the process's plain ``sqlite3`` read connections (``_connect.py``)
+and gives it back: in WAL mode readers never wait for the writer, and each read sees every
+committed write.
 ``synchronous=NORMAL``: a committed write survives the process being killed and the file stays
 consistent on power loss. The database and its ``-wal``/``-shm`` files are 0600. Connections
 and the writer belong to the process that made them (``_process.PerProcess``), and a fork waits
@@ -28,9 +29,8 @@ import json
 import os
 import sqlite3
 import tempfile
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ...exceptions import (
@@ -43,8 +43,8 @@ from .._base import KeyInfo, Page, SessionData, SessionInfo, StoreStats
 from .._errors import backend_error, bad_cursor
 from .._process import PerProcess
 from . import _bulk, _sql
-from ._connect import Reader, create
-from ._files import ValueFiles
+from ._connect import Reader, Readers, create
+from ._files import READ_ATTEMPTS, ValueFiles
 from ._writer import Writer, WriterLost
 
 __all__ = ["FILE_THRESHOLD", "SqliteBackend"]
@@ -110,7 +110,7 @@ class SqliteBackend:
         self._writer = PerProcess(
             functools.partial(Writer, self.path, self.timeout, _sql.WRITER_SETUP)
         )
-        self._readers = PerProcess(threading.local)
+        self._readers = PerProcess(functools.partial(Readers, self.path, self.timeout))
         # Made here: a forked child or a pickled copy never removes a temporary file.
         self._owner = PerProcess(object)
         self._owner.get()
@@ -137,30 +137,47 @@ class SqliteBackend:
             return backend_error(self._store, action, exc, hint)
         return backend_error(self._store, action, exc)
 
-    def _reader(self) -> Reader:
-        """This thread's reader, opened on first use."""
+    def _lend(self) -> tuple[Readers, Reader]:
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
-        local = self._readers.get()
-        reader: Reader | None = getattr(local, "reader", None)
-        if reader is None:
-            try:
-                reader = local.reader = Reader(self.path, self.timeout)
-            except sqlite3.Error as exc:
-                raise self._error("read from", exc) from exc
-        return reader
+        readers = self._readers.get()
+        try:
+            return readers, readers.take()
+        except sqlite3.Error as exc:
+            raise self._error("read from", exc) from exc
+
+    @contextmanager
+    def _reader(self) -> Iterator[Reader]:
+        """Lend a read connection, its lock held, for several statements (a read transaction).
+        One that fails is closed, not given back: it may be inside that transaction."""
+        readers, reader = self._lend()
+        try:
+            with reader.lock:
+                yield reader
+        except BaseException:
+            reader.close()
+            raise
+        readers.give(reader)
 
     def _read(self, sql: str, args: Any) -> list[Any]:
-        # _reader() inlined for an open reader: every get comes here.
-        reader: Reader | None = getattr(self._readers.get(), "reader", None)
-        if reader is None or self._closed:
-            reader = self._reader()
+        # As _reader() does, inline: every get comes here.
+        if self._closed:
+            raise BackendError(f"The SQLite database {self.path!r} is closed.")
+        readers = self._readers.get()
+        try:
+            reader = readers.take()
+        except sqlite3.Error as exc:
+            raise self._error("read from", exc) from exc
         try:
             with reader.lock:
                 rows: list[Any] = reader.cursor.execute(sql, args).fetchall()
-            return rows
-        except sqlite3.Error as exc:
-            raise self._error("read from", exc) from exc
+        except BaseException as exc:
+            reader.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error("read from", exc) from exc
+            raise
+        readers.give(reader)
+        return rows
 
     def _write(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
         if self._closed:
@@ -179,53 +196,80 @@ class SqliteBackend:
 
     def get(self, session: str, key: str, now: float) -> bytes | None:
         rows = self._read(_sql.GET, (key, session, now))
-        if not rows:
-            return None
-        value = rows[0][0]
-        if isinstance(value, bytes):  # the value itself, not the name of its file
-            return value
-        found = self._value(session, key, now, *rows[0])
+        if rows and isinstance(rows[0][0], bytes):  # the value itself, not its file's name
+            return rows[0][0]
+        found = self.get_versioned(session, key, now) if rows else None
         return None if found is None else found[0]
 
     def get_versioned(self, session: str, key: str, now: float) -> tuple[bytes, int] | None:
-        rows = self._read(_sql.GET, (key, session, now))
-        return self._value(session, key, now, *rows[0]) if rows else None
+        for _ in range(READ_ATTEMPTS):
+            rows = self._read(_sql.GET, (key, session, now))
+            if not rows:
+                return None
+            value, version, length = rows[0]
+            if isinstance(value, bytes):  # the value itself, not the name of its file
+                return value, version
+            data = self.load(session, key, now, value, version, length)
+            if data is not None:
+                return data, version
+        raise self.replaced()
 
-    def _value(
-        self, session: str, key: str, now: float, value: Any, version: int, length: int
-    ) -> tuple[bytes, int] | None:
-        if isinstance(value, bytes):
-            return value, version
+    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
+        chunks = [keys[i : i + _READ_CHUNK] for i in range(0, len(keys), _READ_CHUNK)]
+        for _ in range(READ_ATTEMPTS):
+            rows: list[Any] = []
+            try:
+                with self._reader() as reader:
+                    if len(chunks) > 1:
+                        reader.conn.execute("BEGIN")  # one snapshot for every chunk
+                    for chunk in chunks:
+                        sql = _sql.GET_MANY.format(keys=", ".join(["?"] * len(chunk)))
+                        rows += reader.cursor.execute(sql, (session, now, *chunk)).fetchall()
+                    if len(chunks) > 1:
+                        reader.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._error("read from", exc) from exc
+            found: dict[str, bytes | None] = {}
+            for key, value, version, length in rows:
+                if not isinstance(value, bytes):
+                    value = self.load(session, key, now, value, version, length)
+                    if value is None:
+                        break  # a write replaced it since the snapshot: take a new one
+                found[key] = value
+            else:
+                return [found.get(key) for key in keys]
+        raise self.replaced()
+
+    def load(
+        self, session: str, key: str, now: float, name: str, version: int, length: int
+    ) -> bytes | None:
+        """Return the value in the value file ``name``, read after the snapshot that named it
+        ended; ``None`` when a write replaced that row (and removed the file) meanwhile: the
+        caller takes a new snapshot, so that what it returns is one moment of the session.
+
+        Raises:
+            BackendError: the file is missing and the row still names it.
+        """
         try:
-            data = self._files.read(value, version, length)
+            data = self._files.read(name, version, length)
         except OSError as exc:
             raise self._error("read a value file of", exc) from exc
-        if data is not None:
-            return data, version
-        # A writer may have replaced the row, then removed the file: read the row again.
-        rows = self._read(_sql.GET, (key, session, now))
-        if rows and rows[0][0] == value:
+        if data is None and self._read(_sql.GET, (key, session, now))[:1] == [
+            (name, version, length)
+        ]:
             raise BackendError(
-                f"The value file {os.path.join(self._files.directory, value)!r} of key "
+                f"The value file {os.path.join(self._files.directory, name)!r} of key "
                 f"{key!r} is missing: it was removed outside "
                 "dash_database. Delete the key or store it again."
             )
-        return self._value(session, key, now, *rows[0]) if rows else None
+        return data
 
-    def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
-        found: dict[str, tuple[bytes, int] | None] = {}
-        chunks = [keys[i : i + _READ_CHUNK] for i in range(0, len(keys), _READ_CHUNK)]
-        if len(chunks) > 1:
-            self._read("BEGIN", ())  # one snapshot for every chunk
-        try:
-            for chunk in chunks:
-                sql = _sql.GET_MANY.format(keys=", ".join(["?"] * len(chunk)))
-                for key, *row in self._read(sql, (session, now, *chunk)):
-                    found[key] = self._value(session, key, now, *row)
-        finally:
-            if len(chunks) > 1:
-                self._read("COMMIT", ())
-        return [None if row is None else row[0] for row in map(found.get, keys)]
+    def replaced(self) -> BackendError:
+        """The error of a read whose value files writers replaced before each attempt."""
+        return BackendError(
+            f"Could not read from the SQLite database {self.path!r}: other writers replaced the "
+            f"value files of what was read at each of {READ_ATTEMPTS} attempts. Try again."
+        )
 
     def set_many(
         self,
@@ -358,10 +402,9 @@ class SqliteBackend:
         writer = self._writer.take()
         if writer is not None:
             writer.close()
-        # This thread's reader closes now; other threads' close as CPython frees them.
-        reader = getattr(self._readers.take(), "reader", None)
-        if reader is not None:
-            reader.close()
+        readers = self._readers.take()
+        if readers is not None:
+            readers.close()
         if self.remove_on_close and self._owner.take() is not None:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):

@@ -1,7 +1,7 @@
 """The SQLite backend's bulk operations: pages of whole sessions read in one transaction, and
 batches of sessions written in one writer request (what export and import use).
 
-A page is read through this thread's reader connection in one read transaction (one
+A page is read through one borrowed read connection in one read transaction (one
 snapshot): the page's sessions, then each one's values in key order, until the page's byte
 bound. Value files are read after the transaction ends, so that a file a writer replaced
 meanwhile is looked up again in a fresh snapshot, as ``get`` does.
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ...exceptions import BackendError
 from .._base import SessionData
 from .._errors import bad_cursor
+from ._files import READ_ATTEMPTS
 from ._writer import WriterLost
 
 if TYPE_CHECKING:
@@ -133,15 +134,36 @@ def read_sessions(
 ) -> tuple[list[SessionData], str | None]:
     """Return a page of live sessions with their values (see ``Backend.read_sessions``)."""
     after, after_key = _parse_cursor(cursor)
-    reader = backend._reader()
-    conn = reader.conn
-    # (session index in page, key, file name, version, length): read after the transaction
+    for _ in range(READ_ATTEMPTS):
+        page, next_cursor, files = _snapshot(backend, now, after, after_key, limit, max_bytes)
+        for index, key, file_name, version, length in files:
+            data = page[index]
+            found = backend.load(data.session, key, now, file_name, version, length)
+            if found is None:
+                break  # a write replaced it since the snapshot: take a new one
+            data.items[key] = found
+        else:
+            return page, next_cursor
+    raise backend.replaced()
+
+
+def _snapshot(
+    backend: SqliteBackend,
+    now: float,
+    after: int,
+    after_key: str | None,
+    limit: int,
+    max_bytes: int,
+) -> tuple[list[SessionData], str | None, list[tuple[int, str, str, int, int]]]:
+    """Read a page in one read transaction; return it, the next cursor and its value files
+    (session index in page, key, file name, version, length), to read after it ends."""
     files: list[tuple[int, str, str, int, int]] = []
     page: list[SessionData] = []
     next_cursor: str | None = None
     size = 0
     try:
-        with reader.lock:  # a fork waits for this transaction (_process.fork_lock)
+        with backend._reader() as reader:  # its lock held: a fork waits for the transaction
+            conn = reader.conn
             conn.execute("BEGIN")
             try:
                 first = after if after_key is not None else after + 1
@@ -177,20 +199,7 @@ def read_sessions(
                 conn.execute("COMMIT")
     except sqlite3.Error as exc:
         raise backend._error("read from", exc) from exc
-    for index, key, file_name, version, length in files:
-        data = page[index]
-        found = None
-        try:
-            found = backend._files.read(file_name, version, length)
-        except OSError as exc:
-            raise backend._error("read a value file of", exc) from exc
-        if found is None:  # replaced or removed since the snapshot: read it afresh
-            found = backend.get(data.session, key, now)
-        if found is None:
-            del data.items[key]
-        else:
-            data.items[key] = found
-    return [data for data in page if data.items], next_cursor
+    return page, next_cursor, files
 
 
 def write_sessions(

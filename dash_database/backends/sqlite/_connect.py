@@ -1,9 +1,13 @@
-"""Opening the database file: its creation (schema, WAL) and each thread's read connection.
+"""Opening the database file: its creation (schema, WAL) and the read connections.
 
-A read connection is a plain ``sqlite3`` connection in autocommit, read-only. Each thread reads
-through its own (in WAL mode readers never wait for the writer, and each read sees every
-committed write). Every call on it holds its ``lock``, which a ``fork()`` takes first
-(``_process.fork_lock``): a child is never made while this thread is inside SQLite.
+A read connection is a plain ``sqlite3`` connection in autocommit, read-only (in WAL mode
+readers never wait for the writer, and each read sees every committed write). A thread borrows
+one from the process's idle ones (:class:`Readers`) for one call or one read transaction and
+gives it back: not one per thread, since servers that run each request on a new thread (Dash
+with async support under Flask, Flask's development server) would then open a connection, and
+load the schema into it, for every request. Every call on a connection holds its ``lock``,
+which a ``fork()`` takes first (``_process.fork_lock``): a child is never made while a thread
+is inside SQLite.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from ...exceptions import BackendError, InvalidArgumentError
 from .._process import fork_lock, inherited
 from . import _sql
 
-__all__ = ["Reader", "connect", "create"]
+__all__ = ["Reader", "Readers", "connect", "create"]
+
+# Idle read connections a process keeps per database file: enough for the threads of a busy
+# server; the connections of a larger burst are closed when given back (each holds a file).
+_MAX_IDLE = 32
 
 
 def connect(path: str, timeout: float) -> sqlite3.Connection:
-    """Open the database file ``path`` in autocommit mode."""
-    return sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    """Open the database file ``path`` in autocommit mode, for one thread at a time (not always
+    the one that opened it)."""
+    return sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
 
 
 def create(path: str, timeout: float) -> None:
@@ -101,8 +110,48 @@ class Reader:
             self.conn.close()
 
     def __del__(self) -> None:
-        # Freed when its thread ends: close here, holding the lock, not later unguarded. In a
-        # fork's child (which frees the parent's other threads' readers) it stays open, unused.
+        # Freed unclosed (its backend was never closed): close here, holding the lock. In a
+        # fork's child (which frees what the parent's other threads held) it stays open, unused.
         with suppress(Exception):
             if not inherited(self.pid, self.conn):
                 self.close()
+
+
+class Readers:
+    """This process's idle read connections to ``path``: :meth:`take` one, :meth:`give` it back.
+
+    Taking and giving back are one ``list.pop`` and one ``list.append``, atomic in CPython, so
+    a read waits for no lock of the pool.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self.closed = False
+        self._idle: list[Reader] = []
+
+    def take(self) -> Reader:
+        """Return an idle connection, or a new one.
+
+        Raises:
+            sqlite3.Error: a new connection could not be opened.
+        """
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return Reader(self.path, self.timeout)
+
+    def give(self, reader: Reader) -> None:
+        """Keep ``reader`` for the next :meth:`take` (closed instead, once the pool is)."""
+        if self.closed or len(self._idle) >= _MAX_IDLE:
+            reader.close()
+        else:
+            self._idle.append(reader)
+
+    def close(self) -> None:
+        """Close the idle connections; those in use close when given back."""
+        self.closed = True
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return

@@ -26,7 +26,11 @@ from contextlib import suppress
 
 from ...exceptions import BackendError
 
-__all__ = ["ValueFiles"]
+__all__ = ["READ_ATTEMPTS", "ValueFiles"]
+
+#: Snapshots a read takes before it gives up while writers keep replacing the value files it
+#: was about to read (each attempt needs another write in that short window).
+READ_ATTEMPTS = 100
 
 _NAME = re.compile(r"[0-9a-f]{32}\Z")
 # magic, the file's own name (16 bytes), the write's version, the value's length

@@ -5,7 +5,7 @@ as a whole: an ``INSERT`` into a TEMP view whose ``INSTEAD OF`` trigger does the
 ``RETURNING`` clause reports what it did (counts, quota figures, the value files it dropped).
 TEMP objects exist in the writer connection only; table names inside a TEMP trigger resolve to
 the main database, since the temp schema has no tables of those names. Statements read by the
-per-thread reader connections are plain ``SELECT``\\ s. Parameters are named (``:session``).
+read connections are plain ``SELECT``\\ s. Parameters are named (``:session``).
 :func:`put` assembles a write's statements from its rows.
 """
 
