@@ -3,9 +3,10 @@
     benchmarks/.venv/bin/python benchmarks/floors.py [--calls 2000]
 
 ``run.py`` says which targets fail; this says how far each is from possible. Every row is a
-median over ``--calls`` calls, the rows of one table interleaved call by call, so a change in
-the machine's load falls on all of them alike. It starts its own redis-server (the tests'
-launcher) and prints Markdown:
+median over ``--calls`` calls, taken twice: with the rows of one table interleaved call by
+call (as calls come in a server doing other work; a change in the machine's load falls on all
+rows alike), and each row's calls in a row (as ``run.py`` times them: warm caches, a thread
+just woken). It starts its own redis-server (the tests' launcher) and prints Markdown:
 
 1. SQLite, a small store: sqlitedict's writer thread answering ``SELECT 1`` (the hand-off every
    write pays, as the design keeps writes on that thread) and the same statement run directly;
@@ -52,21 +53,33 @@ UPSERT_VALUE = """INSERT INTO dash_database_values (session, key, value, version
     version = excluded.version, length = excluded.length"""
 
 
-def interleaved(calls: int, rows: dict[str, Callable[[int], Any]]) -> dict[str, float]:
-    """Call each of ``rows`` once per turn, ``calls`` turns; return each one's median in µs."""
-    times: dict[str, list[int]] = {name: [] for name in rows}
+Medians = dict[str, tuple[float, float]]
+
+
+def measure(calls: int, rows: dict[str, Callable[[int], Any]]) -> Medians:
+    """Return each row's median time per call in µs: interleaved, then in a row."""
+    mixed: dict[str, list[int]] = {name: [] for name in rows}
     for i in range(calls):
         for name, fn in rows.items():
             t0 = time.perf_counter_ns()
             fn(i)
-            times[name].append(time.perf_counter_ns() - t0)
-    return {name: statistics.median(ns) / 1000 for name, ns in times.items()}
+            mixed[name].append(time.perf_counter_ns() - t0)
+    medians: Medians = {}
+    for name, fn in rows.items():
+        alone = []
+        for i in range(calls):
+            t0 = time.perf_counter_ns()
+            fn(i)
+            alone.append(time.perf_counter_ns() - t0)
+        medians[name] = (statistics.median(mixed[name]) / 1000, statistics.median(alone) / 1000)
+    return medians
 
 
-def table(title: str, medians: dict[str, float], unit: str = "µs") -> None:
-    print(f"\n### {title}\n\n| call | median |\n|---|---|")
-    for name, us in medians.items():
-        print(f"| {name} | {us / 1000:.2f} ms |" if unit == "ms" else f"| {name} | {us:.1f} µs |")
+def table(title: str, medians: Medians, unit: str = "µs") -> None:
+    print(f"\n### {title}\n\n| call | interleaved | in a row |\n|---|---|---|")
+    for name, pair in medians.items():
+        cells = [f"{us / 1000:.2f} ms" if unit == "ms" else f"{us:.1f} µs" for us in pair]
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 def sqlite_small(folder: str, calls: int) -> None:
@@ -96,7 +109,7 @@ def sqlite_small(folder: str, calls: int) -> None:
         direct.execute("COMMIT")
 
     key, item = SMALL_ITEMS[3]
-    medians = interleaved(
+    medians = measure(
         calls,
         {
             "`SELECT 1` through sqlitedict's writer thread": lambda i: writer.run(
@@ -112,13 +125,16 @@ def sqlite_small(folder: str, calls: int) -> None:
         },
     )
     table("1. SQLite, a small value", medians)
-    floor = medians["`SELECT 1` through sqlitedict's writer thread"] + min(
-        medians["the backend's write statement, run directly"],
-        medians["two plain upserts in one transaction, run directly"],
-    )
-    print(f"\nA store through the writer thread costs at least {floor:.1f} µs (hand-off and")
-    print("the least statement) before any Python of the library; diskcache's whole `set`:")
-    print(f"{medians['diskcache `set`']:.1f} µs.")
+    for way in (0, 1):
+        floor = medians["`SELECT 1` through sqlitedict's writer thread"][way] + min(
+            medians["the backend's write statement, run directly"][way],
+            medians["two plain upserts in one transaction, run directly"][way],
+        )
+        print(
+            f"\n{('Interleaved', 'In a row')[way]}: a store through the writer thread costs at "
+            f"least {floor:.1f} µs (the hand-off and the least statement) before any Python of "
+            f"the library; diskcache's whole `set` {medians['diskcache `set`'][way]:.1f} µs."
+        )
     writer.close()
     direct.close()
     cache.close()
@@ -140,7 +156,7 @@ def large(folder: str, calls: int) -> None:
             os.close(fd)
             os.remove(name)
 
-    medians = interleaved(
+    medians = measure(
         calls,
         {
             "memory store: `store_user_value` + `get_user_value`": lambda i: (
@@ -164,7 +180,7 @@ def redis_small(calls: int) -> None:
         args = [3, b"a", b"b", b"c", *(b"x" * 8 for _ in range(13))]  # our write's 16
         db = DashDatabase(server.url + "?prefix=floors", secret_key=SECRET)
         key, item = SMALL_ITEMS[3]
-        medians = interleaved(
+        medians = measure(
             calls,
             {
                 "raw `HSET` + pickle": lambda i: raw.hset(

@@ -337,10 +337,10 @@ def test_the_readme_links_to_files_that_exist() -> None:
 
 def test_the_readme_s_performance_figures_are_those_of_its_report() -> None:
     # Measure, then claim: every timing, ratio and percentage in the Performance section is
-    # printed, as written, in the benchmark report the section links to.
+    # printed, as written, in one of the benchmark reports the section links to.
     section = README.read_text().split("## Performance", 1)[1].split("\n## ", 1)[0]
-    [report] = set(re.findall(r"\((docs/benchmarks/[^)]+\.md)\)", section))
-    printed = (ROOT / report).read_text()
+    reports = set(re.findall(r"\((docs/benchmarks/[^)]+\.md)\)", section))
+    printed = "\n".join((ROOT / report).read_text() for report in reports)
     figures = re.findall(r"[+]?\d[\d,.]*(?: µs| ms|x|%)(?![\w])", section)
 
     assert len(figures) > 20

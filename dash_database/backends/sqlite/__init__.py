@@ -29,8 +29,8 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from ...exceptions import (
@@ -137,47 +137,19 @@ class SqliteBackend:
             return backend_error(self._store, action, exc, hint)
         return backend_error(self._store, action, exc)
 
-    def _lend(self) -> tuple[Readers, Reader]:
+    def _reader(self) -> AbstractContextManager[Reader]:
+        """Lend a read connection for several statements (the caller maps sqlite3.Error)."""
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
-        readers = self._readers.get()
-        try:
-            return readers, readers.take()
-        except sqlite3.Error as exc:
-            raise self._error("read from", exc) from exc
-
-    @contextmanager
-    def _reader(self) -> Iterator[Reader]:
-        """Lend a read connection, its lock held, for several statements (a read transaction).
-        One that fails is closed, not given back: it may be inside that transaction."""
-        readers, reader = self._lend()
-        try:
-            with reader.lock:
-                yield reader
-        except BaseException:
-            reader.close()
-            raise
-        readers.give(reader)
+        return self._readers.get().lend()
 
     def _read(self, sql: str, args: Any) -> list[Any]:
-        # As _reader() does, inline: every get comes here.
         if self._closed:
             raise BackendError(f"The SQLite database {self.path!r} is closed.")
-        readers = self._readers.get()
         try:
-            reader = readers.take()
+            return self._readers.get().read(sql, args)
         except sqlite3.Error as exc:
             raise self._error("read from", exc) from exc
-        try:
-            with reader.lock:
-                rows: list[Any] = reader.cursor.execute(sql, args).fetchall()
-        except BaseException as exc:
-            reader.close()
-            if isinstance(exc, sqlite3.Error):
-                raise self._error("read from", exc) from exc
-            raise
-        readers.give(reader)
-        return rows
 
     def _write(self, *requests: tuple[str, Any]) -> list[tuple[Any, ...]]:
         if self._closed:
@@ -209,10 +181,10 @@ class SqliteBackend:
             value, version, length = rows[0]
             if isinstance(value, bytes):  # the value itself, not the name of its file
                 return value, version
-            data = self.load(session, key, now, value, version, length)
+            data = self._load(session, key, now, value, version, length)
             if data is not None:
                 return data, version
-        raise self.replaced()
+        raise self._files.replaced(self.path)
 
     def get_many(self, session: str, keys: Sequence[str], now: float) -> list[bytes | None]:
         chunks = [keys[i : i + _READ_CHUNK] for i in range(0, len(keys), _READ_CHUNK)]
@@ -232,15 +204,15 @@ class SqliteBackend:
             found: dict[str, bytes | None] = {}
             for key, value, version, length in rows:
                 if not isinstance(value, bytes):
-                    value = self.load(session, key, now, value, version, length)
+                    value = self._load(session, key, now, value, version, length)
                     if value is None:
                         break  # a write replaced it since the snapshot: take a new one
                 found[key] = value
             else:
                 return [found.get(key) for key in keys]
-        raise self.replaced()
+        raise self._files.replaced(self.path)
 
-    def load(
+    def _load(
         self, session: str, key: str, now: float, name: str, version: int, length: int
     ) -> bytes | None:
         """Return the value in the value file ``name``, read after the snapshot that named it
@@ -257,19 +229,8 @@ class SqliteBackend:
         if data is None and self._read(_sql.GET, (key, session, now))[:1] == [
             (name, version, length)
         ]:
-            raise BackendError(
-                f"The value file {os.path.join(self._files.directory, name)!r} of key "
-                f"{key!r} is missing: it was removed outside "
-                "dash_database. Delete the key or store it again."
-            )
+            raise self._files.missing(name, key)
         return data
-
-    def replaced(self) -> BackendError:
-        """The error of a read whose value files writers replaced before each attempt."""
-        return BackendError(
-            f"Could not read from the SQLite database {self.path!r}: other writers replaced the "
-            f"value files of what was read at each of {READ_ATTEMPTS} attempts. Try again."
-        )
 
     def set_many(
         self,

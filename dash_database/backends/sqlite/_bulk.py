@@ -138,13 +138,13 @@ def read_sessions(
         page, next_cursor, files = _snapshot(backend, now, after, after_key, limit, max_bytes)
         for index, key, file_name, version, length in files:
             data = page[index]
-            found = backend.load(data.session, key, now, file_name, version, length)
+            found = backend._load(data.session, key, now, file_name, version, length)
             if found is None:
                 break  # a write replaced it since the snapshot: take a new one
             data.items[key] = found
         else:
             return page, next_cursor
-    raise backend.replaced()
+    raise backend._files.replaced(backend.path)
 
 
 def _snapshot(

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from ...exceptions import BackendError, InvalidArgumentError
 from .._process import fork_lock, inherited
@@ -139,6 +141,32 @@ class Readers:
             return self._idle.pop()
         except IndexError:
             return Reader(self.path, self.timeout)
+
+    def read(self, sql: str, args: Any) -> list[Any]:
+        """Run one statement on a lent connection; return its rows."""
+        # What lend() does, without a context manager: every get comes here.
+        reader = self.take()
+        try:
+            with reader.lock:
+                rows: list[Any] = reader.cursor.execute(sql, args).fetchall()
+        except BaseException:
+            reader.close()
+            raise
+        self.give(reader)
+        return rows
+
+    @contextmanager
+    def lend(self) -> Iterator[Reader]:
+        """Lend a connection, its lock held, for several statements (a read transaction). One
+        that fails is closed, not given back: it may be inside that transaction."""
+        reader = self.take()
+        try:
+            with reader.lock:
+                yield reader
+        except BaseException:
+            reader.close()
+            raise
+        self.give(reader)
 
     def give(self, reader: Reader) -> None:
         """Keep ``reader`` for the next :meth:`take` (closed instead, once the pool is)."""

@@ -151,6 +151,21 @@ class ValueFiles:
         with suppress(OSError):  # something else was put there: leave it
             os.rmdir(self.directory)
 
+    def missing(self, name: str, key: str) -> BackendError:
+        """The error of a value file that is missing while its row still names it."""
+        return BackendError(
+            f"The value file {os.path.join(self.directory, name)!r} of key {key!r} is missing: "
+            "it was removed outside dash_database. Delete the key or store it again."
+        )
+
+    @staticmethod
+    def replaced(database: str) -> BackendError:
+        """The error of a read whose value files writers replaced before each attempt."""
+        return BackendError(
+            f"Could not read from the SQLite database {database!r}: other writers replaced the "
+            f"value files of what was read at each of {READ_ATTEMPTS} attempts. Try again."
+        )
+
     @staticmethod
     def _unlink(folder: int, names: Iterable[str]) -> None:
         for name in names:
