@@ -15,8 +15,9 @@ just woken). It starts its own redis-server (the tests' launcher) and prints Mar
    whole ``store_user_value`` and ``get_user_value``.
 2. A 1 MB DataFrame: stored and read back through the in-process memory store (serializing and
    sealing only, no storage at all), and the ``fdatasync`` of a new 1 MB file on this disk.
-3. Redis, a small store: one raw ``HSET`` (what the benchmark's redis-py does), the bare call of
-   a script that does nothing, with the 16 arguments of our write, and our whole store.
+3. Redis, small values: one raw ``HSET`` and ``HGET`` (what the benchmark's redis-py does), the
+   bare call of a script that does nothing, with the 16 arguments of our write, and our whole
+   store and get; with the client on redis-server's CPU, then on another.
 """
 
 from __future__ import annotations
@@ -180,19 +181,26 @@ def redis_small(calls: int) -> None:
         args = [3, b"a", b"b", b"c", *(b"x" * 8 for _ in range(13))]  # our write's 16
         db = DashDatabase(server.url + "?prefix=floors", secret_key=SECRET)
         key, item = SMALL_ITEMS[3]
-        medians = measure(
-            calls,
-            {
-                "raw `HSET` + pickle": lambda i: raw.hset(
-                    f"raw{i % 20}", key, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-                ),
-                "`EVALSHA` of `return 1`, 16 arguments": lambda i: raw.execute_command(
-                    "EVALSHA", sha, *args
-                ),
-                "ours, `store_user_value`": lambda i: db.store_user_value(f"s{i % 20}", key, item),
-            },
-        )
-        table("3. Redis, a small store", medians)
+        rows = {
+            "raw `HSET` + pickle": lambda i: raw.hset(
+                f"raw{i % 20}", key, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+            ),
+            "`EVALSHA` of `return 1`, 16 arguments": lambda i: raw.execute_command(
+                "EVALSHA", sha, *args
+            ),
+            "ours, `store_user_value`": lambda i: db.store_user_value(f"s{i % 20}", key, item),
+            "raw `HGET` + unpickle": lambda i: pickle.loads(raw.hget(f"raw{i % 20}", key)),
+            "ours, `get_user_value`": lambda i: db.get_user_value(f"s{i % 20}", key),
+        }
+        cpus = sorted(os.sched_getaffinity(0))
+        placements = [("server and client on one CPU", 0), ("on two CPUs", 1)]
+        for title, client in placements if len(cpus) > 1 else [("", 0)]:
+            if title:  # where the scheduler puts them otherwise changes every row
+                assert server.process is not None
+                os.sched_setaffinity(server.process.pid, {cpus[0]})
+                os.sched_setaffinity(0, {cpus[client]})
+            table(f"3. Redis, small values {title}".rstrip(), measure(calls, rows))
+        os.sched_setaffinity(0, set(cpus))
         db.close()
         raw.close()
     finally:

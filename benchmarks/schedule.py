@@ -11,6 +11,7 @@ and PostgreSQL database) and frees it when done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -51,12 +52,12 @@ LIST_PEERS = ["v1", "redis-py", "psycopg"]  # listed only at N = settings.mid, f
 SERVER = {"dd-redis": "redis", "redis-py": "redis", "dd-postgres": "postgres"}
 SERVER["psycopg"] = "postgres"
 PHASES = ["main", "mem", "n1000", "n10000", "n100000", "e2e"]
-# Timed one call at a time: the store's worker runs on one CPU and redis-server on another
-# (below). Where the scheduler put them decided the figures otherwise: a raw redis-py HGET
-# took about 50 µs with client and server on one CPU and 100-120 µs across two, so whichever
-# worker happened to share redis-server's CPU looked twice as fast (docs/benchmarks/
-# floors-2026-12-07.md). Across two CPUs is how a server is deployed. The concurrency
-# workloads use every CPU.
+# Timed one call at a time: the store's worker (all its threads, as `taskset` would hold it)
+# runs on one CPU and redis-server on another (below). Where the scheduler put them decided
+# the figures otherwise: a raw redis-py HGET took about 50 µs with client and server on one
+# CPU and 100-120 µs across two, so whichever worker happened to share redis-server's CPU
+# looked twice as fast (docs/benchmarks/floors-2026-12-07.md). Across two CPUs is how a
+# server is deployed. The concurrency workloads use every CPU.
 LATENCY = {"small", "dict10k", "large", "memoize", "list", "delete"}
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
@@ -69,6 +70,13 @@ def postgres_database(port: int, name: str, create: bool) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if create:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def pin(pid: int, cpus: list[int]) -> None:
+    """Hold every thread of process ``pid`` (and the threads they start) on ``cpus``."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            os.sched_setaffinity(int(thread), set(cpus))
 
 
 def log(msg: str) -> None:
@@ -132,8 +140,7 @@ class Run:
         """Run ``workload`` in ``store``'s worker; keep its result under ``key``."""
         try:
             if len(CPUS) > 1:
-                cpus = set(CPUS[1:2]) if workload in LATENCY else set(CPUS)
-                os.sched_setaffinity(self.workers[store].proc.pid, cpus)
+                pin(self.workers[store].proc.pid, CPUS[1:2] if workload in LATENCY else CPUS)
             msg = {"workload": workload, "handle": handle, "rep": rep, "params": params}
             out = self.workers[store].call(cmd="run", **msg)
         except WorkerError as exc:
