@@ -52,12 +52,13 @@ LIST_PEERS = ["v1", "redis-py", "psycopg"]  # listed only at N = settings.mid, f
 SERVER = {"dd-redis": "redis", "redis-py": "redis", "dd-postgres": "postgres"}
 SERVER["psycopg"] = "postgres"
 PHASES = ["main", "mem", "n1000", "n10000", "n100000", "e2e"]
-# Timed one call at a time: the store's worker (all its threads, as `taskset` would hold it)
-# runs on one CPU and redis-server on another (below). Where the scheduler put them decided
-# the figures otherwise: a raw redis-py HGET took about 50 µs with client and server on one
-# CPU and 100-120 µs across two, so whichever worker happened to share redis-server's CPU
-# looked twice as fast (docs/benchmarks/floors-2026-12-07.md). Across two CPUs is how a
-# server is deployed. The concurrency workloads use every CPU.
+# Timed one call at a time, a store with a server has its worker (all its threads, as
+# `taskset` would hold it) on one CPU and redis-server on another (below), as a server is
+# deployed. Where the scheduler put them decided the figures otherwise: a raw redis-py HGET
+# took about 50 µs with client and server on one CPU and 100-120 µs across two, so whichever
+# worker happened to share redis-server's CPU looked twice as fast (docs/benchmarks/
+# floors-2026-12-07.md). Stores inside the worker's process, and the concurrency workloads,
+# are left to the scheduler, as an app is.
 LATENCY = {"small", "dict10k", "large", "memoize", "list", "delete"}
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
@@ -140,7 +141,8 @@ class Run:
         """Run ``workload`` in ``store``'s worker; keep its result under ``key``."""
         try:
             if len(CPUS) > 1:
-                pin(self.workers[store].proc.pid, CPUS[1:2] if workload in LATENCY else CPUS)
+                held = store in SERVER and workload in LATENCY
+                pin(self.workers[store].proc.pid, CPUS[1:2] if held else CPUS)
             msg = {"workload": workload, "handle": handle, "rep": rep, "params": params}
             out = self.workers[store].call(cmd="run", **msg)
         except WorkerError as exc:
