@@ -199,7 +199,7 @@ def redis_small(calls: int) -> None:
                 assert server.process is not None
                 os.sched_setaffinity(server.process.pid, {cpus[0]})
                 os.sched_setaffinity(0, {cpus[client]})
-            table(f"3. Redis, small values {title}".rstrip(), measure(calls, rows))
+            table(f"3. Redis, small values{': ' if title else ''}{title}", measure(calls, rows))
         os.sched_setaffinity(0, set(cpus))
         db.close()
         raw.close()
