@@ -3,8 +3,9 @@ batches of sessions written in one writer request (what export and import use).
 
 A page is read through one borrowed read connection in one read transaction (one
 snapshot): the page's sessions, then each one's values in key order, until the page's byte
-bound. Value files are read after the transaction ends, so that a file a writer replaced
-meanwhile is looked up again in a fresh snapshot, as ``get`` does.
+bound. Value files are read after the transaction ends; when a writer replaced one meanwhile,
+the page is read again in a new snapshot (as ``get_many`` does), so that a session whole in one
+page shows one moment of it.
 
 A batch is written as the rows of an ``INSERT`` into a TEMP view, as ``_sql.PUT`` does: each
 key's row only collects it, and the session's own row, after its keys, claims the session
